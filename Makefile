@@ -10,8 +10,8 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP) binaries
 
 binaries:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null && \
-	 command -v amtool >/dev/null && command -v alertmanager >/dev/null || { \
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v amtool >/dev/null && \
+	 { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null || { \
 	  echo "installing prometheus and prometheus-alertmanager (Debian packages)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
