@@ -1,0 +1,259 @@
+"""inferwatch configuration: one place, every key optional, strict validation.
+
+The config is plain frozen dataclasses. `load_config()` reads YAML node by node so every error names the
+file, the line and the key path (`alerts.models[2].ttft_seconds: expected a number, got 'fast'`).
+Sections for later features (alerts, SLOs, diagnose, routing, dashboards) live here too, so there is one
+file to read to know every knob.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
+_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A config problem, already phrased for the user (file:line: key.path: what is wrong)."""
+
+
+class Duration(str):
+    """A Prometheus duration such as 30s, 5m, 1h30m."""
+
+    def seconds(self) -> float:
+        return duration_seconds(self)
+
+
+class LabelName(str):
+    """A Prometheus label name."""
+
+
+def duration_seconds(text: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text))
+
+
+# ---- sections -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Labels:
+    """Label names on the scraped series. Defaults match the Prometheus Operator; ACK's relabelled
+    targets use `namespace: pod_namespace`, `pod: pod_name`, `role: rbg_role`."""
+    namespace: LabelName = LabelName("namespace")
+    pod: LabelName = LabelName("pod")
+    workload: LabelName = LabelName("workload_name")
+    backend: LabelName = LabelName("backend")
+    model: LabelName = LabelName("model_name")
+    role: LabelName = LabelName("role")
+    cluster: str = ""  # empty: single cluster; otherwise kept in every aggregation
+
+    def pod_keys(self) -> tuple[str, ...]:
+        """Identity of a pod-tier series, in a fixed order."""
+        return tuple(k for k in (self.cluster, self.namespace, self.workload, self.backend, self.model,
+                                 self.role, self.pod) if k)
+
+    def model_keys(self) -> tuple[str, ...]:
+        """Identity of a model-tier series: a model in one workload (prefill and decode kept apart)."""
+        return tuple(k for k in self.pod_keys() if k != self.pod)
+
+    def pod_identity(self) -> tuple[str, ...]:
+        """Identity of a pod regardless of the models it serves."""
+        return tuple(k for k in self.pod_keys() if k != self.model)
+
+    def join_keys(self) -> tuple[str, ...]:
+        """Labels that join GPU series to the pod using the GPU."""
+        return tuple(k for k in (self.cluster, self.namespace, self.pod) if k)
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """The collection step of the product document: which pods, which port, path and interval."""
+    name: str = "inferwatch-llm-inference"
+    namespace: str = "monitoring"  # where the PodMonitor object lives
+    namespaces: tuple[str, ...] = ()  # namespaces to scrape; empty = all
+    port: str = "http"
+    path: str = "/metrics"
+    interval: Duration = Duration("15s")
+    workload_pod_label: str = "alibabacloud.com/inference-workload"
+    backend_pod_labels: tuple[str, ...] = ("alibabacloud.com/inference-backend",
+                                           "alibabacloud.com/inference_backend")
+    role_pod_labels: tuple[str, ...] = ("rolebasedgroup.workloads.x-k8s.io/role",)
+    monitor_labels: dict[str, str] = field(default_factory=dict)  # so a Prometheus selects the PodMonitor
+
+
+@dataclass(frozen=True)
+class GPU:
+    """dcgm-exporter series and how they name the pod that uses a GPU."""
+    enabled: bool = True
+    # First label with a value wins: the Helm chart's default (honorLabels: false) puts the workload
+    # pod in exported_pod / exported_namespace; honorLabels: true keeps it in pod / namespace.
+    namespace_labels: tuple[LabelName, ...] = (LabelName("exported_namespace"), LabelName("namespace"))
+    pod_labels: tuple[LabelName, ...] = (LabelName("exported_pod"), LabelName("pod"))
+    hostname_labels: tuple[LabelName, ...] = (LabelName("hostname"), LabelName("Hostname"))
+
+
+@dataclass(frozen=True)
+class Recording:
+    rate_window: Duration = Duration("5m")
+    interval: Duration = Duration("30s")
+    quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class Output:
+    """How generated objects are packaged."""
+    prometheus_rule_namespace: str = "monitoring"
+    prometheus_rule_labels: dict[str, str] = field(default_factory=lambda: {"role": "alert-rules"})
+    runbook_base_url: str = "https://github.com/inferwatch/inferwatch/blob/main/docs/runbooks"
+
+
+@dataclass(frozen=True)
+class Config:
+    backends: tuple[str, ...] = BACKENDS
+    labels: Labels = field(default_factory=Labels)
+    scrape: Scrape = field(default_factory=Scrape)
+    gpu: GPU = field(default_factory=GPU)
+    recording: Recording = field(default_factory=Recording)
+    output: Output = field(default_factory=Output)
+
+    def validate(self) -> None:
+        for i, b in enumerate(self.backends):
+            if b not in BACKENDS:
+                raise ConfigError(f"backends[{i}]: unknown backend {b!r}; known: {', '.join(BACKENDS)}")
+        if len(set(self.backends)) != len(self.backends):
+            raise ConfigError("backends: a backend is listed twice")
+        if not self.recording.quantiles:
+            raise ConfigError("recording.quantiles: list at least one quantile")
+        for i, q in enumerate(self.recording.quantiles):
+            if not 0 < q < 1:
+                raise ConfigError(f"recording.quantiles[{i}]: {q} is not between 0 and 1")
+        if self.labels.cluster and not _LABEL_NAME.match(self.labels.cluster):
+            raise ConfigError(f"labels.cluster: {self.labels.cluster!r} is not a valid label name")
+        names = [n for n in (self.labels.namespace, self.labels.pod, self.labels.workload,
+                             self.labels.backend, self.labels.model, self.labels.role,
+                             self.labels.cluster) if n]
+        if len(set(names)) != len(names):
+            raise ConfigError("labels: two roles use the same label name")
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+def load_config(path: str | Path | None) -> Config:
+    """Defaults when `path` is None; otherwise the file, validated. Raises ConfigError."""
+    if path is None:
+        cfg = Config()
+        cfg.validate()
+        return cfg
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if node is None:
+        cfg = Config()
+    else:
+        cfg = _build(Config, node, source, "")
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def _err(source: str, node: yaml.Node, path: str, msg: str) -> ConfigError:
+    return ConfigError(f"{source}:{node.start_mark.line + 1}: {path or '(top level)'}: {msg}")
+
+
+def _build(tp: Any, node: yaml.Node, source: str, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(node, yaml.MappingNode):
+            raise _err(source, node, path, f"expected a mapping, got {_kind(node)}")
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        values = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            sub = f"{path}.{key}" if path else key
+            if key not in fields:
+                raise _err(source, key_node, sub, f"unknown key; valid keys here: {', '.join(fields)}")
+            if key in values:
+                raise _err(source, key_node, sub, "key given twice")
+            values[key] = _build(hints[key], value_node, source, sub)
+        return tp(**values)
+    if origin in (typing.Union, types.UnionType):
+        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null" and type(None) in args:
+            return None
+        return _build(next(a for a in args if a is not type(None)), node, source, path)
+    if origin is tuple or origin is list:
+        if not isinstance(node, yaml.SequenceNode):
+            raise _err(source, node, path, f"expected a list, got {_kind(node)}")
+        return tuple(_build(args[0], item, source, f"{path}[{i}]") for i, item in enumerate(node.value))
+    if origin is dict:
+        if not isinstance(node, yaml.MappingNode):
+            raise _err(source, node, path, f"expected a mapping, got {_kind(node)}")
+        out = {}
+        for k, v in node.value:
+            out[_build(args[0], k, source, path)] = _build(args[1], v, source, f"{path}.{k.value}")
+        return out
+    if not isinstance(node, yaml.ScalarNode):
+        raise _err(source, node, path, f"expected a single value, got {_kind(node)}")
+    value = yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _err(source, node, path, f"expected true or false, got {node.value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and isinstance(value, float)):
+            raise _err(source, node, path, f"expected {'an integer' if tp is int else 'a number'}, got {node.value!r}")
+        return tp(value)
+    if tp is Duration:
+        if not isinstance(value, str) or not _DURATION.match(value):
+            raise _err(source, node, path, f"expected a duration like 30s, 5m or 1h, got {node.value!r}")
+        return Duration(value)
+    if tp is LabelName:
+        if not isinstance(value, str) or not _LABEL_NAME.match(value):
+            raise _err(source, node, path, f"expected a label name ([a-zA-Z_][a-zA-Z0-9_]*), got {node.value!r}")
+        return LabelName(value)
+    if tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise _err(source, node, path, f"expected a string, got {node.value!r}")
+        return str(node.value)
+    raise _err(source, node, path, f"unsupported type {tp}")  # pragma: no cover - programming error
+
+
+def _kind(node: yaml.Node) -> str:
+    return {"MappingNode": "a mapping", "SequenceNode": "a list"}.get(type(node).__name__, repr(node.value))
+
+
+def to_plain(obj: Any) -> Any:
+    """The config as plain data (for `inferwatch config --show` and docs)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple):
+        return [to_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, str):
+        return str(obj)
+    return obj

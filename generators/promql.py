@@ -1,0 +1,353 @@
+"""A small typed PromQL expression tree.
+
+Queries are built from data (metric names, label matchers, groupings) and rendered to text only at the
+end, so a label value that comes from a user or an alert is always escaped and can never change the shape
+of a query. `check()` parses the rendered text with promql-parser and fails loudly on anything that does
+not parse. `inline()` rewrites a tree, replacing recorded series by the expressions that record them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable, Sequence
+
+import promql_parser
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal for any value (quotes, backslashes, newlines)."""
+    out = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{out}"'
+
+
+def number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+class Expr:
+    """Base class; subclasses render themselves with `str()`."""
+
+    precedence = 100  # atoms bind tightest
+
+    def render(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.render()
+
+    # Operator sugar keeps rule definitions readable: a / b, a > 0, a.and_(b).
+    def __truediv__(self, other): return BinOp("/", self, _lift(other))
+    def __mul__(self, other): return BinOp("*", self, _lift(other))
+    def __add__(self, other): return BinOp("+", self, _lift(other))
+    def __sub__(self, other): return BinOp("-", self, _lift(other))
+    def __gt__(self, other): return BinOp(">", self, _lift(other))
+    def __ge__(self, other): return BinOp(">=", self, _lift(other))
+    def __lt__(self, other): return BinOp("<", self, _lift(other))
+    def __le__(self, other): return BinOp("<=", self, _lift(other))
+
+    def or_(self, other: "Expr") -> "BinOp":
+        return BinOp("or", self, other)
+
+    def and_(self, other: "Expr", on: Sequence[str] | None = None) -> "BinOp":
+        return BinOp("and", self, other, on=tuple(on) if on is not None else None)
+
+    def unless(self, other: "Expr", on: Sequence[str] | None = None) -> "BinOp":
+        return BinOp("unless", self, other, on=tuple(on) if on is not None else None)
+
+
+def _lift(value) -> Expr:
+    return value if isinstance(value, Expr) else Num(float(value))
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    value: str
+    op: str = "="  # one of = != =~ !~
+
+    def render(self) -> str:
+        return f"{self.name}{self.op}{quote(self.value)}"
+
+
+def matchers_from(spec: dict[str, str] | None) -> tuple[Matcher, ...]:
+    """Matchers from a mapping; a value starting with `~` is a regex, `!` a negation, `!~` both."""
+    out = []
+    for name, raw in sorted((spec or {}).items()):
+        raw = str(raw)
+        if raw.startswith("!~"):
+            out.append(Matcher(name, raw[2:], "!~"))
+        elif raw.startswith("~"):
+            out.append(Matcher(name, raw[1:], "=~"))
+        elif raw.startswith("!"):
+            out.append(Matcher(name, raw[1:], "!="))
+        else:
+            out.append(Matcher(name, raw, "="))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Selector(Expr):
+    metric: str
+    matchers: tuple[Matcher, ...] = ()
+    range: str | None = None  # e.g. "5m" makes it a range selector
+    offset: str | None = None
+
+    def render(self) -> str:
+        inner = ", ".join(m.render() for m in self.matchers)
+        text = self.metric + (f"{{{inner}}}" if inner else "")
+        if self.range:
+            text += f"[{self.range}]"
+        if self.offset:
+            text += f" offset {self.offset}"
+        return text
+
+    def with_matchers(self, *extra: Matcher) -> "Selector":
+        return replace(self, matchers=self.matchers + tuple(extra))
+
+    def over(self, window: str) -> "Selector":
+        return replace(self, range=window)
+
+
+@dataclass(frozen=True)
+class Num(Expr):
+    value: float
+
+    def render(self) -> str:
+        return number(self.value)
+
+
+@dataclass(frozen=True)
+class Str(Expr):
+    value: str
+
+    def render(self) -> str:
+        return quote(self.value)
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    func: str
+    args: tuple[Expr, ...]
+
+    def render(self) -> str:
+        return f"{self.func}({', '.join(a.render() for a in self.args)})"
+
+
+@dataclass(frozen=True)
+class Subquery(Expr):
+    expr: Expr
+    range: str
+    step: str = ""
+
+    def render(self) -> str:
+        return f"({self.expr.render()})[{self.range}:{self.step}]"
+
+
+@dataclass(frozen=True)
+class Agg(Expr):
+    op: str  # sum, max, min, avg, count, group, topk, quantile, stddev
+    expr: Expr
+    by: tuple[str, ...] | None = None
+    without: tuple[str, ...] | None = None
+    param: Expr | None = None
+
+    def render(self) -> str:
+        grouping = ""
+        if self.by is not None:
+            grouping = f" by ({', '.join(self.by)})"
+        elif self.without is not None:
+            grouping = f" without ({', '.join(self.without)})"
+        param = f"{self.param.render()}, " if self.param is not None else ""
+        return f"{self.op}{grouping} ({param}{self.expr.render()})"
+
+
+_PRECEDENCE = {"or": 1, "and": 2, "unless": 2, "==": 3, "!=": 3, ">": 3, "<": 3, ">=": 3, "<=": 3,
+               "+": 4, "-": 4, "*": 5, "/": 5, "%": 5, "^": 6}
+
+
+@dataclass(frozen=True)
+class BinOp(Expr):
+    op: str
+    lhs: Expr
+    rhs: Expr
+    on: tuple[str, ...] | None = None
+    ignoring: tuple[str, ...] | None = None
+    group_left: tuple[str, ...] | None = None
+    group_right: tuple[str, ...] | None = None
+    bool_: bool = False
+
+    @property
+    def precedence(self) -> int:  # type: ignore[override]
+        return _PRECEDENCE[self.op]
+
+    def render(self) -> str:
+        mod = " bool" if self.bool_ else ""
+        if self.on is not None:
+            mod += f" on ({', '.join(self.on)})"
+        elif self.ignoring is not None:
+            mod += f" ignoring ({', '.join(self.ignoring)})"
+        if self.group_left is not None:
+            mod += f" group_left ({', '.join(self.group_left)})" if self.group_left else " group_left"
+        elif self.group_right is not None:
+            mod += f" group_right ({', '.join(self.group_right)})" if self.group_right else " group_right"
+        # Parenthesise operands that bind looser (or equal on the right: PromQL is left-associative).
+        left, right = self.lhs.render(), self.rhs.render()
+        if self.lhs.precedence < self.precedence:
+            left = f"({left})"
+        if self.rhs.precedence <= self.precedence and isinstance(self.rhs, BinOp):
+            right = f"({right})"
+        return f"{left} {self.op}{mod} {right}"
+
+
+# ---- helpers that read like PromQL ------------------------------------------------------------
+
+def rate(sel: Selector, window: str) -> Call:
+    return Call("rate", (sel.over(window),))
+
+
+def increase(sel: Selector, window: str) -> Call:
+    return Call("increase", (sel.over(window),))
+
+
+def over_time(func: str, expr: Expr, window: str) -> Call:
+    """`<func>_over_time` of a selector (range selector) or any expression (subquery)."""
+    arg = expr.over(window) if isinstance(expr, Selector) else Subquery(expr, window)
+    return Call(f"{func}_over_time", (arg,))
+
+
+def agg(op: str, expr: Expr, by: Iterable[str] | None = None, *, without: Iterable[str] | None = None) -> Agg:
+    return Agg(op, expr, by=tuple(by) if by is not None else None,
+               without=tuple(without) if without is not None else None)
+
+
+def label_replace(expr: Expr, dst: str, replacement: str, src: str, regex: str) -> Call:
+    return Call("label_replace", (expr, Str(dst), Str(replacement), Str(src), Str(regex)))
+
+
+def histogram_quantile(q: float, buckets: Expr) -> Call:
+    return Call("histogram_quantile", (Num(q), buckets))
+
+
+def any_of(exprs: Sequence[Expr]) -> Expr:
+    """`a or b or c`: the first source that has data wins for a given label set."""
+    if not exprs:
+        raise ValueError("any_of needs at least one expression")
+    out = exprs[0]
+    for e in exprs[1:]:
+        out = BinOp("or", out, e)
+    return out
+
+
+def positive(expr: Expr) -> BinOp:
+    """`expr > 0`: the zero-traffic guard for denominators (no NaN, no division by zero)."""
+    return BinOp(">", expr, Num(0))
+
+
+# ---- validation and rewriting -----------------------------------------------------------------
+
+class PromQLError(ValueError):
+    pass
+
+
+def check(expr: Expr | str) -> str:
+    """Render and parse; returns the text. Raises PromQLError naming the query on a parse error."""
+    text = expr if isinstance(expr, str) else expr.render()
+    try:
+        promql_parser.parse(text)
+    except Exception as exc:  # the binding raises plain ValueError/RuntimeError
+        raise PromQLError(f"invalid PromQL: {exc}\n  query: {text}") from None
+    return text
+
+
+def selectors(expr: Expr) -> list[Selector]:
+    """Every selector in a tree, in order."""
+    found: list[Selector] = []
+    walk(expr, lambda e: found.append(e) if isinstance(e, Selector) else None)
+    return found
+
+
+def walk(expr: Expr, visit: Callable[[Expr], None]) -> None:
+    visit(expr)
+    for child in _children(expr):
+        walk(child, visit)
+
+
+def _children(expr: Expr) -> tuple[Expr, ...]:
+    if isinstance(expr, Call):
+        return expr.args
+    if isinstance(expr, Agg):
+        return (expr.expr,) + ((expr.param,) if expr.param is not None else ())
+    if isinstance(expr, BinOp):
+        return (expr.lhs, expr.rhs)
+    if isinstance(expr, Subquery):
+        return (expr.expr,)
+    return ()
+
+
+def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
+    """Bottom-up rewrite: `fn` returns a replacement node or None to keep it."""
+    if isinstance(expr, Call):
+        expr = replace(expr, args=tuple(transform(a, fn) for a in expr.args))
+    elif isinstance(expr, Agg):
+        expr = replace(expr, expr=transform(expr.expr, fn),
+                       param=transform(expr.param, fn) if expr.param is not None else None)
+    elif isinstance(expr, BinOp):
+        expr = replace(expr, lhs=transform(expr.lhs, fn), rhs=transform(expr.rhs, fn))
+    elif isinstance(expr, Subquery):
+        expr = replace(expr, expr=transform(expr.expr, fn))
+    out = fn(expr)
+    return expr if out is None else out
+
+
+@dataclass(frozen=True)
+class Paren(Expr):
+    expr: Expr
+
+    def render(self) -> str:
+        return f"({self.expr.render()})"
+
+
+def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) -> Expr:
+    """Replace each selector of a recorded series by the expression(s) that record it.
+
+    `records` maps a series name to its rules as (static labels, expression). A selector's matchers
+    pick the rules whose static labels agree; other equality matchers become an `and on(...)` filter.
+    Used to run rule conditions directly on raw engine metrics, as if no recording rules were deployed.
+    """
+    def swap(node: Expr) -> Expr | None:
+        if not isinstance(node, Selector) or node.metric not in records:
+            return None
+        rules = records[node.metric]
+        static = set().union(*(labels.keys() for labels, _ in rules))
+        chosen = [e for labels, e in rules
+                  if all(_matches(m, labels[m.name]) for m in node.matchers if m.name in labels)]
+        if not chosen:
+            raise PromQLError(f"no recording rule of {node.metric} matches {node.render()}")
+        body: Expr = Paren(any_of([inline(e, records) for e in chosen]))
+        for m in node.matchers:
+            if m.name in static:
+                continue
+            if m.op != "=":
+                raise PromQLError(f"cannot inline {node.render()}: only equality matchers are supported")
+            probe = label_replace(Call("vector", (Num(1),)), m.name, m.value, "", "")
+            body = BinOp("and", body, probe, on=(m.name,))
+        if node.range:
+            return Subquery(body, node.range)
+        return body
+    return transform(expr, swap)
+
+
+def _matches(m: Matcher, value: str) -> bool:
+    import re as _re
+    if m.op == "=":
+        return value == m.value
+    if m.op == "!=":
+        return value != m.value
+    hit = _re.fullmatch(m.value, value) is not None
+    return hit if m.op == "=~" else not hit

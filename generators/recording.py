@@ -1,0 +1,258 @@
+"""Recording rules that normalize every backend into one schema, per tier.
+
+Groups, evaluated in this order of dependency:
+  inferwatch-<engine>     pod tier from one engine's raw series (vllm, sglang; -pd adds transfer signals)
+  inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
+  inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
+  inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU
+"""
+from __future__ import annotations
+
+from .catalog import Catalog, Source, load_catalog, parent
+from .config import Config
+from .promql import (Agg, BinOp, Expr, Num, Selector, agg, any_of, histogram_quantile,
+                     label_replace, over_time, positive, rate)
+from .rules import RecordingRule, RuleGroup
+from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names
+
+HIST_PARTS = ("bucket", "sum", "count")
+
+
+# ---- one source -> one pod-tier (or GPU-tier) expression -------------------------------------
+
+def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, part: str | None = None,
+                relabel=None) -> Expr:
+    """Aggregate one catalog source to `keys` (+ the source's kept labels, + `le` for buckets).
+
+    Ranks of one engine are combined as the collector says: replicated ranks by max, partitions by
+    sum. `relabel` rewrites raw series before aggregation (dcgm-exporter pod labels)."""
+    suffix = f"_{part}" if part else ""
+    sel = src.selector(suffix)
+    by = keys + src.keep + (("le",) if part == "bucket" else ())
+    if src.kind in ("counter", "histogram"):
+        inner: Expr = rate(sel, window)
+        op = "sum"
+    elif src.kind == "gauge_events":
+        inner = over_time("max", sel, window) / Num(_seconds(window))
+        op = "sum"
+    elif sig.kind == "ratio":
+        inner = over_time("avg", sel, window)
+        op = "max"
+    else:
+        inner = sel
+        op = sig.agg
+    if relabel is not None:
+        inner = relabel(inner)
+    if src.collector.replicated:
+        inner = agg("max", inner, by + src.collector.partition)
+    expr: Expr = agg(op, inner, by)
+    if src.scale is not None:
+        expr = expr * src.scale
+    for name, value in src.set_labels:
+        expr = label_replace(expr, name, value, "", "")
+    return expr
+
+
+def _seconds(window: str) -> float:
+    from .config import duration_seconds
+    return duration_seconds(window)
+
+
+# ---- pod tier, one group per engine -------------------------------------------------------
+
+def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> RuleGroup:
+    """Pod-tier records for one backend. A -pd backend records only what it adds to its parent."""
+    cat = load_catalog(backend)
+    lb, w = cfg.labels, cfg.recording.rate_window
+    keys = lb.pod_keys()
+    fill = lambda e: label_replace(e, lb.backend, backend, lb.backend, "")  # noqa: E731 - pods without the label
+    names = info_names()
+    rules: list[RecordingRule] = []
+    own = [s for s in SIGNALS if s.tier == "pod" and cat.of(s.name)
+           and (base is None or cat.of(s.name) != base.of(s.name))]
+    if base is None:
+        running = [source_expr(s, sig_of("requests_running"), keys, w) for s in cat.of("requests_running")]
+        rules.append(RecordingRule(names["pod_model"], Agg("group", fill(any_of(running)), by=keys)))
+        rules.append(RecordingRule(names["pod"], Agg("group", fill(any_of(running)), by=lb.pod_identity())))
+    for sig in own:
+        for role, expr in pod_signal_exprs(cfg, cat, sig).items():
+            rules.append(RecordingRule(record_names(sig, POD, w)[role], fill(expr)))
+    return RuleGroup(f"inferwatch-{backend}", cfg.recording.interval, tuple(rules), f"inferwatch-{backend}")
+
+
+def sig_of(name: str) -> Signal:
+    from .signals import signal
+    return signal(name)
+
+
+def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
+    """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
+    lb, w = cfg.labels, cfg.recording.rate_window
+    srcs = [s for s in cat.of(sig.name)]
+    if sig.kind == "histogram":
+        return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
+    if sig.kind == "ratio":
+        return {}  # derived in the inferwatch-pod group; direct fallbacks are added there
+    role = "rate" if sig.kind == "counter" else "value"
+    exprs = []
+    for s in srcs:
+        if s.per_model:
+            exprs.append(source_expr(s, sig, lb.pod_keys(), w))
+        else:
+            # e.g. HTTP 5xx: no model_name on the series; spread to each model the pod serves.
+            per_pod = source_expr(s, sig, lb.pod_identity(), w)
+            joined = BinOp("*", _strip_set(per_pod, s), Selector(info_names()["pod_model"]),
+                           on=lb.join_keys(), group_right=())
+            for name, value in s.set_labels:
+                joined = label_replace(joined, name, value, "", "")
+            exprs.append(joined)
+    return {role: any_of(exprs)}
+
+
+def _strip_set(expr: Expr, src: Source) -> Expr:
+    """Undo the label_replace wrappers of `set` (they are re-applied after a join)."""
+    for _ in src.set_labels:
+        expr = expr.args[0]  # type: ignore[attr-defined]
+    return expr
+
+
+# ---- pod tier, engine-agnostic derived records ---------------------------------------------
+
+def derived_pod_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
+    w = cfg.recording.rate_window
+    rules: list[RecordingRule] = []
+    rules += _ratio_rules(cfg, POD, catalogs)
+    rules += _histogram_summaries(cfg, POD)
+    return RuleGroup("inferwatch-pod", cfg.recording.interval, tuple(rules), "inferwatch-pod")
+
+
+def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[RecordingRule]:
+    w, lb = cfg.recording.rate_window, cfg.labels
+    hit = sig_of("prefix_cache_hit")
+    hits = Selector(record_names(sig_of("prefix_cache_hits"), level, w)["rate"])
+    queries = Selector(record_names(sig_of("prefix_cache_queries"), level, w)["rate"])
+    exprs: list[Expr] = [hits / positive(queries)]
+    if level == POD:
+        for cat in catalogs:
+            for s in cat.of("prefix_cache_hit"):
+                fallback = source_expr(s, hit, lb.pod_keys(), w)
+                exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
+    else:
+        # Pods that only expose a hit-rate gauge: average their ratios (no counters to sum).
+        exprs.append(agg("avg", Selector(record_names(hit, POD, w)["ratio"]), lb.model_keys()))
+    return [RecordingRule(record_names(hit, level, w)["ratio"], any_of(exprs))]
+
+
+def _histogram_summaries(cfg: Config, level: str) -> list[RecordingRule]:
+    """Quantiles (a `quantile` label per configured quantile) and means from recorded bucket rates."""
+    w = cfg.recording.rate_window
+    rules = []
+    for sig in SIGNALS:
+        if sig.kind != "histogram":
+            continue
+        n = record_names(sig, level, w)
+        for q in cfg.recording.quantiles:
+            # `>= 0` drops the NaN that histogram_quantile returns for a window without requests.
+            rules.append(RecordingRule(n["quantile"], histogram_quantile(q, Selector(n["bucket"])) >= 0,
+                                       {"quantile": _qlabel(q)}))
+        rules.append(RecordingRule(n["mean"], Selector(n["sum"]) / positive(Selector(n["count"]))))
+    return rules
+
+
+def _qlabel(q: float) -> str:
+    return repr(float(q))
+
+
+# ---- model tier --------------------------------------------------------------------------
+
+def model_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
+    lb, w = cfg.labels, cfg.recording.rate_window
+    keys = lb.model_keys()
+    names = info_names()
+    rules = [RecordingRule(names["model_pods"], agg("count", Selector(names["pod_model"]), keys))]
+    for sig in SIGNALS:
+        if sig.tier != "pod" or sig.kind == "ratio" or not any(c.of(sig.name) for c in catalogs):
+            continue
+        pod, model = record_names(sig, POD, w), record_names(sig, MODEL, w)
+        extra = _kept_labels(sig, catalogs)
+        if sig.kind == "histogram":
+            rules.append(RecordingRule(model["bucket"], agg("sum", Selector(pod["bucket"]), keys + ("le",))))
+            for part in ("sum", "count"):
+                rules.append(RecordingRule(model[part], agg("sum", Selector(pod[part]), keys)))
+        elif sig.kind == "counter":
+            rules.append(RecordingRule(model["rate"], agg("sum", Selector(pod["rate"]), keys + extra)))
+        else:
+            rules.append(RecordingRule(model["value"], agg(sig.agg, Selector(pod["value"]), keys + extra)))
+            if "avg" in model:
+                rules.append(RecordingRule(model["avg"], agg("avg", Selector(pod["value"]), keys + extra)))
+    rules += _ratio_rules(cfg, MODEL, catalogs)
+    rules += _histogram_summaries(cfg, MODEL)
+    return RuleGroup("inferwatch-model", cfg.recording.interval, tuple(rules), "inferwatch-model")
+
+
+def _kept_labels(sig: Signal, catalogs: list[Catalog]) -> tuple[str, ...]:
+    """Labels a signal keeps below the pod: its own (`reason`) and those its sources keep."""
+    kept = list(sig.keep)
+    for c in catalogs:
+        for s in c.of(sig.name):
+            kept += [k for k in s.keep if k not in kept]
+    return tuple(dict.fromkeys(kept))
+
+
+# ---- GPU tier ----------------------------------------------------------------------------
+
+def gpu_keys(cfg: Config) -> tuple[str, ...]:
+    lb = cfg.labels
+    return tuple(k for k in (lb.cluster, lb.namespace, lb.pod, "hostname", "gpu", "UUID", "modelName") if k)
+
+
+def gpu_relabel(cfg: Config):
+    """Rewrites dcgm-exporter pod/namespace/hostname labels into the configured label names.
+    Listed labels other than the target override it, the first listed last (so it wins)."""
+    plan = [(cfg.labels.namespace, cfg.gpu.namespace_labels), (cfg.labels.pod, cfg.gpu.pod_labels),
+            ("hostname", cfg.gpu.hostname_labels)]
+
+    def apply(expr: Expr) -> Expr:
+        for target, sources in plan:
+            for src in reversed(sources):
+                if src != target:
+                    expr = label_replace(expr, target, "$1", src, "(.+)")
+        return expr
+    return apply
+
+
+def gpu_group(cfg: Config) -> RuleGroup:
+    lb, w = cfg.labels, cfg.recording.rate_window
+    cat = load_catalog("dcgm")
+    keys, relabel = gpu_keys(cfg), gpu_relabel(cfg)
+    owner = Selector(info_names()["pod"])
+    rules = []
+    for sig in SIGNALS:
+        if sig.tier != "gpu" or sig.derived:
+            continue
+        exprs = [source_expr(s, sig, keys, w, relabel=relabel) for s in cat.of(sig.name)]
+        joined = BinOp("*", any_of(exprs), owner, on=lb.join_keys(),
+                       group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
+        n = record_names(sig, GPU, w)
+        rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
+    used = Selector(record_names(sig_of("fb_used_mib"), GPU, w)["value"])
+    free = Selector(record_names(sig_of("fb_free_mib"), GPU, w)["value"])
+    rules.append(RecordingRule(record_names(sig_of("fb_used"), GPU, w)["ratio"], used / positive(used + free)))
+    return RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")
+
+
+# ---- all recording groups ----------------------------------------------------------------
+
+def recording_groups(cfg: Config) -> list[RuleGroup]:
+    engines = sorted({parent(b) for b in cfg.backends})
+    catalogs = [load_catalog(b) for b in engines]
+    groups = [engine_group(cfg, e) for e in engines]
+    for b in sorted(b for b in cfg.backends if b.endswith("-pd")):
+        groups.append(engine_group(cfg, b, base=load_catalog(parent(b))))
+    groups = [g for g in groups if g.rules]
+    pd = [load_catalog(b) for b in cfg.backends if b.endswith("-pd")]
+    groups.append(derived_pod_group(cfg, catalogs))
+    groups.append(model_group(cfg, catalogs + pd))
+    if cfg.gpu.enabled:
+        groups.append(gpu_group(cfg))
+    return groups
