@@ -193,9 +193,9 @@ class BinOp(Expr):
         elif self.ignoring is not None:
             mod += f" ignoring ({', '.join(self.ignoring)})"
         if self.group_left is not None:
-            mod += f" group_left ({', '.join(self.group_left)})" if self.group_left else " group_left"
+            mod += f" group_left ({', '.join(self.group_left)})"
         elif self.group_right is not None:
-            mod += f" group_right ({', '.join(self.group_right)})" if self.group_right else " group_right"
+            mod += f" group_right ({', '.join(self.group_right)})"
         # Parenthesise operands that bind looser (or equal on the right: PromQL is left-associative).
         left, right = self.lhs.render(), self.rhs.render()
         if self.lhs.precedence < self.precedence:

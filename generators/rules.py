@@ -93,3 +93,13 @@ def prometheus_rule(name: str, namespace: str, labels: dict[str, str], groups: l
         "spec": {"groups": [g.to_plain() for g in groups]},
     }
     return HEADER + dump_yaml(obj)
+
+
+def record_index(groups: list[RuleGroup]) -> dict[str, list[tuple[dict[str, str], Expr]]]:
+    """Recorded series name -> [(static labels, expression)], for `promql.inline`."""
+    index: dict[str, list[tuple[dict[str, str], Expr]]] = {}
+    for g in groups:
+        for r in g.rules:
+            if isinstance(r, RecordingRule):
+                index.setdefault(r.record, []).append((r.labels, r.expr))
+    return index

@@ -1,0 +1,506 @@
+"""Incident scenarios: one fixture format for every kind of test, the demo and the benchmarks.
+
+A scenario (`fixtures/scenarios/*.yaml`) describes pods of one model served by an engine version, a
+steady baseline, and timed events (a fault on some pods, a restart, a scrape gap). `synthesize()` turns
+it into the raw series the engine, Kubernetes and dcgm-exporter would expose: counters that integrate
+rates, histograms whose buckets follow a log-normal latency around the requested value, gauges, and
+GPU series. The same series feed `promtool test rules` (`input_series`), a real Prometheus (OpenMetrics
+backfill) and the benchmark's synthetic clusters.
+
+A scenario may list several models (`models:`); each has its own pods, baseline and events.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .config import duration_seconds
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
+DEFAULT_START = "2026-01-01T00:00:00Z"
+
+BASELINE: dict[str, float] = {
+    "request_rate": 2.0,        # finished requests / s per pod
+    "error_ratio": 0.0,         # share of requests failing (engine error / 5xx)
+    "abort_ratio": 0.0,         # share of requests aborted
+    "ttft": 0.25, "itl": 0.03, "e2e": 6.0, "queue_time": 0.02,  # typical (median) seconds
+    "prompt_tokens": 800.0, "generation_tokens": 200.0,           # mean per request
+    "running": 8.0, "waiting": 0.0, "kv_usage": 0.4,
+    "preemption_rate": 0.0,     # preemptions / s
+    "prefix_hit_ratio": 0.5,
+    "engine_active": 0.6, "sm_active": 0.5, "tensor_active": 0.35, "dram_active": 0.45,
+    "fb_used_ratio": 0.9, "fb_total_mib": 81559.0,
+    "power": 350.0, "temperature": 62.0, "sm_clock": 1980.0, "xid": 0.0,
+    "remapped_rows": 0.0, "row_remap_failure": 0.0,
+}
+SIGMA = 0.35  # log-normal spread of latencies and lengths around their median
+
+
+@dataclass
+class Event:
+    at: float
+    until: float | None
+    pods: tuple[str, ...] | None
+    set: dict[str, float]
+    ramp: float = 0.0
+    restart: bool = False
+    absent: bool = False  # no samples at all (pod gone / scrape gap)
+
+    def active(self, t: float, pod: str) -> bool:
+        return (self.pods is None or pod in self.pods) and t >= self.at and (self.until is None or t < self.until)
+
+
+@dataclass
+class Pod:
+    name: str
+    gpus: int = 1
+    engines: int = 1   # vLLM data-parallel engines (label engine) / SGLang DP ranks (label dp_rank)
+    tp: int = 1        # SGLang TP ranks reporting the same scheduler values (metrics for all schedulers)
+    role: str = ""
+    node: str = ""
+
+
+@dataclass
+class ModelSpec:
+    model: str
+    labels: dict[str, str]
+    pods: list[Pod]
+    baseline: dict[str, float]
+    events: list[Event]
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    engine: str          # vllm | sglang
+    version: str         # naming profile, see PROFILES
+    start: float         # unix seconds
+    duration: float
+    step: float
+    models: list[ModelSpec]
+    incident_at: float | None = None
+    expect: dict[str, Any] = field(default_factory=dict)  # what tests assert (e.g. top cause, pods)
+    dcgm: str = "exported"  # exported (Helm default, honorLabels false) | honor | hostname-lower
+    extra_series: list[dict[str, str]] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def end(self) -> float:
+        return self.start + self.duration
+
+    def times(self) -> list[float]:
+        n = int(self.duration // self.step)
+        return [self.start + i * self.step for i in range(n + 1)]
+
+
+# ---- engine naming profiles ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Profile:
+    kv_usage: tuple[str, ...]
+    prefix: tuple[str, ...]       # prefixes of prefix-cache counters ("" new, "gpu_" old)
+    itl: tuple[str, ...]
+    error_reason: bool = False     # vLLM finished_reason="error" (0.13+)
+    sched_labels: tuple[str, ...] = ()  # SGLang scheduler rank labels
+    retract: str = ""             # SGLang: counter | gauge | ""
+    queue_hist: bool = True
+    streaming_label: bool = False
+    aborted: bool = True
+    token_hist: bool = True
+
+
+PROFILES: dict[tuple[str, str], Profile] = {
+    ("vllm", "0.8"): Profile(("vllm:gpu_cache_usage_perc",), ("gpu_",), ("vllm:time_per_output_token_seconds",)),
+    ("vllm", "0.9"): Profile(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"), ("", "gpu_"),
+                             ("vllm:time_per_output_token_seconds",)),
+    ("vllm", "0.11"): Profile(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"), ("", "gpu_"),
+                              ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")),
+    ("vllm", "0.33"): Profile(("vllm:kv_cache_usage_perc",), ("",), ("vllm:inter_token_latency_seconds",),
+                              error_reason=True),
+    ("sglang", "0.4.5"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
+                                 queue_hist=False, aborted=False, token_hist=False),
+    ("sglang", "0.5.3"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
+                                 sched_labels=("tp_rank", "pp_rank"), retract="gauge"),
+    ("sglang", "0.5.23"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
+                                  sched_labels=("tp_rank", "pp_rank", "moe_ep_rank"), retract="counter",
+                                  streaming_label=True),
+}
+
+BUCKETS = {
+    "vllm": {
+        "ttft": (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
+                 40.0, 80.0, 160.0, 640.0, 2560.0),
+        "itl": (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
+                80.0),
+        "e2e": (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+                480.0, 960.0, 1920.0, 7680.0),
+        "tokens": (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000),
+    },
+    "sglang": {
+        "ttft": (0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400),
+        "itl": (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4,
+                0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0),
+        "e2e": (0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200, 1800, 2400),
+        "queue": (0.0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 3, 4, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80,
+                  90, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2500, 3000),
+        "tokens": (100, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12500,
+                   15000, 17500, 20000, 22500, 25000, 27500, 30000, 35000, 40000, 60000, 80000, 100000, 200000,
+                   300000, 400000, 600000, 800000, 1000000, 1100000),
+    },
+}
+BUCKETS["vllm"]["queue"] = BUCKETS["vllm"]["e2e"]
+
+
+def le_text(b: float) -> str:
+    """`le` as Python's client library writes it (1.0, 0.25, 1e+06)."""
+    if b == math.inf:
+        return "+Inf"
+    text = repr(float(b))
+    if "e" in text:
+        return f"{b:.0e}".replace("e+0", "e+") if b >= 1e6 else text
+    return text
+
+
+def lognormal_cdf(x: float, median: float, sigma: float = SIGMA) -> float:
+    if x <= 0 or median <= 0:
+        return 0.0 if x < median or median > 0 else 1.0
+    return 0.5 * (1 + math.erf(math.log(x / median) / (sigma * math.sqrt(2))))
+
+
+# ---- loading --------------------------------------------------------------------------------
+
+class ScenarioError(ValueError):
+    pass
+
+
+def load(name_or_path: str | Path) -> Scenario:
+    path = Path(name_or_path)
+    if not path.exists():
+        path = FIXTURES / f"{name_or_path}.yaml"
+    if not path.exists():
+        raise ScenarioError(f"no scenario {name_or_path!r} (looked in {FIXTURES})")
+    data = yaml.safe_load(path.read_text())
+    sc = from_dict(data)
+    sc.path = path
+    return sc
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in FIXTURES.glob("*.yaml"))
+
+
+def _d(value, default: float | None = None) -> float | None:
+    if value is None:
+        return default
+    return float(value) if isinstance(value, (int, float)) else duration_seconds(str(value))
+
+
+def from_dict(data: dict) -> Scenario:
+    engine = data.get("engine", "vllm")
+    version = str(data.get("version", "0.33" if engine == "vllm" else "0.5.23"))
+    if (engine, version) not in PROFILES:
+        raise ScenarioError(f"unknown engine/version {engine} {version}; known: "
+                            + ", ".join(f"{e} {v}" for e, v in PROFILES))
+    start = datetime.fromisoformat(str(data.get("start", DEFAULT_START)).replace("Z", "+00:00"))
+    start_s = start.replace(tzinfo=start.tzinfo or timezone.utc).timestamp()
+    models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events")
+                                           if k in data}]
+    models = []
+    for m in models_data:
+        base = dict(BASELINE)
+        base.update({k: float(v) for k, v in (data.get("baseline") or {}).items()} if "models" in data else {})
+        base.update({k: float(v) for k, v in (m.get("baseline") or {}).items()})
+        unknown = set(base) - set(BASELINE)
+        if unknown:
+            raise ScenarioError(f"unknown baseline keys {sorted(unknown)}; known: {sorted(BASELINE)}")
+        pods = [Pod(**p) if isinstance(p, dict) else Pod(name=str(p)) for p in m.get("pods", ["pod-0"])]
+        for i, p in enumerate(pods):
+            p.node = p.node or f"gpu-node-{len(models)}-{i}"
+        events = []
+        for e in m.get("events") or []:
+            sets = {k: float(v) for k, v in (e.get("set") or {}).items()}
+            if set(sets) - set(BASELINE):
+                raise ScenarioError(f"unknown event keys {sorted(set(sets) - set(BASELINE))}")
+            events.append(Event(at=_d(e.get("at"), 0.0), until=_d(e.get("until")),
+                                pods=tuple(e["pods"]) if e.get("pods") else None, set=sets,
+                                ramp=_d(e.get("ramp"), 0.0), restart=bool(e.get("restart")),
+                                absent=bool(e.get("absent"))))
+        models.append(ModelSpec(model=m.get("model", "Qwen/Qwen2.5-7B-Instruct"),
+                                labels=dict(m.get("labels") or {"namespace": "llm", "workload_name": "chat"}),
+                                pods=pods, baseline=base, events=events))
+    return Scenario(name=data.get("name", "scenario"), description=data.get("description", ""), engine=engine,
+                    version=version, start=start_s, duration=_d(data.get("duration"), 7200.0),
+                    step=_d(data.get("step"), 30.0), models=models,
+                    incident_at=_d(data.get("incident_at")), expect=data.get("expect") or {},
+                    dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [])
+
+
+# ---- synthesis --------------------------------------------------------------------------------
+
+def state(m: ModelSpec, pod: str, rel_t: float) -> dict[str, float] | None:
+    """A pod's values at a time (seconds from start), or None while it has no samples."""
+    out = dict(m.baseline)
+    for e in m.events:
+        if not e.active(rel_t, pod):
+            continue
+        if e.absent:
+            return None
+        weight = min(1.0, (rel_t - e.at) / e.ramp) if e.ramp else 1.0
+        for k, v in e.set.items():
+            out[k] = out[k] + (v - out[k]) * weight
+    return out
+
+
+Series = tuple[dict[str, str], list[tuple[float, float]]]
+
+
+class _Acc:
+    """Collects samples per series, integrating counters."""
+
+    def __init__(self) -> None:
+        self.samples: dict[tuple, list[tuple[float, float]]] = {}
+        self.totals: dict[tuple, float] = {}
+
+    def gauge(self, labels: dict[str, str], t: float, v: float) -> None:
+        self.samples.setdefault(_key(labels), []).append((t, v))
+
+    def counter(self, labels: dict[str, str], t: float, inc: float, reset: bool = False) -> None:
+        k = _key(labels)
+        total = 0.0 if reset else self.totals.get(k, 0.0)
+        total += inc
+        self.totals[k] = total
+        self.samples.setdefault(k, []).append((t, total))
+
+    def series(self) -> list[Series]:
+        return [(dict(k), v) for k, v in self.samples.items()]
+
+
+def _key(labels: dict[str, str]) -> tuple:
+    return tuple(sorted(labels.items()))
+
+
+def synthesize(sc: Scenario) -> list[Series]:
+    """Every raw series of the scenario, as (labels with __name__, [(unix seconds, value), ...])."""
+    acc = _Acc()
+    prof = PROFILES[(sc.engine, sc.version)]
+    for m in sc.models:
+        for pod in m.pods:
+            restarts = [e for e in m.events if e.restart and (e.pods is None or pod.name in e.pods)]
+            fresh = True
+            prev_t = None
+            for t in sc.times():
+                rel = t - sc.start
+                st = state(m, pod.name, rel)
+                if st is None:
+                    fresh = True  # a pod that comes back has restarted: counters start from zero
+                    prev_t = None
+                    continue
+                reset = fresh or any(prev_t is not None and prev_t - sc.start < e.at <= rel for e in restarts)
+                dt = 0.0 if reset else t - prev_t
+                _emit_pod(acc, sc, prof, m, pod, st, t, dt, reset)
+                fresh, prev_t = False, t
+    out = acc.series()
+    for raw in sc.extra_series:
+        out.extend(_promtool_series(raw["series"], raw["values"], sc))
+    return out
+
+
+def _emit_pod(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, st: dict[str, float],
+              t: float, dt: float, reset: bool) -> None:
+    target = {**m.labels, "pod": pod.name, "instance": f"{pod.name}:8000", "job": "inferwatch-llm-inference"}
+    if pod.role:
+        target["role"] = pod.role
+    acc.gauge({"__name__": "up", **target}, t, 1.0)
+    n_parts = max(1, pod.engines)
+    reqs = st["request_rate"] * dt
+    for part in range(n_parts):
+        share = 1.0 / n_parts
+        if sc.engine == "vllm":
+            base = {**target, "model_name": m.model, "engine": str(part)}
+            _vllm(acc, prof, base, st, t, dt, share, reset)
+        else:
+            tok = {**target, "model_name": m.model}
+            sched_base = {**target, "model_name": m.model, "engine_type": "unified"}
+            if n_parts > 1:
+                sched_base["dp_rank"] = str(part)
+            _sglang(acc, prof, tok, sched_base, pod, st, t, dt, share, reset)
+    if sc.engine == "vllm":
+        http = {**target, "handler": "/v1/chat/completions", "method": "POST"}
+        acc.counter({"__name__": "http_requests_total", **http, "status": "2xx"}, t,
+                    reqs * (1 - st["error_ratio"]), reset)
+        acc.counter({"__name__": "http_requests_total", **http, "status": "5xx"}, t, reqs * st["error_ratio"], reset)
+    _dcgm(acc, sc, m, pod, st, t, dt, reset)
+
+
+def _hist(acc: _Acc, name: str, labels: dict[str, str], buckets, median: float, count: float, t: float,
+          reset: bool) -> None:
+    mean = median * math.exp(SIGMA ** 2 / 2)
+    for b in tuple(buckets) + (math.inf,):
+        frac = 1.0 if b == math.inf else lognormal_cdf(b, median)
+        acc.counter({"__name__": f"{name}_bucket", **labels, "le": le_text(b)}, t, count * frac, reset)
+    acc.counter({"__name__": f"{name}_sum", **labels}, t, count * mean, reset)
+    acc.counter({"__name__": f"{name}_count", **labels}, t, count, reset)
+
+
+def _vllm(acc, prof: Profile, base, st, t, dt, share, reset) -> None:
+    reqs = st["request_rate"] * dt * share
+    b = BUCKETS["vllm"]
+    acc.gauge({"__name__": "vllm:num_requests_running", **base}, t, st["running"] * share)
+    acc.gauge({"__name__": "vllm:num_requests_waiting", **base}, t, st["waiting"] * share)
+    for name in prof.kv_usage:
+        acc.gauge({"__name__": name, **base}, t, st["kv_usage"])
+    ok = 1 - st["error_ratio"] - st["abort_ratio"]
+    reasons = {"stop": ok * 0.8, "length": ok * 0.2, "abort": st["abort_ratio"]}
+    if prof.error_reason:
+        reasons["error"] = st["error_ratio"]
+    for reason, share_r in reasons.items():
+        acc.counter({"__name__": "vllm:request_success_total", **base, "finished_reason": reason}, t,
+                    reqs * share_r, reset)
+    prompt = reqs * st["prompt_tokens"]
+    acc.counter({"__name__": "vllm:prompt_tokens_total", **base}, t, prompt, reset)
+    acc.counter({"__name__": "vllm:generation_tokens_total", **base}, t, reqs * st["generation_tokens"], reset)
+    acc.counter({"__name__": "vllm:num_preemptions_total", **base}, t, st["preemption_rate"] * share * dt, reset)
+    for p in prof.prefix:
+        acc.counter({"__name__": f"vllm:{p}prefix_cache_queries_total", **base}, t, prompt, reset)
+        acc.counter({"__name__": f"vllm:{p}prefix_cache_hits_total", **base}, t, prompt * st["prefix_hit_ratio"], reset)
+    _hist(acc, "vllm:time_to_first_token_seconds", base, b["ttft"], st["ttft"], reqs, t, reset)
+    tokens = reqs * max(st["generation_tokens"] - 1, 1)
+    for name in prof.itl:
+        _hist(acc, name, base, b["itl"], st["itl"], tokens, t, reset)
+    _hist(acc, "vllm:e2e_request_latency_seconds", base, b["e2e"], st["e2e"], reqs, t, reset)
+    _hist(acc, "vllm:request_queue_time_seconds", base, b["queue"], st["queue_time"], reqs, t, reset)
+    _hist(acc, "vllm:request_prompt_tokens", base, b["tokens"], st["prompt_tokens"], reqs, t, reset)
+    _hist(acc, "vllm:request_generation_tokens", base, b["tokens"], st["generation_tokens"], reqs, t, reset)
+
+
+def _sglang(acc, prof: Profile, tok, sched_base, pod: Pod, st, t, dt, share, reset) -> None:
+    reqs = st["request_rate"] * dt * share
+    b = BUCKETS["sglang"]
+    ranks = []
+    for r in range(max(1, pod.tp)):
+        labels = dict(sched_base)
+        for name in prof.sched_labels:
+            labels[name] = str(r) if name == "tp_rank" else "0"
+        ranks.append(labels)
+    for labels in ranks:  # every TP rank reports the same scheduler values
+        acc.gauge({"__name__": "sglang:num_running_reqs", **labels}, t, st["running"] * share)
+        acc.gauge({"__name__": "sglang:num_queue_reqs", **labels}, t, st["waiting"] * share)
+        acc.gauge({"__name__": "sglang:token_usage", **labels}, t, st["kv_usage"])
+        acc.gauge({"__name__": "sglang:cache_hit_rate", **labels}, t, st["prefix_hit_ratio"])
+        acc.gauge({"__name__": "sglang:gen_throughput", **labels}, t,
+                  st["request_rate"] * share * st["generation_tokens"])
+        if prof.retract == "counter":
+            acc.counter({"__name__": "sglang:num_retracted_requests_total", **labels}, t,
+                        st["preemption_rate"] * share * dt, reset)
+        if prof.retract:
+            acc.gauge({"__name__": "sglang:num_retracted_reqs", **labels, "pid": "4242"}, t,
+                      round(st["preemption_rate"] * share * 5))
+        if prof.queue_hist:
+            _hist(acc, "sglang:queue_time_seconds", labels, b["queue"], st["queue_time"], reqs, t, reset)
+    tl = dict(tok)
+    if prof.streaming_label:
+        tl["is_streaming"] = "true"
+    acc.counter({"__name__": "sglang:num_requests_total", **tl}, t, reqs, reset)
+    prompt = reqs * st["prompt_tokens"]
+    acc.counter({"__name__": "sglang:prompt_tokens_total", **tl}, t, prompt, reset)
+    acc.counter({"__name__": "sglang:generation_tokens_total", **tl}, t, reqs * st["generation_tokens"], reset)
+    cached = {**tok, "cache_source": "total"} if prof.streaming_label else dict(tok)
+    acc.counter({"__name__": "sglang:cached_tokens_total", **cached}, t, prompt * st["prefix_hit_ratio"], reset)
+    if prof.aborted:
+        acc.counter({"__name__": "sglang:num_aborted_requests_total", **tok}, t,
+                    reqs * (st["abort_ratio"] + st["error_ratio"]), reset)
+    _hist(acc, "sglang:time_to_first_token_seconds", tl, b["ttft"], st["ttft"], reqs, t, reset)
+    _hist(acc, "sglang:inter_token_latency_seconds", tok, b["itl"], st["itl"],
+          reqs * max(st["generation_tokens"] - 1, 1), t, reset)
+    _hist(acc, "sglang:e2e_request_latency_seconds", tl, b["e2e"], st["e2e"], reqs, t, reset)
+    if prof.token_hist:
+        _hist(acc, "sglang:prompt_tokens_histogram", tok, b["tokens"], st["prompt_tokens"], reqs, t, reset)
+        _hist(acc, "sglang:generation_tokens_histogram", tok, b["tokens"], st["generation_tokens"], reqs, t, reset)
+
+
+def _dcgm(acc: _Acc, sc: Scenario, m: ModelSpec, pod: Pod, st: dict[str, float], t: float, dt: float,
+          reset: bool) -> None:
+    host_label = "hostname" if sc.dcgm == "hostname-lower" else "Hostname"
+    for g in range(pod.gpus):
+        labels = {"gpu": str(g), "UUID": f"GPU-{zlib.crc32(f'{pod.name}/{g}'.encode()):08x}",
+                  "device": f"nvidia{g}", "modelName": "NVIDIA H100 80GB HBM3", host_label: pod.node,
+                  "pci_bus_id": f"00000000:{g + 1:02X}:00.0", "job": "dcgm-exporter",
+                  "instance": f"{pod.node}:9400", "container": "vllm" if sc.engine == "vllm" else "sglang"}
+        if sc.dcgm == "honor":
+            labels.update({"namespace": m.labels.get("namespace", ""), "pod": pod.name})
+        else:
+            labels.update({"namespace": "gpu-operator", "pod": f"nvidia-dcgm-exporter-{pod.node}",
+                           "exported_namespace": m.labels.get("namespace", ""), "exported_pod": pod.name})
+        total = st["fb_total_mib"]
+        used = total * st["fb_used_ratio"]
+        for name, value in (("DCGM_FI_PROF_GR_ENGINE_ACTIVE", st["engine_active"]),
+                            ("DCGM_FI_DEV_GPU_UTIL", min(100.0, st["engine_active"] * 100 + 20)),
+                            ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", st["tensor_active"]),
+                            ("DCGM_FI_PROF_DRAM_ACTIVE", st["dram_active"]),
+                            ("DCGM_FI_DEV_FB_USED", used), ("DCGM_FI_DEV_FB_FREE", total - used),
+                            ("DCGM_FI_DEV_POWER_USAGE", st["power"]), ("DCGM_FI_DEV_GPU_TEMP", st["temperature"]),
+                            ("DCGM_FI_DEV_SM_CLOCK", st["sm_clock"]), ("DCGM_FI_DEV_XID_ERRORS", st["xid"]),
+                            ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", st["remapped_rows"]),
+                            ("DCGM_FI_DEV_ROW_REMAP_FAILURE", st["row_remap_failure"])):
+            acc.gauge({"__name__": name, **labels}, t, value)
+
+
+# ---- promtool notation ----------------------------------------------------------------------
+
+def _promtool_series(series: str, values: str, sc: Scenario) -> list[Series]:
+    """Expand promtool's `input_series` notation (`a+bxn`, `_`) at the scenario's step."""
+    import re
+    m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?$", series.strip())
+    if not m:
+        raise ScenarioError(f"cannot parse series {series!r}")
+    labels = {"__name__": m.group(1)}
+    for k, v in re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"', m.group(3) or ""):
+        labels[k] = v.encode().decode("unicode_escape")
+    out, i = [], 0
+    for tok in values.split():
+        mm = re.match(r"^(_|-?[\d.e+]+)(?:([+-][\d.e+]+)x(\d+))?$", tok)
+        if not mm:
+            raise ScenarioError(f"cannot parse values {tok!r} of {series}")
+        start, delta, n = mm.group(1), mm.group(2), mm.group(3)
+        count = int(n) + 1 if n else 1
+        for j in range(count):
+            if start != "_":
+                out.append((sc.start + i * sc.step, float(start) + (float(delta) * j if delta else 0.0)))
+            i += 1
+    return [(labels, out)]
+
+
+def promtool_input_series(series: list[Series], start: float, step: float) -> list[dict[str, str]]:
+    """`input_series` entries for promtool (sample i at i*step, `_` where a series has no sample)."""
+    out = []
+    for labels, samples in sorted(series, key=lambda s: _key(s[0])):
+        by_index = {round((t - start) / step): v for t, v in samples}
+        last = max(by_index) if by_index else -1
+        vals = [_fmt(by_index[i]) if i in by_index else "_" for i in range(last + 1)]
+        name = labels["__name__"]
+        inner = ", ".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels.items()) if k != "__name__")
+        out.append({"series": f"{name}{{{inner}}}", "values": " ".join(vals)})
+    return out
+
+
+def _fmt(v: float) -> str:
+    if v == math.inf:
+        return "+Inf"
+    return repr(round(v, 6)) if not float(v).is_integer() else str(int(v))
+
+
+def _esc(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def iter_models(sc: Scenario) -> Iterator[tuple[ModelSpec, Pod]]:
+    for m in sc.models:
+        for p in m.pods:
+            yield m, p
