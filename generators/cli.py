@@ -34,6 +34,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="write nothing; exit 1 and list the files that differ from the output folder")
     p.set_defaults(func=cmd_generate)
 
+    c = sub.add_parser(
+        "config", help="validate a config and print the effective settings",
+        description="Print the effective configuration as YAML: the built-in defaults, or a config file merged "
+                    "over them after validation. The output is itself a valid inferwatch.yaml, so it doubles "
+                    "as the configuration reference.",
+        epilog="examples:\n  inferwatch config > inferwatch.yaml      # start from the defaults\n"
+               "  inferwatch config --config inferwatch.yaml  # validate; exit 2 with file:line on error",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("--config", "-c", type=Path, help="inferwatch.yaml to validate")
+    c.set_defaults(func=cmd_config)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from .config import to_plain
+    from .rules import dump_yaml
+    print(dump_yaml(to_plain(load_config(args.config))), end="")
+    return EXIT_OK
+
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import drift, render, write_tree
