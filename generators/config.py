@@ -117,6 +117,21 @@ class Output:
 
 
 @dataclass(frozen=True)
+class Routing:
+    """The Alertmanager fragment: receiver names the user fills in, the diagnose webhook and the timers.
+    Receivers are placeholders so the generated file never holds a secret (pager keys, Slack URLs)."""
+    diagnose_url: str = "http://inferwatch-diagnose.monitoring.svc:9095/alerts"
+    diagnose_receiver: str = "inferwatch-diagnose"
+    pager_receiver: str = "inferwatch-pager"
+    ticket_receiver: str = "inferwatch-ticket"
+    null_receiver: str = "inferwatch-null"
+    group_wait: Duration = Duration("30s")
+    group_interval: Duration = Duration("5m")
+    repeat_interval: Duration = Duration("4h")
+    diagnose_group_wait: Duration = Duration("5s")  # diagnosis should be ready when the page arrives
+
+
+@dataclass(frozen=True)
 class Config:
     backends: tuple[str, ...] = BACKENDS
     labels: Labels = field(default_factory=Labels)
@@ -124,6 +139,7 @@ class Config:
     gpu: GPU = field(default_factory=GPU)
     recording: Recording = field(default_factory=Recording)
     output: Output = field(default_factory=Output)
+    routing: Routing = field(default_factory=Routing)
 
     def validate(self) -> None:
         for i, b in enumerate(self.backends):
@@ -143,6 +159,12 @@ class Config:
                              self.labels.cluster) if n]
         if len(set(names)) != len(names):
             raise ConfigError("labels: two roles use the same label name")
+        receivers = [self.routing.diagnose_receiver, self.routing.pager_receiver,
+                     self.routing.ticket_receiver, self.routing.null_receiver]
+        if not all(receivers) or len(set(receivers)) != len(receivers):
+            raise ConfigError("routing: the four receiver names must be non-empty and different")
+        if not self.routing.diagnose_url.startswith(("http://", "https://")):
+            raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
 
 
 # ---- loading ----------------------------------------------------------------------------------
