@@ -1,0 +1,162 @@
+"""Alertmanager routing for inferwatch alerts: a route subtree, placeholder receivers, inhibit rules.
+
+Routing relies only on the alert label contract (`source`, `severity`, `tier`, `burn_tier`, `slo` and the
+identifying labels from `cfg.labels`), never on individual alert names, except the two alert families that
+inhibit others (pod target down, GPU hardware faults). The fragment is merged into an existing
+alertmanager.yml (docs/routing.md); `sample_config()` shows the result for a minimal existing config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Config
+from .rules import HEADER, dump_yaml
+
+SOURCE = "inferwatch"
+BURN_TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")  # fastest first
+POD_DOWN_ALERT = "LLMPodTargetDown"
+GPU_FAULT_ALERTS = ("LLMGPUXidError", "LLMGPUEccOrRowRemapFailure")
+
+OURS = f'source="{SOURCE}"'
+
+ROUTES_FILE = "alertmanager/inferwatch-routes.yaml"
+SAMPLE_FILE = "alertmanager/alertmanager-sample.yaml"
+
+
+def matcher(name: str, op: str, value: str) -> str:
+    """One Alertmanager matcher in the classic syntax (0.25 and later), value quoted and escaped."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'{name}{op}"{escaped}"'
+
+
+@dataclass(frozen=True)
+class Commented:
+    """A list entry (receiver, inhibit rule) with the comment rendered above it."""
+    comment: str
+    body: dict
+
+
+def group_by(cfg: Config) -> list[str]:
+    """One notification per model incident: the model's identity plus the alert name."""
+    lb = cfg.labels
+    return [k for k in (lb.cluster, lb.namespace, lb.workload, lb.model) if k] + ["alertname"]
+
+
+def route(cfg: Config) -> dict:
+    """The subtree that takes every inferwatch alert; it goes first in the root route's `routes:`."""
+    r = cfg.routing
+    return {
+        "receiver": r.ticket_receiver,  # an inferwatch alert with an unknown severity still reaches a human
+        "matchers": [OURS],
+        "group_by": group_by(cfg),
+        "group_wait": r.group_wait,
+        "group_interval": r.group_interval,
+        "repeat_interval": r.repeat_interval,
+        "routes": [
+            {"receiver": r.diagnose_receiver, "matchers": [OURS],
+             "group_wait": r.diagnose_group_wait, "continue": True},
+            {"receiver": r.pager_receiver, "matchers": [matcher("severity", "=", "critical")]},
+            {"receiver": r.ticket_receiver, "matchers": [matcher("severity", "=", "warning")]},
+            {"receiver": r.null_receiver, "matchers": [matcher("severity", "=", "info")]},
+        ],
+    }
+
+
+def receivers(cfg: Config) -> list[Commented]:
+    r = cfg.routing
+    return [
+        Commented("Diagnose webhook (`inferwatch serve`): sees every inferwatch alert and never pages.",
+                  {"name": r.diagnose_receiver,
+                   "webhook_configs": [{"url": r.diagnose_url, "send_resolved": True, "max_alerts": 0}]}),
+        Commented("Placeholder, fill in: severity=critical pages (pagerduty_configs, opsgenie_configs, ...).",
+                  {"name": r.pager_receiver}),
+        Commented("Placeholder, fill in: severity=warning opens a ticket or a chat message (slack_configs, ...).",
+                  {"name": r.ticket_receiver}),
+        Commented("Deliberately empty: severity=info is kept for dashboards and diagnosis, not sent anywhere.",
+                  {"name": r.null_receiver}),
+    ]
+
+
+def _rule(reason: str, source: list[str], target: list[str], equal: tuple[str, ...]) -> Commented:
+    return Commented(reason, {"source_matchers": [OURS, *source], "target_matchers": [OURS, *target],
+                              "equal": list(equal)})
+
+
+def inhibit_rules(cfg: Config) -> list[Commented]:
+    """One page per incident. Every rule is limited to inferwatch alerts on both sides."""
+    model, pod = cfg.labels.model_keys(), cfg.labels.join_keys()
+    rules = []
+    for i, fast in enumerate(BURN_TIERS[:-1]):
+        slower = BURN_TIERS[i + 1:]
+        rules.append(_rule(
+            f"A {fast} burn already reports this SLO of this model; the slower windows "
+            f"({', '.join(slower)}) would only repeat it, later.",
+            [matcher("burn_tier", "=", fast)], [matcher("burn_tier", "=~", "|".join(slower))],
+            (*model, "slo")))
+    rules.append(_rule(
+        "A critical alert already pages for this model; its warnings and infos go into the same incident.",
+        [matcher("severity", "=", "critical")], [matcher("severity", "=~", "warning|info")], model))
+    rules.append(_rule(
+        "A warning already opens a ticket for this model; its infos add nothing to route.",
+        [matcher("severity", "=", "warning")], [matcher("severity", "=", "info")], model))
+    rules.append(_rule(
+        "A pod whose target is down explains every other pod-tier cause alert of that pod "
+        "(stale or missing series); its GPU alerts stay, they may be why it is down.",
+        [matcher("alertname", "=", POD_DOWN_ALERT)],
+        [matcher("tier", "=", "pod"), matcher("alertname", "!=", POD_DOWN_ALERT)], pod))
+    rules.append(_rule(
+        "A GPU hardware fault (XID, uncorrectable ECC, failed row remap) explains the latency cause alerts "
+        "of the pod on that GPU; the pod's target-down alert stays, it says the pod is gone.",
+        [matcher("alertname", "=~", "|".join(GPU_FAULT_ALERTS))],
+        [matcher("tier", "=", "pod"), matcher("alertname", "!=", POD_DOWN_ALERT)], pod))
+    return rules
+
+
+# ---- rendering ------------------------------------------------------------------------------------
+
+MERGE_HELP = """\
+# Alertmanager fragment for inferwatch alerts. Merge it into your alertmanager.yml (docs/routing.md):
+#   1. put `route` below as the FIRST entry of your root route's `routes:` list;
+#   2. append `receivers` to yours and fill in the placeholders (pager, ticket);
+#   3. append `inhibit_rules` to yours.
+# Check the result with `amtool check-config alertmanager.yml`.
+"""
+
+
+def _commented_list(key: str, items: list[Commented | dict]) -> str:
+    out = [f"{key}:\n"]
+    for item in items:
+        if isinstance(item, Commented):
+            out.append("".join(f"# {line}\n" for line in item.comment.splitlines()))
+            item = item.body
+        out.append(dump_yaml([item]))
+    return "".join(out)
+
+
+def render(top: dict, recv: list[Commented | dict], inhibit: list[Commented | dict]) -> str:
+    return dump_yaml(top) + _commented_list("receivers", recv) + _commented_list("inhibit_rules", inhibit)
+
+
+def fragment(cfg: Config) -> str:
+    return HEADER + MERGE_HELP + render({"route": route(cfg)}, receivers(cfg), inhibit_rules(cfg))
+
+
+SAMPLE_BASE = {
+    "global": {"resolve_timeout": "5m"},
+    "route": {"receiver": "default", "group_by": ["namespace", "alertname"],
+              "routes": [{"receiver": "platform-team", "matchers": [matcher("team", "=", "platform")]}]},
+    "receivers": [{"name": "default"}, {"name": "platform-team"}],
+}
+
+
+def sample_config(cfg: Config) -> str:
+    """A complete alertmanager.yml: a small existing config with the fragment merged in."""
+    top = {"global": SAMPLE_BASE["global"],
+           "route": {**SAMPLE_BASE["route"], "routes": [route(cfg), *SAMPLE_BASE["route"]["routes"]]}}
+    return (HEADER + "# A minimal existing alertmanager.yml (receivers default, platform-team) with "
+            f"{ROUTES_FILE.split('/')[-1]} merged in.\n"
+            + render(top, [*SAMPLE_BASE["receivers"], *receivers(cfg)], inhibit_rules(cfg)))
+
+
+def artifacts(cfg: Config) -> dict[str, str]:
+    return {ROUTES_FILE: fragment(cfg), SAMPLE_FILE: sample_config(cfg)}
