@@ -13,6 +13,7 @@ from .config import Config
 from .rules import HEADER, dump_yaml
 
 SOURCE = "inferwatch"
+SEVERITIES = ("critical", "warning", "info")
 BURN_TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")  # fastest first
 POD_DOWN_ALERT = "LLMPodTargetDown"
 GPU_FAULT_ALERTS = ("LLMGPUXidError", "LLMGPUEccOrRowRemapFailure")
@@ -46,7 +47,7 @@ def route(cfg: Config) -> dict:
     """The subtree that takes every inferwatch alert; it goes first in the root route's `routes:`."""
     r = cfg.routing
     return {
-        "receiver": r.ticket_receiver,  # an inferwatch alert with an unknown severity still reaches a human
+        "receiver": r.ticket_receiver,
         "matchers": [OURS],
         "group_by": group_by(cfg),
         "group_wait": r.group_wait,
@@ -58,6 +59,8 @@ def route(cfg: Config) -> dict:
             {"receiver": r.pager_receiver, "matchers": [matcher("severity", "=", "critical")]},
             {"receiver": r.ticket_receiver, "matchers": [matcher("severity", "=", "warning")]},
             {"receiver": r.null_receiver, "matchers": [matcher("severity", "=", "info")]},
+            # The diagnose route matched already, so the parent would not catch an unknown severity: this does.
+            {"receiver": r.ticket_receiver, "matchers": [matcher("severity", "!~", "|".join(SEVERITIES))]},
         ],
     }
 
