@@ -132,6 +132,16 @@ class Routing:
 
 
 @dataclass(frozen=True)
+class Dashboard:
+    """The Grafana dashboard and the ConfigMap the Grafana sidecar imports (it watches `labels`)."""
+    title: str = "LLM inference (inferwatch)"
+    uid: str = "inferwatch-llm-inference"
+    namespace: str = "monitoring"  # of the ConfigMap
+    labels: dict[str, str] = field(default_factory=lambda: {"grafana_dashboard": "1"})
+    folder: str = ""  # `grafana_folder` annotation, for sidecars with folderAnnotation set
+
+
+@dataclass(frozen=True)
 class Config:
     backends: tuple[str, ...] = BACKENDS
     labels: Labels = field(default_factory=Labels)
@@ -139,6 +149,7 @@ class Config:
     gpu: GPU = field(default_factory=GPU)
     recording: Recording = field(default_factory=Recording)
     output: Output = field(default_factory=Output)
+    dashboard: Dashboard = field(default_factory=Dashboard)
     routing: Routing = field(default_factory=Routing)
 
     def validate(self) -> None:
@@ -159,6 +170,8 @@ class Config:
                              self.labels.cluster) if n]
         if len(set(names)) != len(names):
             raise ConfigError("labels: two roles use the same label name")
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", self.dashboard.uid):
+            raise ConfigError(f"dashboard.uid: {self.dashboard.uid!r} is not a Grafana uid (1-40 of a-z A-Z 0-9 _ -)")
         receivers = [self.routing.diagnose_receiver, self.routing.pager_receiver,
                      self.routing.ticket_receiver, self.routing.null_receiver]
         if not all(receivers) or len(set(receivers)) != len(receivers):
