@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import recording, routing, scrape
+from . import dashboard, recording, routing, scrape
 from .config import Config
 from .rules import RuleGroup, prometheus_rule, rule_file
 
@@ -33,7 +33,7 @@ def rule_artifacts(cfg: Config) -> dict[str, str]:
     return out
 
 
-PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts]
+PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts, dashboard.artifacts]
 
 
 def render(cfg: Config) -> dict[str, str]:
