@@ -1,0 +1,128 @@
+"""`inferwatch serve`: the Alertmanager webhook receiver as a long-running process.
+
+Wires the config, the engine, the sinks and the HTTP server together, and owns the process lifecycle:
+SIGTERM or Ctrl-C stops accepting, lets queued diagnoses finish within a grace period, then exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from generators.config import duration_seconds, load_config
+
+from .sinks import JsonLinesSink, MarkdownDirSink, SlackSink
+from .webhook import Receiver, engine_diagnose, make_server
+
+log = logging.getLogger("inferwatch.serve")
+
+EXAMPLES = """\
+examples:
+  inferwatch serve --prometheus http://prometheus:9090 --markdown-dir /var/lib/inferwatch/reports
+  inferwatch serve --listen 0.0.0.0:9095 --prometheus http://prometheus:9090 \\
+      --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url https://hooks.slack.com/services/T/B/X
+
+Alertmanager side: `inferwatch generate` writes alertmanager/inferwatch-routes.yaml, whose diagnose
+receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics.
+"""
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT like 127.0.0.1:9095, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _http_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _window(text: str) -> str:
+    if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", text) or not duration_seconds(text):
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 1h, got {text!r}")
+    return text
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="receive Alertmanager webhooks and diagnose every alert in the background",
+        description="Alertmanager webhook receiver. Answers 202 at once, diagnoses each new notification "
+                    "against Prometheus (scoped by the alerts' common labels, at their latest startsAt) and "
+                    "delivers the report to the sinks. Re-sends of the same alerts are ignored; a full queue "
+                    "answers 503 so Alertmanager retries. With no sink option, JSON lines go to stdout.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--listen", type=_listen, default="127.0.0.1:9095", metavar="HOST:PORT",
+                   help="address to listen on (default 127.0.0.1:9095; port 0 picks a free one)")
+    p.add_argument("--prometheus", type=_http_url, required=True, metavar="URL",
+                   help="Prometheus (or compatible) base URL the diagnosis queries")
+    p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml: label names must match the alerts'")
+    p.add_argument("--window", type=_window, default="1h", help="how far back a diagnosis looks (default 1h)")
+    p.add_argument("--jsonl", metavar="PATH", help="append one JSON object per diagnosis ('-' = stdout)")
+    p.add_argument("--markdown-dir", type=Path, metavar="DIR", help="write one markdown report per diagnosis")
+    p.add_argument("--slack-url", type=_http_url, metavar="URL",
+                   help="Slack-compatible incoming webhook that gets a short report")
+    p.add_argument("--concurrency", type=_positive, default=2, metavar="N", help="diagnoses run at once (default 2)")
+    p.add_argument("--queue-size", type=_positive, default=100, metavar="N",
+                   help="notifications waiting for a worker before answering 503 (default 100)")
+    p.add_argument("--max-body", type=_positive, default=1 << 20, metavar="BYTES",
+                   help="largest accepted payload, larger ones get 413 (default 1048576)")
+    p.add_argument("--diagnose-resolved", action="store_true",
+                   help="diagnose resolved notifications too (default: acknowledge and ignore them)")
+    p.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM, time given to queued diagnoses before exiting (default 30)")
+    p.set_defaults(func=cmd_serve)
+
+
+def sinks_from(args: argparse.Namespace) -> list:
+    sinks: list = []
+    if args.jsonl or not (args.markdown_dir or args.slack_url):
+        sinks.append(JsonLinesSink(args.jsonl or "-"))
+    if args.markdown_dir:
+        sinks.append(MarkdownDirSink(args.markdown_dir))
+    if args.slack_url:
+        sinks.append(SlackSink(args.slack_url))
+    return sinks
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    cfg = load_config(args.config)
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, args.window, cfg), sinks_from(args),
+                        concurrency=args.concurrency, queue_size=args.queue_size,
+                        diagnose_resolved=args.diagnose_resolved)
+    host, port = args.listen
+    try:
+        server = make_server(receiver, host, port, args.max_body)
+    except OSError as exc:
+        print(f"inferwatch serve: --listen {host}:{port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    receiver.start()
+    threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+    log.info("listening on http://%s:%d (POST /alerts, GET /healthz, GET /metrics); diagnosing against %s",
+             host, server.server_address[1], args.prometheus)
+    while not stop.wait(0.5):
+        pass
+    log.info("stopping: no new notifications; finishing queued diagnoses (grace %ss)", args.shutdown_grace)
+    server.shutdown()
+    server.server_close()
+    abandoned = receiver.stop(args.shutdown_grace)
+    if abandoned:
+        log.warning("%d notifications left undiagnosed at shutdown", abandoned)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,133 @@
+"""Where the webhook receiver delivers each diagnosis: a JSON-lines log, markdown files, a chat webhook.
+
+A sink gets an `Outcome`, successful or failed: a failed diagnosis is delivered too, so the person paged
+reads "diagnosis failed: Prometheus unreachable" instead of waiting for a report that never comes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import threading
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+SLACK_TEXT_LIMIT = 3500  # Slack shows ~4000 characters of a message before "show more"
+
+
+class Report(Protocol):
+    """What `diagnose.engine.run` returns; the receiver needs only these two."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def render(self, fmt: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One diagnosis attempt for one notification."""
+    key: str                      # de-duplication key: group key plus alert fingerprints
+    group_key: str
+    status: str                   # firing | resolved
+    alertnames: tuple[str, ...]
+    scope: dict[str, str | None]  # namespace, workload, model, pod, cluster
+    at: datetime                  # the moment diagnosed: the latest startsAt in the notification
+    received_at: datetime
+    duration_seconds: float
+    report: Report | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def title(self) -> str:
+        where = "/".join(v for v in (self.scope.get("cluster"), self.scope.get("namespace"),
+                                     self.scope.get("workload")) if v)
+        extra = " ".join(f"{k}={self.scope[k]}" for k in ("model", "pod") if self.scope.get(k))
+        return f"{', '.join(self.alertnames)} ({self.status}) {where} {extra}".strip()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "group_key": self.group_key, "status": self.status,
+                "alertnames": list(self.alertnames), "scope": self.scope, "at": _iso(self.at),
+                "received_at": _iso(self.received_at), "duration_seconds": round(self.duration_seconds, 3),
+                "outcome": "diagnosed" if self.ok else "failed", "error": self.error,
+                "report": self.report.to_dict() if self.report is not None else None}
+
+    def markdown(self) -> str:
+        head = (f"# Diagnosis: {self.title()}\n\n"
+                f"- diagnosed at: {_iso(self.at)} (latest alert start)\n"
+                f"- scope: {', '.join(f'{k}={v}' for k, v in self.scope.items() if v) or 'everything'}\n"
+                f"- group key: `{self.group_key}`\n\n")
+        if self.report is None:
+            return head + f"**Diagnosis failed:** {self.error}\n"
+        return head + self.report.render("markdown").rstrip() + "\n"
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+class JsonLinesSink:
+    """Appends one JSON object per outcome; `-` writes to stdout."""
+    name = "jsonl"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def deliver(self, outcome: Outcome) -> None:
+        line = json.dumps(outcome.to_dict(), sort_keys=True, default=str) + "\n"
+        with self._lock:
+            if self.path == "-":
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                return
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line)
+
+
+class MarkdownDirSink:
+    """One markdown file per notification, named by time, alert and key (stable across restarts)."""
+    name = "markdown"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path_for(self, outcome: Outcome) -> Path:
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", "-".join(outcome.alertnames))[:80].strip("-") or "alert"
+        digest = hashlib.sha256(outcome.key.encode()).hexdigest()[:10]
+        return self.directory / f"{outcome.at:%Y%m%dT%H%M%SZ}-{slug}-{digest}.md"
+
+    def deliver(self, outcome: Outcome) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(outcome)
+        tmp = path.with_suffix(".md.tmp")
+        tmp.write_text(outcome.markdown(), encoding="utf-8")
+        tmp.replace(path)  # readers never see half a report
+
+
+class SlackSink:
+    """POSTs `{"text": ...}` to a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)."""
+    name = "slack"
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def deliver(self, outcome: Outcome) -> None:
+        text = outcome.markdown()
+        if len(text) > SLACK_TEXT_LIMIT:
+            text = text[:SLACK_TEXT_LIMIT] + "\n… (truncated; full report in the markdown/JSON sinks)"
+        body = json.dumps({"text": text}).encode()
+        req = urllib.request.Request(self.url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            resp.read()
+
+
+Sink = JsonLinesSink | MarkdownDirSink | SlackSink

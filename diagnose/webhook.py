@@ -1,0 +1,374 @@
+"""Alertmanager webhook receiver: acknowledge at once, diagnose in the background, deliver to sinks.
+
+Alertmanager cancels a notification that takes longer than group_interval and retries on 5xx, so the
+receiver answers 202 before any PromQL runs, de-duplicates the re-sends of one incident (group key plus
+each alert's fingerprint and start), and answers 503 only when its queue is full, which Alertmanager retries.
+A failed diagnosis (Prometheus down) is recorded in every sink and forgotten, so a later re-send retries it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+from generators.config import Config
+
+from .sinks import Outcome, Report, Sink
+
+log = logging.getLogger("inferwatch.serve")
+
+DiagnoseFn = Callable[[dict[str, str | None], datetime], Report]
+POST_PATHS = ("/", "/alerts")
+DEDUPE_MEMORY = 10_000  # notification keys remembered; old ones are forgotten first
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class PayloadError(ValueError):
+    """The body is not an Alertmanager webhook payload; the message says which field is wrong."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    status: str
+    labels: dict[str, str]
+    starts_at: datetime
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    group_key: str
+    status: str
+    alerts: tuple[Alert, ...]
+
+    def key(self) -> str:
+        """Same group, same alerts, same starts: a re-send of something already diagnosed."""
+        parts = sorted(f"{a.fingerprint}@{a.starts_at.timestamp():.0f}" for a in self.alerts)
+        return f"{self.status}|{self.group_key}|{','.join(parts)}"
+
+    def current(self) -> tuple[Alert, ...]:
+        """The alerts in the notification's own state (a firing group also lists its resolved alerts)."""
+        return tuple(a for a in self.alerts if a.status == self.status) or self.alerts
+
+    def common_labels(self) -> dict[str, str]:
+        first, *rest = (a.labels for a in self.current())
+        return {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
+
+    def alertnames(self) -> tuple[str, ...]:
+        return tuple(sorted({a.labels.get("alertname", "?") for a in self.current()}))
+
+    def latest_start(self) -> datetime:
+        """When every alert of the notification was firing."""
+        return max(a.starts_at for a in self.current())
+
+
+# ---- parsing ---------------------------------------------------------------------------------------
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_time(text: Any, where: str) -> datetime:
+    """RFC 3339 as Go writes it (nanoseconds allowed, which datetime cannot hold: cut to microseconds)."""
+    m = _RFC3339.match(text) if isinstance(text, str) else None
+    if not m:
+        raise PayloadError(f"{where}: expected an RFC 3339 time like 2026-01-01T01:50:00Z, got {text!r}")
+    frac = (m.group(2) or ".0")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(timezone.utc)
+
+
+def _field(obj: dict, key: str, kind: type, where: str) -> Any:
+    if key not in obj:
+        raise PayloadError(f"{where}{key}: missing")
+    if not isinstance(obj[key], kind):
+        raise PayloadError(f"{where}{key}: expected {kind.__name__}, got {type(obj[key]).__name__}")
+    return obj[key]
+
+
+def _labels(obj: dict, where: str) -> dict[str, str]:
+    labels = _field(obj, "labels", dict, where)
+    for k, v in labels.items():
+        if not isinstance(v, str):
+            raise PayloadError(f"{where}labels.{k}: expected a string, got {type(v).__name__}")
+    return labels
+
+
+def parse_notification(body: bytes) -> Notification:
+    """Validate a version 4 payload; unknown fields are ignored (Alertmanager keeps adding some)."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object (an Alertmanager webhook payload)")
+    version = _field(data, "version", str, "")
+    if version != "4":
+        raise PayloadError(f"version: only webhook payload version 4 is understood, got {version!r}")
+    group_key = _field(data, "groupKey", str, "")
+    status = _field(data, "status", str, "")
+    if status not in ("firing", "resolved"):
+        raise PayloadError(f"status: expected firing or resolved, got {status!r}")
+    raw_alerts = _field(data, "alerts", list, "")
+    if not raw_alerts:
+        raise PayloadError("alerts: empty")
+    alerts = []
+    for i, a in enumerate(raw_alerts):
+        where = f"alerts[{i}]."
+        if not isinstance(a, dict):
+            raise PayloadError(f"alerts[{i}]: expected an object, got {type(a).__name__}")
+        alerts.append(Alert(status=_field(a, "status", str, where), labels=_labels(a, where),
+                            starts_at=parse_time(a.get("startsAt"), where + "startsAt"),
+                            fingerprint=_field(a, "fingerprint", str, where)))
+    return Notification(group_key=group_key, status=status, alerts=tuple(alerts))
+
+
+def scope_of(notification: Notification, cfg: Config) -> dict[str, str | None]:
+    """The labels every alert shares, under the names `cfg.labels` gives them; absent ones are None."""
+    common = notification.common_labels()
+    lb = cfg.labels
+    names = {"namespace": lb.namespace, "workload": lb.workload, "model": lb.model, "pod": lb.pod,
+             "cluster": lb.cluster}
+    return {role: (common.get(name) if name else None) for role, name in names.items()}
+
+
+# ---- metrics -----------------------------------------------------------------------------------------
+
+class Metrics:
+    """The receiver's own Prometheus metrics; a handful of counters needs no client library."""
+
+    HELP = {
+        "inferwatch_webhook_notifications_received_total": ("counter", "Valid notifications received."),
+        "inferwatch_webhook_notifications_skipped_total":
+            ("counter", "Valid notifications not diagnosed, by reason (duplicate, resolved, queue_full)."),
+        "inferwatch_webhook_invalid_requests_total": ("counter", "Requests refused, by HTTP status code."),
+        "inferwatch_webhook_diagnosed_total": ("counter", "Diagnoses completed and delivered."),
+        "inferwatch_webhook_diagnosis_failures_total": ("counter", "Diagnoses that raised (e.g. Prometheus down)."),
+        "inferwatch_webhook_sink_failures_total": ("counter", "Deliveries that failed, by sink."),
+        "inferwatch_webhook_queue_depth": ("gauge", "Notifications waiting for a diagnosis worker."),
+        "inferwatch_webhook_diagnoses_in_progress": ("gauge", "Diagnoses running now."),
+        "inferwatch_webhook_diagnosis_duration_seconds": ("histogram", "Time a diagnosis took, failed or not."),
+    }
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        self._durations: list[float] = []
+
+    def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        key = (name, tuple(sorted(labels.items())))
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + amount
+
+    def set(self, name: str, value: float) -> None:
+        with self._lock:
+            self._values[(name, ())] = value
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self._durations.append(seconds)
+
+    def value(self, name: str, **labels: str) -> float:
+        with self._lock:
+            return self._values.get((name, tuple(sorted(labels.items()))), 0)
+
+    def render(self) -> str:
+        with self._lock:
+            values, durations = dict(self._values), list(self._durations)
+        out = []
+        for name, (kind, text) in self.HELP.items():
+            out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            if kind == "histogram":
+                out += [f'{name}_bucket{{le="{b}"}} {sum(d <= b for d in durations)}' for b in DURATION_BUCKETS]
+                out += [f'{name}_bucket{{le="+Inf"}} {len(durations)}',
+                        f"{name}_sum {sum(durations):.6f}", f"{name}_count {len(durations)}"]
+                continue
+            series = sorted((k, v) for k, v in values.items() if k[0] == name) or [((name, ()), 0)]
+            for (_, labels), v in series:
+                lbl = ",".join(f'{k}="{val}"' for k, val in labels)
+                out.append(f"{name}{{{lbl}}} {v:g}" if lbl else f"{name} {v:g}")
+        return "\n".join(out) + "\n"
+
+
+# ---- the receiver ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    notification: Notification
+    scope: dict[str, str | None]
+    received_at: datetime
+
+
+class Receiver:
+    """Queue, workers, de-duplication and delivery; the HTTP layer only parses and calls `submit`."""
+
+    def __init__(self, cfg: Config, diagnose: DiagnoseFn, sinks: list[Sink], concurrency: int = 2,
+                 queue_size: int = 100, diagnose_resolved: bool = False) -> None:
+        self.cfg = cfg
+        self.diagnose = diagnose
+        self.sinks = sinks
+        self.diagnose_resolved = diagnose_resolved
+        self.metrics = Metrics()
+        self._queue: queue.Queue[Job] = queue.Queue(maxsize=queue_size)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._workers = [threading.Thread(target=self._work, name=f"diagnose-{i}", daemon=True)
+                         for i in range(concurrency)]
+
+    def start(self) -> Receiver:
+        for w in self._workers:
+            w.start()
+        return self
+
+    def submit(self, notification: Notification) -> tuple[int, str]:
+        """HTTP status and a short word for Alertmanager (2xx = delivered, 503 = retry later)."""
+        self.metrics.inc("inferwatch_webhook_notifications_received_total")
+        if notification.status == "resolved" and not self.diagnose_resolved:
+            self.metrics.inc("inferwatch_webhook_notifications_skipped_total", reason="resolved")
+            return 200, "ignored: resolved"
+        key = notification.key()
+        with self._seen_lock:
+            if key in self._seen:
+                self.metrics.inc("inferwatch_webhook_notifications_skipped_total", reason="duplicate")
+                return 200, "duplicate"
+            if self._stopping.is_set():
+                return 503, "shutting down"
+            try:
+                self._queue.put_nowait(Job(notification, scope_of(notification, self.cfg),
+                                           datetime.now(timezone.utc)))
+            except queue.Full:
+                self.metrics.inc("inferwatch_webhook_notifications_skipped_total", reason="queue_full")
+                return 503, "queue full, retry later"
+            self._seen[key] = None
+            while len(self._seen) > DEDUPE_MEMORY:
+                self._seen.popitem(last=False)
+        self.metrics.set("inferwatch_webhook_queue_depth", self._queue.qsize())
+        return 202, "queued"
+
+    def _forget(self, key: str) -> None:
+        with self._seen_lock:
+            self._seen.pop(key, None)
+
+    def _work(self) -> None:
+        while not (self._stopping.is_set() and self._queue.empty()):
+            try:
+                job = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.metrics.set("inferwatch_webhook_queue_depth", self._queue.qsize())
+            self.metrics.inc("inferwatch_webhook_diagnoses_in_progress")
+            try:
+                self._deliver(self._run(job))
+            finally:
+                self.metrics.inc("inferwatch_webhook_diagnoses_in_progress", -1)
+
+    def _run(self, job: Job) -> Outcome:
+        n = job.notification
+        at = min(n.latest_start(), datetime.now(timezone.utc))
+        report, error = None, None
+        began = time.monotonic()
+        try:
+            report = self.diagnose(job.scope, at)
+        except Exception as exc:  # any engine failure is recorded, never kills the worker
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("diagnosis of %s failed: %s", n.alertnames(), error)
+        duration = time.monotonic() - began
+        self.metrics.observe(duration)
+        if error:
+            self.metrics.inc("inferwatch_webhook_diagnosis_failures_total")
+            self._forget(n.key())  # a re-send of this incident gets another try
+        else:
+            self.metrics.inc("inferwatch_webhook_diagnosed_total")
+        return Outcome(key=n.key(), group_key=n.group_key, status=n.status, alertnames=n.alertnames(),
+                       scope=job.scope, at=at, received_at=job.received_at, duration_seconds=duration,
+                       report=report, error=error)
+
+    def _deliver(self, outcome: Outcome) -> None:
+        for sink in self.sinks:
+            try:
+                sink.deliver(outcome)
+            except Exception as exc:  # one broken sink must not starve the others
+                self.metrics.inc("inferwatch_webhook_sink_failures_total", sink=sink.name)
+                log.warning("sink %s failed for %s: %s", sink.name, outcome.alertnames, exc)
+
+    def stop(self, grace: float) -> int:
+        """Finish queued and running diagnoses within `grace` seconds; returns how many were abandoned."""
+        self._stopping.set()
+        deadline = time.monotonic() + grace
+        for w in self._workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        running = sum(w.is_alive() for w in self._workers)
+        return self._queue.qsize() + running
+
+
+# ---- HTTP ----------------------------------------------------------------------------------------------
+
+def make_server(receiver: Receiver, host: str, port: int, max_body: int) -> ThreadingHTTPServer:
+    """A threaded HTTP server: POST / or /alerts, GET /healthz and /metrics."""
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "inferwatch-serve"
+        timeout = 15  # a client that stalls mid-request does not hold a thread forever
+
+        def do_POST(self) -> None:
+            if self.path.split("?")[0] not in POST_PATHS:
+                return self._refuse(404, f"POST alerts to {' or '.join(POST_PATHS)}")
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                return self._refuse(411, "Content-Length required")
+            if int(length) > max_body:
+                self.close_connection = True
+                return self._refuse(413, f"body of {length} bytes exceeds the limit of {max_body}")
+            try:
+                notification = parse_notification(self.rfile.read(int(length)))
+            except PayloadError as exc:
+                return self._refuse(400, str(exc))
+            code, word = receiver.submit(notification)
+            self._reply(code, {"status": word})
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path == "/healthz":
+                return self._reply(200, {"status": "ok"})
+            if path == "/metrics":
+                return self._reply(200, receiver.metrics.render(), "text/plain; version=0.0.4")
+            self._refuse(404, "GET /healthz or /metrics; POST alerts to /alerts")
+
+        def _refuse(self, code: int, message: str) -> None:
+            receiver.metrics.inc("inferwatch_webhook_invalid_requests_total", code=str(code))
+            self._reply(code, {"error": message})
+
+        def _reply(self, code: int, body: Any, content_type: str = "application/json") -> None:
+            data = (body if isinstance(body, str) else json.dumps(body)).encode() + b"\n"
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            if code == 503:
+                self.send_header("Retry-After", "30")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, fmt: str, *args: Any) -> None:
+            log.debug("%s " + fmt, self.address_string(), *args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def engine_diagnose(prometheus_url: str, window: str, cfg: Config) -> DiagnoseFn:
+    """The production `DiagnoseFn`: the diagnosis engine against one Prometheus."""
+    from . import engine
+
+    def run(scope: dict[str, str | None], at: datetime) -> Report:
+        return engine.run(prometheus_url, engine.Scope(**scope), at, window, cfg)
+
+    return run
