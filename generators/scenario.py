@@ -326,11 +326,12 @@ def _emit_pod(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, st
             base = {**target, "model_name": m.model, "engine": str(part)}
             _vllm(acc, prof, base, st, t, dt, share, reset)
         else:
-            tok = {**target, "model_name": m.model}
             sched_base = {**target, "model_name": m.model, "engine_type": "unified"}
             if n_parts > 1:
                 sched_base["dp_rank"] = str(part)
-            _sglang(acc, prof, tok, sched_base, pod, st, t, dt, share, reset)
+            _sglang_scheduler(acc, prof, sched_base, pod, st, t, dt, share, reset)
+    if sc.engine == "sglang":  # one tokenizer process per pod, whatever the DP size
+        _sglang_tokenizer(acc, prof, {**target, "model_name": m.model}, st, t, dt, reset)
     if sc.engine == "vllm":
         http = {**target, "handler": "/v1/chat/completions", "method": "POST"}
         acc.counter({"__name__": "http_requests_total", **http, "status": "2xx"}, t,
@@ -380,7 +381,8 @@ def _vllm(acc, prof: Profile, base, st, t, dt, share, reset) -> None:
     _hist(acc, "vllm:request_generation_tokens", base, b["tokens"], st["generation_tokens"], reqs, t, reset)
 
 
-def _sglang(acc, prof: Profile, tok, sched_base, pod: Pod, st, t, dt, share, reset) -> None:
+def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share, reset) -> None:
+    """One DP rank's scheduler series, repeated by each of its TP ranks."""
     reqs = st["request_rate"] * dt * share
     b = BUCKETS["sglang"]
     ranks = []
@@ -404,6 +406,12 @@ def _sglang(acc, prof: Profile, tok, sched_base, pod: Pod, st, t, dt, share, res
                       round(st["preemption_rate"] * share * 5))
         if prof.queue_hist:
             _hist(acc, "sglang:queue_time_seconds", labels, b["queue"], st["queue_time"], reqs, t, reset)
+
+
+def _sglang_tokenizer(acc, prof: Profile, tok, st, t, dt, reset) -> None:
+    """The tokenizer manager's series: one process per pod, so never split by DP rank."""
+    reqs = st["request_rate"] * dt
+    b = BUCKETS["sglang"]
     tl = dict(tok)
     if prof.streaming_label:
         tl["is_streaming"] = "true"
