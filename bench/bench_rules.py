@@ -1,0 +1,148 @@
+"""What inferwatch's rules cost at scale, measured by a real Prometheus on a synthetic cluster.
+
+For each cluster size: synthesize N pods (vLLM and SGLang, 8 GPUs each), backfill them into a TSDB
+whose last sample is "now", then run two Prometheus processes one after the other on copies of it:
+the raw rule set (the same conditions inlined onto engine metrics) and the layered set inferwatch ships.
+Prints markdown tables: per group, then one summary row per size. Not a test: it takes minutes.
+
+    python -m bench.bench_rules                   # 100 and 1,000 pods
+    python -m bench.bench_rules --pods 100 --with-5000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from generators.config import Config, duration_seconds
+
+from . import cluster, measure, rulesets, tsdb
+
+STARTUP_SECONDS = 15.0  # Prometheus start on the copied blocks, with headroom
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    spec: cluster.ClusterSpec
+    backfill: tsdb.Backfill
+    layered: measure.RunCost
+    raw: measure.RunCost
+    layered_set: rulesets.RuleSet
+    raw_set: rulesets.RuleSet
+
+
+def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespace, root: Path) -> SizeResult:
+    interval = f"{args.interval}s"
+    layered_set, raw_set = rulesets.layered(cfg, interval), rulesets.raw(cfg, interval)
+    layered_files = layered_set.write(root / "rules-layered")
+    raw_files = raw_set.write(root / "rules-raw")
+    # The raw run goes first: it needs no appends, so it may run before the last sample's time.
+    raw_phase = STARTUP_SECONDS + (args.warmup + args.cycles + 2) * args.interval
+    log(f"{spec.pods} pods: synthesizing and backfilling")
+    bf = tsdb.backfill(spec, root, lead=raw_phase)
+    log(f"{spec.pods} pods: {bf.series:,} series, {bf.samples:,} samples in {bf.seconds:.0f}s; raw run")
+    window = duration_seconds(cfg.recording.rate_window)
+    common = dict(interval=args.interval, last_sample=bf.last_sample, window=window, warmup=args.warmup,
+                  cycles=args.cycles)
+    raw = measure.run(bf.blocks, raw_files, root / "run-raw", not_before=time.time(), **common)
+    # Prometheus accepts rule results only after the newest backfilled sample.
+    time.sleep(max(0.0, bf.last_sample - STARTUP_SECONDS / 3 - time.time()))
+    log(f"{spec.pods} pods: layered run")
+    layered = measure.run(bf.blocks, layered_files, root / "run-layered",
+                          not_before=max(time.time(), bf.last_sample + 1), **common)
+    shutil.rmtree(bf.blocks)
+    return SizeResult(spec, bf, layered, raw, layered_set, raw_set)
+
+
+def group_table(r: SizeResult) -> str:
+    rows = [f"#### {r.spec.pods:,} pods, {r.spec.models} models ({r.backfill.series:,} raw series)", "",
+            "| rule set | group | rules | eval ms (median) | series written | per pod |",
+            "|---|---|---:|---:|---:|---:|"]
+    for rs, cost in ((r.layered_set, r.layered), (r.raw_set, r.raw)):
+        by_name = {g.name: g for g in cost.groups}
+        for g in rs.groups:
+            c = by_name[g.name]
+            rows.append(f"| {rs.name} | {g.name} | {len(g.rules)} | {c.seconds * 1000:.1f} | {c.samples:,} | "
+                        f"{c.samples / r.spec.pods:.1f} |")
+        rows.append(f"| {rs.name} | **total** | {sum(len(g.rules) for g in rs.groups)} | "
+                    f"**{cost.seconds * 1000:.1f}** | {cost.samples:,} | {cost.samples / r.spec.pods:.1f} |")
+    return "\n".join(rows)
+
+
+def summary_table(results: list[SizeResult]) -> str:
+    rows = ["| pods | models | raw series | layered eval ms | recorded series | per pod | layered RSS MiB "
+            "| raw eval ms | raw RSS MiB | raw / layered | window filled |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        ratio = r.raw.seconds / r.layered.seconds if r.layered.seconds else float("nan")
+        fill = min(r.layered.window_fill, r.raw.window_fill)
+        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.backfill.series:,} | {r.layered.seconds * 1000:.0f} | "
+                    f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | {r.layered.rss_bytes / 2**20:.0f} | "
+                    f"{r.raw.seconds * 1000:.0f} | {r.raw.rss_bytes / 2**20:.0f} | {ratio:.1f}x | {fill:.0%} |")
+    return "\n".join(rows)
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) // 2**20
+    prom = subprocess.run(["prometheus", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem} GiB RAM, {platform.platform()}; {prom}"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.bench_rules", description=__doc__.split("\n\n")[0],
+        epilog="Each size runs two Prometheus processes for about a minute each after synthesis. "
+               "1,000 pods need about 2 GB of RAM and 3 minutes; 5,000 pods five times that.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pods", default="100,1000", help="comma-separated cluster sizes (default: 100,1000)")
+    p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (slow: ~15 min, ~10 GB RAM)")
+    p.add_argument("--pods-per-model", type=int, default=25, help="models = pods / this (default: 25)")
+    p.add_argument("--interval", type=int, default=10, help="rule evaluation interval in seconds (default: 10)")
+    p.add_argument("--warmup", type=int, default=3, help="evaluations skipped while recording chains fill")
+    p.add_argument("--cycles", type=int, default=4, help="evaluations measured per group (median kept)")
+    p.add_argument("--step", default="30s", help="sample spacing of the synthetic series (default: 30s)")
+    args = p.parse_args(argv)
+    try:
+        args.sizes = [int(x) for x in args.pods.split(",") if x.strip()] + ([5000] if args.with_5000 else [])
+    except ValueError:
+        p.error(f"--pods: expected numbers separated by commas, got {args.pods!r}")
+    if not args.sizes or min(args.sizes) < 2:
+        p.error("--pods: every size must be at least 2 pods")
+    if args.interval < 1 or args.cycles < 1 or args.warmup < 0 or args.pods_per_model < 1:
+        p.error("--interval, --cycles and --pods-per-model must be positive, --warmup not negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = Config()
+    cfg = replace(cfg, recording=replace(cfg.recording, interval=f"{args.interval}s"))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:
+        for pods in args.sizes:
+            spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
+                                       step=args.step)
+            results.append(measure_size(spec, cfg, args, Path(tmp) / str(pods)))
+            print(group_table(results[-1]) + "\n", flush=True)
+    print(f"Machine: {machine()}\n")
+    print(f"Raw side re-implements the {results[0].raw_set.compared}; evaluation interval {args.interval}s, "
+          f"median of {args.cycles} evaluations per group.\n")
+    print(summary_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

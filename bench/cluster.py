@@ -1,0 +1,78 @@
+"""Synthetic inference clusters for benchmarks, built from the fixture scenario format.
+
+A cluster is N pods spread over M models; models alternate between vLLM (two data-parallel engines per
+pod, label `engine`) and SGLang (TP=8, every scheduler rank reporting, labels `tp_rank`/`pp_rank`/...).
+Every pod has 8 GPUs with dcgm-exporter series. A scenario holds one engine version, so a cluster is a
+few scenarios, one per engine profile; `series()` synthesizes them all with `scenario.synthesize`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+from generators import scenario
+from generators.config import duration_seconds
+
+# (engine, version, pod shape): the engine/rank labels a real deployment of that profile carries.
+PROFILES = (
+    ("vllm", "0.33", {"gpus": 8, "engines": 2}),
+    ("sglang", "0.5.23", {"gpus": 8, "tp": 8}),
+)
+PODS_PER_NODE = 1  # 8 GPUs per pod fill an 8-GPU node
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    pods: int
+    models: int
+    end: float           # unix seconds of the last sample ("now")
+    duration: str = "7m"  # history: the 5m rate window plus two minutes
+    step: str = "30s"
+
+    def __post_init__(self) -> None:
+        if self.pods < 1 or self.models < 1:
+            raise ValueError("a cluster needs at least one pod and one model")
+        if self.models > self.pods:
+            raise ValueError(f"{self.models} models need at least as many pods (got {self.pods})")
+
+
+def scenarios(spec: ClusterSpec) -> list[scenario.Scenario]:
+    """One scenario per engine profile; model i uses profile i % len(PROFILES)."""
+    seconds = duration_seconds(spec.duration)
+    start = datetime.fromtimestamp(spec.end - seconds, tz=timezone.utc).isoformat()
+    by_profile: dict[int, list[dict]] = {}
+    for model in range(spec.models):
+        by_profile.setdefault(model % len(PROFILES), []).append(_model(spec, model))
+    out = []
+    for index, models in sorted(by_profile.items()):
+        engine, version, _shape = PROFILES[index]
+        out.append(scenario.from_dict({
+            "name": f"bench-{engine}-{spec.pods}", "engine": engine, "version": version,
+            "start": start, "duration": spec.duration, "step": spec.step, "models": models}))
+    return out
+
+
+def _model(spec: ClusterSpec, model: int) -> dict:
+    engine, _version, shape = PROFILES[model % len(PROFILES)]
+    first, count = _pod_range(spec, model)
+    workload = f"{engine}-m{model:03d}"
+    pods = [{"name": f"{workload}-{i}", "node": f"gpu-node-{(first + i) // PODS_PER_NODE:05d}", **shape}
+            for i in range(count)]
+    return {"model": f"bench/model-{model:03d}",
+            "labels": {"namespace": f"team-{model % 7}", "workload_name": workload, "backend": engine},
+            "pods": pods,
+            # vary load a little per model so aggregations do not see identical values
+            "baseline": {"request_rate": 1.0 + model % 5, "kv_usage": 0.3 + 0.05 * (model % 9)}}
+
+
+def _pod_range(spec: ClusterSpec, model: int) -> tuple[int, int]:
+    """First pod index and pod count of a model: pods split as evenly as possible."""
+    base, extra = divmod(spec.pods, spec.models)
+    first = model * base + min(model, extra)
+    return first, base + (1 if model < extra else 0)
+
+
+def series(spec: ClusterSpec) -> Iterator[scenario.Series]:
+    for sc in scenarios(spec):
+        yield from scenario.synthesize(sc)

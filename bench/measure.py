@@ -1,0 +1,101 @@
+"""Run a rule set in a real Prometheus on backfilled blocks and read what Prometheus reports about it.
+
+Numbers come from Prometheus' own /metrics: `prometheus_rule_group_last_duration_seconds` and
+`prometheus_rule_group_last_evaluation_samples` per group (sampled over several evaluations, median
+kept), `process_resident_memory_bytes` and `prometheus_tsdb_head_series`.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from diagnose.localprom import LocalPrometheus
+
+_LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
+GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",
+                 "prometheus_rule_group_last_evaluation_timestamp_seconds")
+PROCESS_METRICS = ("process_resident_memory_bytes", "prometheus_tsdb_head_series",
+                   "prometheus_rule_evaluation_failures_total")
+
+
+@dataclass(frozen=True)
+class GroupCost:
+    name: str
+    seconds: float  # median evaluation duration
+    samples: int    # series written (recording) or alerts produced per evaluation
+
+
+@dataclass(frozen=True)
+class RunCost:
+    groups: tuple[GroupCost, ...]
+    rss_bytes: int
+    head_series: int
+    failures: int
+    window_fill: float  # share of the 5m rate window covered by data at the last measured evaluation
+
+    @property
+    def seconds(self) -> float:
+        return sum(g.seconds for g in self.groups)
+
+    @property
+    def samples(self) -> int:
+        return sum(g.samples for g in self.groups)
+
+
+def scrape(url: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per-group metrics keyed by group name, and process-wide metrics (summed over label sets)."""
+    groups: dict[str, dict[str, float]] = {}
+    totals: dict[str, float] = {}
+    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+        m = _LINE.match(line)
+        if not m:
+            if line.startswith("prometheus_rule_evaluation_failures_total{"):
+                totals[PROCESS_METRICS[2]] = totals.get(PROCESS_METRICS[2], 0.0) + float(line.rsplit(" ", 1)[1])
+            continue
+        name, group, value = m.groups()
+        if group is not None and name in GROUP_METRICS:
+            groups.setdefault(group.split(";", 1)[1], {})[name] = float(value)
+        elif name in PROCESS_METRICS:
+            totals[name] = float(value)
+    return groups, totals
+
+
+def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, not_before: float,
+        last_sample: float, window: float = 300.0, warmup: int = 3, cycles: int = 4,
+        timeout: float = 900.0) -> RunCost:
+    """Evaluate `rule_files` on a copy of `blocks`; measure `cycles` evaluations of every group that
+    start at least `warmup` intervals after `not_before` (when recording chains are filled)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.copytree(blocks, workdir / "data")
+    seen: dict[str, dict[float, tuple[float, int]]] = {}
+    first = not_before + warmup * interval
+    with LocalPrometheus(None, rule_files=rule_files, evaluation_interval=f"{int(interval)}s",
+                         workdir=workdir) as prom:
+        deadline = time.monotonic() + timeout
+        failures_before = None
+        while True:
+            groups, totals = scrape(prom.url)
+            if failures_before is None and time.time() >= first:
+                failures_before = totals.get(PROCESS_METRICS[2], 0.0)
+            for name, m in groups.items():
+                ts = m.get(GROUP_METRICS[2], 0.0)
+                if ts >= first:
+                    seen.setdefault(name, {})[ts] = (m[GROUP_METRICS[0]], int(m[GROUP_METRICS[1]]))
+            if groups and all(len(seen.get(n, {})) >= cycles for n in groups):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"rule groups did not complete {cycles} evaluations in {timeout:.0f}s")
+            time.sleep(min(1.0, interval / 4))
+        last_eval = max(max(v) for v in seen.values())
+    costs = tuple(GroupCost(n, statistics.median(d for d, _ in seen[n].values()),
+                            int(statistics.median(s for _, s in seen[n].values()))) for n in sorted(seen))
+    fill = max(0.0, min(1.0, 1 - (last_eval - last_sample) / window))
+    failures = totals.get(PROCESS_METRICS[2], 0.0) - (failures_before or 0.0)
+    return RunCost(costs, int(totals.get(PROCESS_METRICS[0], 0)), int(totals.get(PROCESS_METRICS[1], 0)),
+                   int(failures), fill)

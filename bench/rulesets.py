@@ -1,0 +1,64 @@
+"""The two rule sets the benchmark compares on the same data.
+
+layered: every group inferwatch ships (recording tiers, then alerts), as `inferwatch generate` writes them.
+raw:     the same alert conditions with every recorded series inlined down to the engines' raw metrics,
+         the way hand-written alert files query vLLM/SGLang directly. While no alerting rules exist,
+         the model-tier records stand in for them (what a dashboard or alert would read).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from generators.config import Config
+from generators.generate import rule_groups
+from generators.promql import inline
+from generators.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
+from generators.signals import MODEL
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    groups: tuple[RuleGroup, ...]
+    compared: str  # what the raw side re-implements: "alerts" or "model-tier records"
+
+    def write(self, folder: Path) -> list[Path]:
+        """One plain rule file per group, as Prometheus, Thanos, Mimir and vmalert load them."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for g in self.groups:
+            path = folder / f"{g.name}.rules.yaml"
+            path.write_text(rule_file([g]))
+            paths.append(path)
+        return paths
+
+
+def layered(cfg: Config, interval: str) -> RuleSet:
+    groups = tuple(replace(g, interval=interval) for g in rule_groups(cfg))
+    return RuleSet("layered", groups, _compared(groups))
+
+
+def raw(cfg: Config, interval: str) -> RuleSet:
+    """Alert conditions (or model-tier records) evaluated straight on raw series."""
+    groups = rule_groups(cfg)
+    index = record_index(groups)
+    compared = _compared(groups)
+    out = []
+    for g in groups:
+        targets = [r for r in g.rules if _is_target(r, compared)]
+        if targets:
+            rules = tuple(replace(r, expr=inline(r.expr, index)) for r in targets)
+            out.append(RuleGroup(f"{g.name}-raw", interval, rules, f"{g.file}-raw"))
+    return RuleSet("raw", tuple(out), compared)
+
+
+def _compared(groups) -> str:
+    has_alerts = any(isinstance(r, AlertingRule) for g in groups for r in g.rules)
+    return "alerts" if has_alerts else "model-tier records"
+
+
+def _is_target(rule, compared: str) -> bool:
+    if compared == "alerts":
+        return isinstance(rule, AlertingRule)
+    return isinstance(rule, RecordingRule) and rule.record.startswith(f"{MODEL}:")
