@@ -1,0 +1,243 @@
+"""`inferwatch demo`: the whole job on a bundled incident, with no cluster and no network.
+
+Synthesizes an incident scenario, backfills it into a throwaway Prometheus on 127.0.0.1 with the
+generated rules loaded, lists the alerts that fire at the incident time, runs `diagnose` on the same
+Prometheus and prints its explanation, then stops what it started.
+
+Rules only evaluate live, and the scenario lies in the past, so alerts are evaluated the honest way:
+each alert expression is inlined over the recording rules it reads and run as a range query over its
+`for` duration at the group's interval; an alert fires when its series is present at every step.
+Progress goes to stderr, results (alerts, diagnosis) to stdout, so stdout ends with the diagnosis.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import re
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+
+from generators import scenario
+from generators.config import duration_seconds, load_config
+from generators.generate import render, rule_groups
+from generators.promql import check, inline
+from generators.rules import AlertingRule, RuleGroup, record_index
+
+from .localprom import LocalPrometheus, write_openmetrics
+
+DEFAULT_SCENARIO = "demo-incident"
+STEPS = 5
+DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
+
+
+@dataclass(frozen=True)
+class FiringAlert:
+    name: str
+    labels: dict[str, str]
+    held_for: str
+
+    def line(self) -> str:
+        severity = self.labels.get("severity", "")
+        rest = " ".join(f"{k}={v}" for k, v in sorted(self.labels.items()) if k not in ("severity", "alertname"))
+        return f"  FIRING {self.name} [{severity}] {rest} (held {self.held_for})"
+
+
+@dataclass(frozen=True)
+class AlertCheck:
+    """Every alerting rule's verdict at one instant; `errors` names rules that could not be evaluated."""
+    rules: int
+    firing: tuple[FiringAlert, ...]
+    errors: tuple[str, ...]
+
+
+# ---- alerts at a past instant -----------------------------------------------------------------
+
+def query_range(url: str, expr: str, start: float, end: float, step: float) -> list[dict]:
+    r = requests.get(url + "/api/v1/query_range", timeout=60,
+                     params={"query": expr, "start": start, "end": end, "step": step})
+    body = r.json()
+    if body.get("status") != "success":
+        raise RuntimeError(f"{body.get('errorType')}: {body.get('error')}")
+    return body["data"]["result"]
+
+
+def alerts_at(url: str, groups: list[RuleGroup], at: float) -> AlertCheck:
+    """Alerts that would be firing at `at`: true at every evaluation of the last `for` duration."""
+    index = record_index(groups)
+    firing, errors, count = [], [], 0
+    for group in groups:
+        step = duration_seconds(group.interval)
+        for rule in group.rules:
+            if not isinstance(rule, AlertingRule):
+                continue
+            count += 1
+            hold = duration_seconds(rule.for_ or "0s")
+            try:
+                expr = check(inline(rule.expr, index))
+                result = query_range(url, expr, at - hold, at, step)
+            except (ValueError, RuntimeError) as exc:
+                errors.append(f"{rule.alert}: {str(exc).splitlines()[0]}")
+                continue
+            needed = int(hold // step) + 1
+            for series in result:
+                if len(series["values"]) >= needed:
+                    labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
+                    firing.append(FiringAlert(rule.alert, {**labels, **rule.labels}, rule.for_ or "0s"))
+    firing.sort(key=lambda a: (a.name, sorted(a.labels.items())))
+    return AlertCheck(count, tuple(firing), tuple(errors))
+
+
+# ---- diagnosis --------------------------------------------------------------------------------
+
+def diagnose_available() -> bool:
+    return importlib.util.find_spec("diagnose.cli") is not None
+
+
+def run_diagnosis(url: str, at: float, window: str) -> int:
+    """The `diagnose` CLI on the demo Prometheus; it prints its text report to stdout."""
+    from . import cli  # imported late: the demo works (and says so) before diagnose exists
+    return cli.main(["--prometheus", url, "--at", iso(at), "--window", window])
+
+
+# ---- the demo -----------------------------------------------------------------------------------
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def progress(n: int, text: str) -> None:
+    print(f"[{n}/{STEPS}] {text}", file=sys.stderr, flush=True)
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def write_rule_files(folder: Path) -> list[Path]:
+    files = render(load_config(None))
+    paths = []
+    for rel, text in files.items():
+        if rel.startswith("prometheus/rules/"):
+            path = folder / Path(rel).name
+            path.write_text(text)
+            paths.append(path)
+    return paths
+
+
+def explore_hint(prom: LocalPrometheus, sc: scenario.Scenario) -> str:
+    graph = prom.url + "/graph?" + urlencode({
+        "g0.expr": "vllm:kv_cache_usage_perc or sglang:token_usage", "g0.tab": "0",
+        "g0.range_input": f"{int(sc.duration // 60)}m",
+        "g0.end_input": datetime.fromtimestamp(sc.end, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")})
+    return (f"Prometheus keeps running at {prom.url} (pid {prom.pid}). The scenario's raw series span "
+            f"{iso(sc.start)} to {iso(sc.end)}; recorded llm_* series are only evaluated from now on.\n"
+            f"  try: {graph}\nPress Ctrl-C to stop it.")
+
+
+def wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM; both end in the caller's `finally`, which stops Prometheus."""
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def run(name: str, window: str, keep_running: bool) -> int:
+    began = time.monotonic()
+    sc = scenario.load(name)
+    at = sc.start + (sc.incident_at if sc.incident_at is not None else sc.duration)
+    out(f"inferwatch demo: {sc.name}\n{' '.join(sc.description.split())}\n")
+
+    series = scenario.synthesize(sc)
+    body = io.StringIO()
+    samples = write_openmetrics(series, body)
+    pods = sum(len(m.pods) for m in sc.models)
+    progress(1, f"scenario {sc.name}: {sc.engine} {sc.version}, {len(sc.models)} models, {pods} pods, "
+                f"{int(sc.duration // 60)}m every {int(sc.step)}s ({len(series)} series, {samples} samples)")
+
+    groups = rule_groups(load_config(None))
+    n_alerts = sum(isinstance(r, AlertingRule) for g in groups for r in g.rules)
+    n_records = sum(len(g.rules) for g in groups) - n_alerts
+    progress(2, f"rules: {len(groups)} groups, {n_records} recording and {n_alerts} alerting rules (default config)")
+
+    with tempfile.TemporaryDirectory(prefix="inferwatch-demo-rules-") as folder:
+        started = time.monotonic()
+        prom = LocalPrometheus(body.getvalue(), rule_files=write_rule_files(Path(folder)))
+        with prom:
+            progress(3, f"Prometheus on {prom.url} (pid {prom.pid}): backfilled, rules loaded, ready in "
+                        f"{time.monotonic() - started:.1f}s")
+            pid = prom.pid
+            progress(4, f"alerts at the incident time {iso(at)}")
+            report_alerts(alerts_at(prom.url, groups, at), at)
+            progress(5, f"diagnosis of the {window} before {iso(at)}")
+            code = run_diagnosis(prom.url, at, window) if diagnose_available() else no_diagnosis()
+            if keep_running:
+                print(explore_hint(prom, sc), file=sys.stderr, flush=True)
+                wait_for_interrupt()
+    print(f"stopped Prometheus (pid {pid}); demo took {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
+    return code
+
+
+def report_alerts(check_: AlertCheck, at: float) -> None:
+    if not check_.rules:
+        out("Alerts: no alerting rules are generated yet (generators/alerts.py), so none can fire.\n")
+        return
+    out(f"Alerts firing at {iso(at)} ({len(check_.firing)} of {check_.rules} rules' series held for their `for`):")
+    for alert in check_.firing:
+        out(alert.line())
+    if not check_.firing:
+        out("  (none)")
+    for problem in check_.errors:
+        out(f"  could not evaluate {problem}")
+    out()
+
+
+def no_diagnosis() -> int:
+    out("Diagnosis: the diagnose engine is not installed yet (diagnose/cli.py); nothing to explain.")
+    return 0
+
+
+# ---- command line -------------------------------------------------------------------------------
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo", help="run the whole job on a bundled incident (local Prometheus, no cluster)",
+        description="Start a throwaway Prometheus on 127.0.0.1 loaded with a bundled incident scenario and "
+                    "the generated rules, list the alerts that fire at the incident time, explain the "
+                    "incident with `diagnose`, then stop everything. Needs only the prometheus and promtool "
+                    "binaries (`make setup`); no cluster, no network. Progress goes to stderr, the alerts "
+                    "and the diagnosis to stdout.",
+        epilog="examples:\n  inferwatch demo\n  inferwatch demo --keep-running     # explore in the Prometheus UI\n"
+               "  inferwatch demo --scenario vllm-kv-cache-pressure --window 10m\n\n"
+               "A scenario is any fixtures/scenarios/*.yaml (format: generators/scenario.py).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                   help=f"scenario name in fixtures/scenarios or a YAML path (default: {DEFAULT_SCENARIO})")
+    p.add_argument("--window", default="15m", help="diagnosis window ending at the incident time (default: 15m)")
+    p.add_argument("--keep-running", action="store_true",
+                   help="leave Prometheus up after the diagnosis and print its URL; Ctrl-C stops it")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if not DURATION.fullmatch(args.window):
+        print(f"inferwatch demo: --window: {args.window!r} is not a duration like 15m or 1h", file=sys.stderr)
+        return 2
+    try:
+        return run(args.scenario, args.window, args.keep_running)
+    except (scenario.ScenarioError, RuntimeError) as exc:
+        print(f"inferwatch demo: {exc}", file=sys.stderr)
+        return 2
