@@ -160,7 +160,9 @@ class Metrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self._durations: list[float] = []
+        self._buckets = [0] * len(DURATION_BUCKETS)  # cumulative, like the exposition
+        self._duration_sum = 0.0
+        self._duration_count = 0
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
@@ -173,22 +175,21 @@ class Metrics:
 
     def observe(self, seconds: float) -> None:
         with self._lock:
-            self._durations.append(seconds)
-
-    def value(self, name: str, **labels: str) -> float:
-        with self._lock:
-            return self._values.get((name, tuple(sorted(labels.items()))), 0)
+            for i, bound in enumerate(DURATION_BUCKETS):
+                self._buckets[i] += seconds <= bound
+            self._duration_sum += seconds
+            self._duration_count += 1
 
     def render(self) -> str:
         with self._lock:
-            values, durations = dict(self._values), list(self._durations)
+            values, buckets = dict(self._values), list(self._buckets)
+            total, count = self._duration_sum, self._duration_count
         out = []
         for name, (kind, text) in self.HELP.items():
             out += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
             if kind == "histogram":
-                out += [f'{name}_bucket{{le="{b}"}} {sum(d <= b for d in durations)}' for b in DURATION_BUCKETS]
-                out += [f'{name}_bucket{{le="+Inf"}} {len(durations)}',
-                        f"{name}_sum {sum(durations):.6f}", f"{name}_count {len(durations)}"]
+                out += [f'{name}_bucket{{le="{b}"}} {n}' for b, n in zip(DURATION_BUCKETS, buckets)]
+                out += [f'{name}_bucket{{le="+Inf"}} {count}', f"{name}_sum {total:.6f}", f"{name}_count {count}"]
                 continue
             series = sorted((k, v) for k, v in values.items() if k[0] == name) or [((name, ()), 0)]
             for (_, labels), v in series:
