@@ -141,134 +141,6 @@ class Dashboard:
     folder: str = ""  # `grafana_folder` annotation, for sidecars with folderAnnotation set
 
 
-# ---- alerts and SLOs (generators/alerts.py, generators/slo.py) --------------------------------
-
-SLO_KINDS = ("availability", "ttft", "itl", "e2e_latency")
-
-
-@dataclass(frozen=True)
-class BurnWindow:
-    """One row of the multi-window, multi-burn-rate table: alert when `budget_percent` of the period's
-    error budget would be spent within `long` (checked over `long` and `short`). The burn factor is
-    computed from it: budget_percent/100 * period / long (Sloth, SRE workbook)."""
-    burn_tier: str = "page-fast"  # page-fast | page-slow | ticket-fast | ticket-slow
-    budget_percent: float = 2.0
-    long: Duration = Duration("1h")
-    short: Duration = Duration("5m")
-    for_duration: Duration = Duration("2m")
-
-
-@dataclass(frozen=True)
-class Objective:
-    """One SLO of a model: `objective_percent` of requests succeed (availability) or finish their TTFT,
-    inter-token or end-to-end latency within `threshold_seconds` (a histogram bucket boundary)."""
-    enabled: bool = True
-    objective_percent: float = 99.0
-    threshold_seconds: float = 0.0  # latency SLOs only
-
-
-@dataclass(frozen=True)
-class ObjectiveOverride:
-    """Per-model changes to an Objective; an empty field keeps the global value."""
-    enabled: bool | None = None
-    objective_percent: float | None = None
-    threshold_seconds: float | None = None
-
-
-@dataclass(frozen=True)
-class ModelSLO:
-    """SLO overrides for the models matching `model` (and `namespace` / `workload` when given)."""
-    model: str = ""
-    namespace: str = ""
-    workload: str = ""
-    availability: ObjectiveOverride = field(default_factory=ObjectiveOverride)
-    ttft: ObjectiveOverride = field(default_factory=ObjectiveOverride)
-    itl: ObjectiveOverride = field(default_factory=ObjectiveOverride)
-    e2e_latency: ObjectiveOverride = field(default_factory=ObjectiveOverride)
-
-
-def _default_windows() -> tuple[BurnWindow, ...]:
-    # SRE workbook / Sloth google-30d table; `for` as kubernetes-mixin's apiserver burn-rate alerts.
-    return (BurnWindow("page-fast", 2.0, Duration("1h"), Duration("5m"), Duration("2m")),
-            BurnWindow("page-slow", 5.0, Duration("6h"), Duration("30m"), Duration("15m")),
-            BurnWindow("ticket-fast", 10.0, Duration("1d"), Duration("2h"), Duration("1h")),
-            BurnWindow("ticket-slow", 10.0, Duration("3d"), Duration("6h"), Duration("3h")))
-
-
-def _default_error_reasons() -> dict[str, tuple[str, ...]]:
-    # vLLM aborts are mostly client cancellations; SGLang reports engine-side failures as aborts too.
-    return {"vllm": ("engine_error", "http_5xx"), "vllm-pd": ("engine_error", "http_5xx"),
-            "sglang": ("abort", "http_5xx"), "sglang-pd": ("abort", "http_5xx")}
-
-
-@dataclass(frozen=True)
-class SLO:
-    """Per-model SLOs turned into multi-window, multi-burn-rate alerts (docs/alerts.md)."""
-    period: Duration = Duration("30d")
-    windows: tuple[BurnWindow, ...] = field(default_factory=_default_windows)
-    min_request_rate: float = 0.05  # requests/s over the long window; quieter models never burn
-    threshold_policy: str = "reject"  # reject | snap (to the largest common bucket boundary below)
-    error_reasons: dict[str, tuple[str, ...]] = field(default_factory=_default_error_reasons)
-    availability: Objective = field(default_factory=lambda: Objective(True, 99.5))
-    ttft: Objective = field(default_factory=lambda: Objective(True, 99.0, 1.0))
-    itl: Objective = field(default_factory=lambda: Objective(True, 99.0, 0.2))
-    e2e_latency: Objective = field(default_factory=lambda: Objective(False, 99.0, 60.0))
-    models: tuple[ModelSLO, ...] = ()
-
-
-@dataclass(frozen=True)
-class Alerts:
-    """Cause alerts (pod and GPU tier) and the model-absent alert: thresholds, `for`, severities."""
-    enabled: bool = True
-    severity: dict[str, str] = field(default_factory=dict)  # alert name -> critical | warning | info
-    for_durations: dict[str, Duration] = field(default_factory=dict)  # alert name -> `for`
-    serving_lookback: Duration = Duration("1h")  # a model that had traffic this recently must keep serving
-    queue_waiting: float = 5.0  # requests waiting in one pod
-    queue_time_seconds: float = 1.0  # mean queue time; ignored where the engine does not export it
-    kv_cache_usage: float = 0.95
-    preemption_rate: float = 0.5  # preempted / retracted requests per second in one pod
-    prefix_hit_baseline: Duration = Duration("6h")
-    prefix_hit_drop: float = 0.5  # alert when the hit ratio falls below (1 - drop) x its baseline
-    prefix_hit_min_baseline: float = 0.2  # only for pods whose cache usually hits this often
-    imbalance_factor: float = 3.0  # a pod's queue over this many times its siblings' average
-    gpu_temperature_celsius: float = 85.0
-    gpu_clock_drop: float = 0.2  # SM clock below (1 - drop) x its 1h maximum
-    gpu_fb_used_ratio: float = 0.97  # engines preallocate ~0.9; beyond this allocations fail
-    gpu_compute_active: float = 0.95
-    gpu_idle_active: float = 0.3  # engine activity below this while requests queue = host-bound
-
-
-@dataclass(frozen=True)
-class DiagnoseThresholds:
-    """Absolute limits the diagnosis compares with (besides each series' own baseline and its siblings)."""
-    ttft_seconds: float = 2.0  # model p-quantile TTFT
-    itl_seconds: float = 0.2
-    e2e_seconds: float = 30.0
-    error_ratio: float = 0.05  # failed / finished requests of a model
-    waiting_requests: float = 2.0  # requests queued in one pod
-    kv_cache_usage: float = 0.9
-    preemptions_per_second: float = 0.01
-    fb_used_ratio: float = 0.97  # engines preallocate ~0.9 of GPU memory; beyond this is pressure
-    engine_saturated: float = 0.9  # GPU engine activity (0-1)
-    engine_idle: float = 0.35  # activity below this while requests wait = host-bound
-
-
-@dataclass(frozen=True)
-class Diagnose:
-    """`diagnose` (docs/diagnose.md): windows, sensitivity, query limits."""
-    window: Duration = Duration("15m")  # the incident window, ending at --at
-    baseline: Duration = Duration("1h")  # the period before the window a series is compared with
-    quantile: float = 0.9  # latency quantile read by the symptoms (one of recording.quantiles)
-    points: int = 15  # samples per window: the query step is window / points
-    change_factor: float = 1.5  # a series moved when it is this many times its baseline (or 1/x)
-    sibling_factor: float = 1.5  # an outlier pod is this many times its siblings' median
-    min_persistence: float = 0.3  # share of the window a condition must hold
-    query_timeout: Duration = Duration("10s")
-    deadline: Duration = Duration("30s")  # for the whole diagnosis
-    concurrency: int = 8
-    thresholds: DiagnoseThresholds = field(default_factory=DiagnoseThresholds)
-
-
 @dataclass(frozen=True)
 class Config:
     backends: tuple[str, ...] = BACKENDS
@@ -279,9 +151,6 @@ class Config:
     output: Output = field(default_factory=Output)
     dashboard: Dashboard = field(default_factory=Dashboard)
     routing: Routing = field(default_factory=Routing)
-    alerts: Alerts = field(default_factory=Alerts)
-    slo: SLO = field(default_factory=SLO)
-    diagnose: Diagnose = field(default_factory=Diagnose)
 
     def validate(self) -> None:
         for i, b in enumerate(self.backends):
@@ -310,15 +179,6 @@ class Config:
             raise ConfigError("routing: the four receiver names must be non-empty and different")
         if not self.routing.diagnose_url.startswith(("http://", "https://")):
             raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
-        from .slo import check_config  # alerts and SLOs: thresholds against catalog buckets
-        check_config(self)
-        d = self.diagnose
-        if d.quantile not in self.recording.quantiles:
-            raise ConfigError(f"diagnose.quantile: {d.quantile} is not one of recording.quantiles")
-        if d.points < 3 or not 0 < d.min_persistence <= 1 or d.change_factor <= 1 or d.sibling_factor <= 1:
-            raise ConfigError("diagnose: points >= 3, 0 < min_persistence <= 1, change/sibling_factor > 1")
-        if d.concurrency < 1 or not d.window.seconds() or not d.baseline.seconds():
-            raise ConfigError("diagnose: concurrency >= 1 and window, baseline > 0")
 
 
 # ---- loading ----------------------------------------------------------------------------------
