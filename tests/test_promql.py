@@ -1,0 +1,110 @@
+"""Label values from users and alerts can never change the shape of a query.
+
+Every value goes through `Matcher`/`Str`, which escape it; the rendered query must parse, and the parsed
+matcher must hold exactly the input. A real Prometheus (promtool's engine) must select the series too.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import promql_parser
+import pytest
+import yaml
+
+from generators.promql import (Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
+                               matchers_from, number, rate)
+
+HOSTILE = [
+    'plain',
+    'say "hi"',
+    'back\\slash',
+    'trailing backslash\\',
+    '\\"',
+    'new\nline',
+    'carriage\rreturn',
+    'tab\there',
+    '"} or vector(1) or up{a="',
+    '"}) or on() vector(1) #',
+    "single 'quotes' and `backticks`",
+    '${{ template }} {{ $labels.pod }}',
+    'unicode é 模型 ✓',
+    'nul\x00byte',
+    '',
+]
+
+
+def parsed_matchers(text: str) -> dict[str, tuple[str, str]]:
+    ast = promql_parser.parse(text)
+    return {m.name: (m.value, str(m.op)) for m in ast.matchers.matchers}
+
+
+# Regex matchers take a regex: these are hostile as strings yet valid RE2.
+HOSTILE_REGEXES = ['a"b|c', 'back\\\\.slash', 'new\nline.*', '"} or vector(1) or up{a="', '"]', 'x\ty']
+
+
+@pytest.mark.parametrize("value, op", [(v, op) for op in ("=", "!=") for v in HOSTILE]
+                         + [(v, op) for op in ("=~", "!~") for v in HOSTILE_REGEXES], ids=repr)
+def test_hostile_matcher_values_parse_back_exactly(value, op):
+    text = check(Selector("vllm:num_requests_running", (Matcher("pod", value, op), Matcher("ns", "llm"))))
+    matchers = parsed_matchers(text)
+    assert matchers["pod"][0] == value
+    assert matchers["pod"][1] == "MatchOp." + {"=": "Equal", "!=": "NotEqual", "=~": "Re", "!~": "NotRe"}[op]
+    assert matchers["ns"][0] == "llm"
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=repr)
+def test_hostile_values_stay_strings_inside_larger_queries(value):
+    """An injection attempt must not add operators: the query keeps one selector and one aggregation."""
+    expr = agg("sum", rate(Selector("vllm:request_success_total", (Matcher("model_name", value),)), "5m"),
+               ["namespace"])
+    ast = promql_parser.parse(check(expr))
+    assert type(ast).__name__ == "AggregateExpr"
+    selector = ast.expr.args[0].vector_selector
+    assert [m.value for m in selector.matchers.matchers if m.name == "model_name"] == [value]
+    replaced = promql_parser.parse(check(label_replace(Selector("up"), "pod", value, "", "")))
+    assert type(replaced).__name__ == "Call" and replaced.args[2].val == value
+    assert promql_parser.parse(check(Str(value))).val == value
+
+
+def test_matchers_from_spec_reads_operator_prefixes():
+    assert matchers_from({"b": "~5..", "a": "x", "c": "!y", "d": "!~z"}) == (
+        Matcher("a", "x", "="), Matcher("b", "5..", "=~"), Matcher("c", "y", "!="), Matcher("d", "z", "!~"))
+
+
+def test_inline_filters_by_hostile_values_through_label_replace():
+    records = {"llm_pod:requests:rate5m": [({}, rate(Selector("vllm:request_success_total"), "5m"))]}
+    value = '"} or vector(1) #'
+    text = check(inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", value),)), records))
+    assert value.replace('"', '\\"') in text and "vllm:request_success_total[5m]" in text
+    with pytest.raises(PromQLError, match="only equality matchers"):
+        inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", "x", "=~"),)), records)
+
+
+def test_check_names_the_broken_query():
+    with pytest.raises(PromQLError, match=r"query: sum by \(\(x\)"):
+        check("sum by ((x)")
+
+
+def test_numbers_render_as_promql_literals():
+    assert [number(v) for v in (1.0, 0.5, 1e-9, float("inf"), float("-inf"))] == ["1", "0.5", "1e-09", "+Inf", "-Inf"]
+
+
+def test_prometheus_itself_selects_series_by_hostile_values(tmp_path):
+    """promtool (the Go PromQL engine) reads the same escaped text back to the same values."""
+    values = [v for v in HOSTILE if v and "\x00" not in v]
+    series = [{"series": f"probe{{value={_promtool_quote(v)}, i=\"{i}\"}}", "values": "1 1"}
+              for i, v in enumerate(values)]
+    tests = [{"expr": check(Selector("probe", (Matcher("value", v),))), "eval_time": "1m",
+              "exp_samples": [{"labels": f"probe{{value={_promtool_quote(v)}, i=\"{i}\"}}", "value": 1}]}
+             for i, v in enumerate(values)]
+    path = tmp_path / "hostile.test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m",
+                                    "tests": [{"interval": "1m", "input_series": series,
+                                               "promql_expr_test": tests}]}, width=10_000))
+    res = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _promtool_quote(value: str) -> str:
+    """promtool's series notation uses the same string escapes as PromQL."""
+    return Str(value).render()
