@@ -215,11 +215,11 @@ def no_diagnosis() -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="run the whole job on a bundled incident (local Prometheus, no cluster)",
-        description="Start a throwaway Prometheus on 127.0.0.1 loaded with a bundled incident scenario and "
-                    "the generated rules, list the alerts that fire at the incident time, explain the "
-                    "incident with `diagnose`, then stop everything. Needs only the prometheus and promtool "
-                    "binaries (`make setup`); no cluster, no network. Progress goes to stderr, the alerts "
-                    "and the diagnosis to stdout.",
+        description="Start a throwaway Prometheus on 127.0.0.1 loaded with a bundled incident scenario and\n"
+                    "the generated rules, list the alerts that fire at the incident time, explain the\n"
+                    "incident with `diagnose`, then stop everything. Needs only the prometheus and promtool\n"
+                    "binaries (`make setup`): no cluster, no network, well under a minute.\n"
+                    "Progress goes to stderr; the alerts and the diagnosis go to stdout.",
         epilog="examples:\n  inferwatch demo\n  inferwatch demo --keep-running     # explore in the Prometheus UI\n"
                "  inferwatch demo --scenario vllm-kv-cache-pressure --window 10m\n\n"
                "A scenario is any fixtures/scenarios/*.yaml (format: generators/scenario.py).",

@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import replace
 from functools import cache
+from pathlib import Path
 
 import pytest
 import yaml
@@ -174,3 +175,9 @@ def test_artifacts_json_and_sidecar_configmap_agree():
 def test_bad_dashboard_uid_is_a_config_error():
     with pytest.raises(ValueError, match="dashboard.uid"):
         parse_config("dashboard: {uid: 'has spaces'}\n", "x.yaml")
+
+
+def test_every_panel_is_documented():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "dashboard.md").read_text()
+    missing = [p.title for _, section in dashboard.sections(CFG) for p in section.panels if f"| {p.title} |" not in doc]
+    assert not missing, f"docs/dashboard.md lacks panels: {missing}"
