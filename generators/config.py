@@ -113,7 +113,7 @@ class Output:
     """How generated objects are packaged."""
     prometheus_rule_namespace: str = "monitoring"
     prometheus_rule_labels: dict[str, str] = field(default_factory=lambda: {"role": "alert-rules"})
-    runbook_base_url: str = "https://github.com/inferwatch/inferwatch/blob/main/docs/runbooks"
+    runbook_base_url: str = "https://github.com/inferwatch/inferwatch/blob/main/rules/runbooks"
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,103 @@ class Dashboard:
     folder: str = ""  # `grafana_folder` annotation, for sidecars with folderAnnotation set
 
 
+# ---- alerts and SLOs (generators/alerts.py, generators/slo.py) --------------------------------
+
+SLO_KINDS = ("availability", "ttft", "itl", "e2e_latency")
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """One row of the multi-window, multi-burn-rate table: alert when `budget_percent` of the period's
+    error budget would be spent within `long` (checked over `long` and `short`). The burn factor is
+    computed from it: budget_percent/100 * period / long (Sloth, SRE workbook)."""
+    burn_tier: str = "page-fast"  # page-fast | page-slow | ticket-fast | ticket-slow
+    budget_percent: float = 2.0
+    long: Duration = Duration("1h")
+    short: Duration = Duration("5m")
+    for_duration: Duration = Duration("2m")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One SLO of a model: `objective_percent` of requests succeed (availability) or finish their TTFT,
+    inter-token or end-to-end latency within `threshold_seconds` (a histogram bucket boundary)."""
+    enabled: bool = True
+    objective_percent: float = 99.0
+    threshold_seconds: float = 0.0  # latency SLOs only
+
+
+@dataclass(frozen=True)
+class ObjectiveOverride:
+    """Per-model changes to an Objective; an empty field keeps the global value."""
+    enabled: bool | None = None
+    objective_percent: float | None = None
+    threshold_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSLO:
+    """SLO overrides for the models matching `model` (and `namespace` / `workload` when given)."""
+    model: str = ""
+    namespace: str = ""
+    workload: str = ""
+    availability: ObjectiveOverride = field(default_factory=ObjectiveOverride)
+    ttft: ObjectiveOverride = field(default_factory=ObjectiveOverride)
+    itl: ObjectiveOverride = field(default_factory=ObjectiveOverride)
+    e2e_latency: ObjectiveOverride = field(default_factory=ObjectiveOverride)
+
+
+def _default_windows() -> tuple[BurnWindow, ...]:
+    # SRE workbook / Sloth google-30d table; `for` as kubernetes-mixin's apiserver burn-rate alerts.
+    return (BurnWindow("page-fast", 2.0, Duration("1h"), Duration("5m"), Duration("2m")),
+            BurnWindow("page-slow", 5.0, Duration("6h"), Duration("30m"), Duration("15m")),
+            BurnWindow("ticket-fast", 10.0, Duration("1d"), Duration("2h"), Duration("1h")),
+            BurnWindow("ticket-slow", 10.0, Duration("3d"), Duration("6h"), Duration("3h")))
+
+
+def _default_error_reasons() -> dict[str, tuple[str, ...]]:
+    # vLLM aborts are mostly client cancellations; SGLang reports engine-side failures as aborts too.
+    return {"vllm": ("engine_error", "http_5xx"), "vllm-pd": ("engine_error", "http_5xx"),
+            "sglang": ("abort", "http_5xx"), "sglang-pd": ("abort", "http_5xx")}
+
+
+@dataclass(frozen=True)
+class SLO:
+    """Per-model SLOs turned into multi-window, multi-burn-rate alerts (docs/alerts.md)."""
+    period: Duration = Duration("30d")
+    windows: tuple[BurnWindow, ...] = field(default_factory=_default_windows)
+    min_request_rate: float = 0.05  # requests/s over the long window; quieter models never burn
+    threshold_policy: str = "reject"  # reject | snap (to the largest common bucket boundary below)
+    error_reasons: dict[str, tuple[str, ...]] = field(default_factory=_default_error_reasons)
+    availability: Objective = field(default_factory=lambda: Objective(True, 99.5))
+    ttft: Objective = field(default_factory=lambda: Objective(True, 99.0, 1.0))
+    itl: Objective = field(default_factory=lambda: Objective(True, 99.0, 0.2))
+    e2e_latency: Objective = field(default_factory=lambda: Objective(False, 99.0, 60.0))
+    models: tuple[ModelSLO, ...] = ()
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Cause alerts (pod and GPU tier) and the model-absent alert: thresholds, `for`, severities."""
+    enabled: bool = True
+    severity: dict[str, str] = field(default_factory=dict)  # alert name -> critical | warning | info
+    for_durations: dict[str, Duration] = field(default_factory=dict)  # alert name -> `for`
+    serving_lookback: Duration = Duration("1h")  # a model that had traffic this recently must keep serving
+    queue_waiting: float = 5.0  # requests waiting in one pod
+    queue_time_seconds: float = 1.0  # mean queue time; ignored where the engine does not export it
+    kv_cache_usage: float = 0.95
+    preemption_rate: float = 0.5  # preempted / retracted requests per second in one pod
+    prefix_hit_baseline: Duration = Duration("6h")
+    prefix_hit_drop: float = 0.5  # alert when the hit ratio falls below (1 - drop) x its baseline
+    prefix_hit_min_baseline: float = 0.2  # only for pods whose cache usually hits this often
+    imbalance_factor: float = 3.0  # a pod's queue over this many times its siblings' average
+    gpu_temperature_celsius: float = 85.0
+    gpu_clock_drop: float = 0.2  # SM clock below (1 - drop) x its 1h maximum
+    gpu_fb_used_ratio: float = 0.97  # engines preallocate ~0.9; beyond this allocations fail
+    gpu_compute_active: float = 0.95
+    gpu_idle_active: float = 0.3  # engine activity below this while requests queue = host-bound
+
+
 @dataclass(frozen=True)
 class Config:
     backends: tuple[str, ...] = BACKENDS
@@ -151,6 +248,8 @@ class Config:
     output: Output = field(default_factory=Output)
     dashboard: Dashboard = field(default_factory=Dashboard)
     routing: Routing = field(default_factory=Routing)
+    alerts: Alerts = field(default_factory=Alerts)
+    slo: SLO = field(default_factory=SLO)
 
     def validate(self) -> None:
         for i, b in enumerate(self.backends):
@@ -179,6 +278,8 @@ class Config:
             raise ConfigError("routing: the four receiver names must be non-empty and different")
         if not self.routing.diagnose_url.startswith(("http://", "https://")):
             raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
+        from .slo import check_config  # alerts and SLOs: thresholds against catalog buckets
+        check_config(self)
 
 
 # ---- loading ----------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ Producer = Callable[[Config], dict[str, str]]
 
 def rule_groups(cfg: Config) -> list[RuleGroup]:
     """Every rule group inferwatch ships: recording rules first, then alerts."""
-    return recording.recording_groups(cfg)
+    from .alerts import alert_groups
+    return recording.recording_groups(cfg) + alert_groups(cfg)
 
 
 def rule_artifacts(cfg: Config) -> dict[str, str]:
@@ -33,7 +34,13 @@ def rule_artifacts(cfg: Config) -> dict[str, str]:
     return out
 
 
-PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts, dashboard.artifacts]
+def runbook_artifacts(cfg: Config) -> dict[str, str]:
+    from .runbooks import artifacts
+    return artifacts(cfg)
+
+
+PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts, dashboard.artifacts,
+                             runbook_artifacts]
 
 
 def render(cfg: Config) -> dict[str, str]:

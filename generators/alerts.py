@@ -1,0 +1,364 @@
+"""Alerting rules for every tier, written once on the normalized records (so they hold for every backend).
+
+- model tier (symptoms, page): SLO burn rates (`slo.py`) and a model that stopped serving;
+- pod tier (causes, never page by default): queue backlog, KV-cache saturation, preemption storm,
+  prefix-cache collapse, load imbalance, target down, restarts;
+- GPU tier (causes): XID, ECC / row remap, throttling, framebuffer full, compute saturation, and an idle
+  GPU while requests queue (a host-bound engine).
+
+Every alert carries the label contract (`source`, `severity`, `tier`, identity labels from `cfg.labels`)
+and `summary` / `description` / `runbook_url`. Each `Alert` also holds its runbook text and the signals it
+reads, from which the runbooks and the backend support matrix are generated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import slo
+from .config import Config
+from .promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, over_time, positive
+from .rules import AlertingRule, RuleGroup
+from .signals import GPU, MODEL, POD, info_names, record_names, signal
+
+SOURCE = "inferwatch"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert name: how to build its rule(s) and what its runbook says."""
+    name: str
+    tier: str  # model | pod | gpu
+    severity: str
+    for_: str
+    summary: str
+    meaning: str
+    needs: tuple[tuple[str, ...], ...]  # all of these groups, any signal of a group (support matrix)
+    causes: tuple[str, ...]
+    remedies: dict[str, tuple[str, ...]]  # vllm / sglang / any -> knobs
+    build: Callable[[Config], list[tuple[Expr, str]]] = field(repr=False)  # (expr, description) per rule
+    also_needs: str = ""  # a source outside the catalogs (kube-state-metrics)
+    confirm: Callable[[Config], list[Expr]] = field(repr=False, default=lambda cfg: [])
+
+
+# ---- small helpers --------------------------------------------------------------------------
+
+def rec(cfg: Config, sig: str, level: str, role: str | None = None, *matchers: Matcher) -> Selector:
+    names = record_names(signal(sig), level, cfg.recording.rate_window)
+    return Selector(names[role] if role else next(iter(names.values())), matchers)
+
+
+def who(cfg: Config, tier: str) -> str:
+    """The identity phrase of a description, from the configured label names."""
+    lb = cfg.labels
+    t = lambda name: "{{ $labels." + name + " }}"  # noqa: E731
+    if tier == "model":
+        text = f"Model {t(lb.model)} of {t(lb.namespace)}/{t(lb.workload)} ({t(lb.backend)})"
+    elif tier == "pod":
+        text = f"Pod {t(lb.namespace)}/{t(lb.pod)} ({t(lb.model)}, {t(lb.backend)})"
+    else:
+        text = (f"GPU {t('gpu')} ({t('UUID')}) on {t('hostname')}, used by pod {t(lb.namespace)}/{t(lb.pod)} "
+                f"({t(lb.model)})")
+    return text + (f" in cluster {t(lb.cluster)}" if lb.cluster else "")
+
+
+def with_model(cfg: Config, gpu_expr: Expr) -> Expr:
+    """Adds the model label of the pod using the GPU (one model per pod: topk keeps any model of a pod
+    serving several, so the join can never fail as many-to-many)."""
+    jk = cfg.labels.join_keys()
+    info = Agg("topk", Selector(info_names()["pod_model"]), by=jk, param=Num(1))
+    return BinOp("*", gpu_expr, info, on=jk, group_left=(cfg.labels.model,))
+
+
+VALUE = "{{ $value | humanizePercentage }}"
+COUNT = '{{ printf "%.0f" $value }}'
+RATE = '{{ printf "%.2f" $value }}'
+
+
+def _n(x: float) -> str:
+    from .promql import number
+    return number(x)
+
+
+# ---- model tier -----------------------------------------------------------------------------
+
+def serving_absent(cfg: Config) -> list[tuple[Expr, str]]:
+    """A model had traffic recently, its targets still exist, but no pod reports engine metrics."""
+    lb, mk = cfg.labels, cfg.labels.model_keys()
+    had = agg("group", over_time("max", rec(cfg, "requests", MODEL, "rate"), cfg.alerts.serving_lookback) > 0, mk)
+    now = Selector(info_names()["model_pods"])
+    workload = tuple(k for k in (lb.cluster, lb.namespace, lb.workload) if k)
+    targets = agg("group", Selector("up", (Matcher(lb.workload, "", "!="),)), workload)
+    expr = had.unless(now, on=mk).and_(targets, on=workload)
+    return [(expr, f"{who(cfg, 'model')} served requests in the last {cfg.alerts.serving_lookback}, its "
+                   "scrape targets still exist, but no pod reports engine metrics any more: the model is not "
+                   "being served (pods down, crash-looping or not ready, or the engine stopped exporting).")]
+
+
+# ---- pod tier -------------------------------------------------------------------------------
+
+def target_down(cfg: Config) -> list[tuple[Expr, str]]:
+    lb = cfg.labels
+    jk, pk = lb.join_keys(), lb.pod_keys()
+    down = BinOp("==", Selector("up", (Matcher(lb.workload, "", "!="),)), Num(0))
+    known = agg("max", over_time("max", Selector(info_names()["pod_model"]), cfg.alerts.serving_lookback), pk)
+    expr = known.and_(down, on=jk).or_(agg("max", down, lb.pod_identity()).unless(known, on=jk))
+    return [(expr, f"{who(cfg, 'pod')}: Prometheus cannot scrape the inference server (up == 0). Its requests "
+                   "go to the remaining pods, or fail if none is left.")]
+
+
+def restarted(cfg: Config) -> list[tuple[Expr, str]]:
+    lb, jk = cfg.labels, cfg.labels.join_keys()
+    restarts = agg("max", Call("changes", (Selector("kube_pod_container_status_restarts_total", range="15m"),)), jk)
+    known = agg("max", over_time("max", Selector(info_names()["pod_model"]), cfg.alerts.serving_lookback),
+                lb.pod_keys())
+    expr = BinOp("*", known, restarts >= 1, on=jk, group_left=())
+    return [(expr, f"{who(cfg, 'pod')} restarted {COUNT} time(s) in the last 15 minutes; in-flight requests "
+                   "were lost and its KV and prefix caches start cold.")]
+
+
+def queue_backlog(cfg: Config) -> list[tuple[Expr, str]]:
+    a = cfg.alerts
+    waiting = rec(cfg, "requests_waiting", POD) > a.queue_waiting
+    fast = rec(cfg, "queue_time_seconds", POD, "mean") <= a.queue_time_seconds
+    expr = waiting.unless(fast, on=cfg.labels.pod_keys())
+    return [(expr, f"{who(cfg, 'pod')} has {COUNT} requests waiting (threshold {_n(a.queue_waiting)}) and "
+                   f"their mean queue time is over {_n(a.queue_time_seconds)}s (where the engine exports it): "
+                   "requests arrive faster than the running batch can take them.")]
+
+
+def kv_saturated(cfg: Config) -> list[tuple[Expr, str]]:
+    kv = rec(cfg, "kv_cache_usage", POD) > cfg.alerts.kv_cache_usage
+    expr = kv.and_(positive(rec(cfg, "preemptions", POD, "rate")))
+    return [(expr, f"{who(cfg, 'pod')} has its KV cache {VALUE} full and is preempting (vLLM) or retracting "
+                   "(SGLang) running requests, which recompute their prefill later: latency rises for "
+                   "everyone on the pod.")]
+
+
+def preemption_storm(cfg: Config) -> list[tuple[Expr, str]]:
+    expr = rec(cfg, "preemptions", POD, "rate") > cfg.alerts.preemption_rate
+    return [(expr, f"{who(cfg, 'pod')} preempts or retracts {RATE} requests per second (threshold "
+                   f"{_n(cfg.alerts.preemption_rate)}/s); each one throws away KV cache and redoes prefill.")]
+
+
+def prefix_collapse(cfg: Config) -> list[tuple[Expr, str]]:
+    a = cfg.alerts
+    ratio = rec(cfg, "prefix_cache_hit", POD)
+    base = over_time("avg", ratio, a.prefix_hit_baseline)
+    expr = (ratio < base * (1 - a.prefix_hit_drop)).and_(base >= a.prefix_hit_min_baseline)
+    return [(expr, f"{who(cfg, 'pod')} serves only {VALUE} of prompt tokens from its prefix cache, less than "
+                   f"{_n(round((1 - a.prefix_hit_drop) * 100, 2))}% of its {a.prefix_hit_baseline} average: more "
+                   "prefill work per request, so time to first token rises.")]
+
+
+def load_imbalance(cfg: Config) -> list[tuple[Expr, str]]:
+    a, mk = cfg.alerts, cfg.labels.model_keys()
+    waiting = rec(cfg, "requests_waiting", POD)
+    others = BinOp("-", agg("sum", waiting, mk), waiting, on=mk, group_right=())
+    siblings = BinOp("/", others, agg("count", waiting, mk) - 1 > 0, on=mk, group_left=())
+    expr = (waiting > siblings * a.imbalance_factor).and_(waiting > a.queue_waiting)
+    return [(expr, f"{who(cfg, 'pod')} has {COUNT} requests waiting, over {_n(a.imbalance_factor)}x the "
+                   "average of the other pods serving the model: the load balancer keeps sending work to a "
+                   "pod that cannot keep up.")]
+
+
+# ---- GPU tier -------------------------------------------------------------------------------
+
+def xid(cfg: Config) -> list[tuple[Expr, str]]:
+    expr = with_model(cfg, rec(cfg, "xid_last", GPU) > 0)
+    return [(expr, f"{who(cfg, 'gpu')} reported XID {COUNT}. Look the code up in NVIDIA's XID catalog: some "
+                   "need only an application restart, others a GPU reset or node drain.")]
+
+
+def ecc(cfg: Config) -> list[tuple[Expr, str]]:
+    parts = (positive(rec(cfg, "row_remap_failure", GPU)), positive(rec(cfg, "remapped_rows_uncorrectable", GPU)),
+             positive(rec(cfg, "ecc_dbe_errors", GPU, "rate")))
+    expr = with_model(cfg, parts[0].or_(parts[1]).or_(parts[2]))
+    return [(expr, f"{who(cfg, 'gpu')} has uncorrectable memory errors (double-bit ECC, rows remapped after "
+                   "uncorrectable errors, or a failed row remap): the GPU needs a reset and possibly service.")]
+
+
+def throttled(cfg: Config) -> list[tuple[Expr, str]]:
+    a = cfg.alerts
+    clock = rec(cfg, "sm_clock_mhz", GPU)
+    dropped = clock < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
+    hot = rec(cfg, "temperature_celsius", GPU) >= a.gpu_temperature_celsius
+    counted = Agg("max", rec(cfg, "throttle", GPU, "rate"), without=("reason",)) > 0.05
+    expr = with_model(cfg, dropped.and_(hot).or_(counted))
+    return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {_n(round(a.gpu_clock_drop * 100, 2))}% "
+                   f"below its 1h maximum at {_n(a.gpu_temperature_celsius)}°C or more, or the driver reports "
+                   "thermal/power violation time. Every request on this GPU slows down.")]
+
+
+def fb_full(cfg: Config) -> list[tuple[Expr, str]]:
+    expr = with_model(cfg, rec(cfg, "fb_used", GPU) > cfg.alerts.gpu_fb_used_ratio)
+    return [(expr, f"{who(cfg, 'gpu')} has {VALUE} of its framebuffer in use, beyond what the engine "
+                   "preallocates for weights and KV cache: the next allocation (CUDA graphs, activations, "
+                   "another process) can fail with out-of-memory.")]
+
+
+def compute_saturated(cfg: Config) -> list[tuple[Expr, str]]:
+    expr = with_model(cfg, rec(cfg, "engine_active", GPU) > cfg.alerts.gpu_compute_active)
+    return [(expr, f"{who(cfg, 'gpu')} is busy {VALUE} of the time: this pod has no compute headroom left, "
+                   "so more traffic means more queueing.")]
+
+
+def idle_while_queued(cfg: Config) -> list[tuple[Expr, str]]:
+    a, jk = cfg.alerts, cfg.labels.join_keys()
+    queued = agg("sum", rec(cfg, "requests_waiting", POD), jk) > a.queue_waiting
+    expr = with_model(cfg, (rec(cfg, "engine_active", GPU) < a.gpu_idle_active).and_(queued, on=jk))
+    return [(expr, f"{who(cfg, 'gpu')} is busy only {VALUE} of the time while requests wait in its pod: the "
+                   "engine is host-bound (scheduler, tokenizer, API server or input processing on CPU), not "
+                   "short of GPU.")]
+
+
+# ---- the catalog of alerts ------------------------------------------------------------------
+
+def _burn(cfg: Config) -> list[tuple[Expr, str]]:
+    return [(r.expr, r.annotations["description"]) for r in slo.burn_rules(cfg, "", who(cfg, "model"))]
+
+
+VLLM_KV = ("raise `--gpu-memory-utilization` (more KV blocks)", "lower `--max-num-seqs` or "
+           "`--max-num-batched-tokens`", "add tensor/pipeline parallelism or replicas")
+SGLANG_KV = ("raise `--mem-fraction-static`", "lower `--max-running-requests`",
+             "lower `--chunked-prefill-size`", "raise `--schedule-conservativeness` if retractions repeat")
+
+ALERTS: tuple[Alert, ...] = (
+    Alert("LLMModelErrorBudgetBurn", "model", "critical", "", "A model is spending an error budget too fast.",
+          "Requests of one model fail or are too slow often enough to spend a meaningful part of its SLO error "
+          "budget: page tiers within hours, ticket tiers within days. The `slo` label says which objective "
+          "(availability, ttft, itl, e2e_latency), `burn_tier`, `long` and `short` which windows.",
+          (("requests",), ("request_errors", "ttft_seconds", "itl_seconds", "e2e_latency_seconds")),
+          ("availability: engine errors or HTTP 5xx on every pod (bad rollout, model/config error), or on one "
+           "pod (GPU XID, OOM): see the pod and GPU alerts of the same model",
+           "latency: queueing (LLMPodQueueBacklog), KV-cache pressure and preemptions, a prefix-cache hit-ratio "
+           "collapse, longer prompts, a host-bound engine or a throttled GPU"),
+          {"vllm": VLLM_KV, "sglang": SGLANG_KV, "any": ("scale out the workload", "roll back the last change")},
+          _burn, confirm=lambda cfg: [Selector(slo.sli_name(k, w)) for k in ("availability", "ttft")
+                                      for w in slo.windows(cfg)[:2]]),
+    Alert("LLMModelServingAbsent", "model", "critical", "5m", "A model with recent traffic is no longer served.",
+          "No pod reports engine metrics for a model that served traffic within `alerts.serving_lookback`, while "
+          "its scrape targets still exist (so the workload was not scaled to zero on purpose).",
+          (("requests_running",),),
+          ("every pod down or crash-looping (OOM, bad image, GPU fault)", "engine hung before serving",
+           "metrics renamed by an engine upgrade (check `inferwatch` catalog versions)"),
+          {"any": ("`kubectl get pods` and the previous container's logs", "roll back the last rollout")},
+          serving_absent),
+    Alert("LLMPodTargetDown", "pod", "warning", "5m", "An inference pod cannot be scraped.",
+          "`up == 0` for an inference pod: Prometheus cannot reach its metrics endpoint.",
+          (("requests_running",),),
+          ("pod crash-looping or not ready", "engine process hung", "network policy or port name changed"),
+          {"any": ("check pod events and logs", "check the PodMonitor port name (`scrape.port`)")}, target_down),
+    Alert("LLMPodRestarted", "pod", "warning", "", "An inference pod restarted.",
+          "A container of an inference pod restarted (kube-state-metrics), losing in-flight requests and caches.",
+          (("requests_running",),),
+          ("GPU out-of-memory at a traffic peak", "XID error / GPU fault", "liveness probe timeouts under load"),
+          {"vllm": ("lower `--gpu-memory-utilization` or `--max-num-seqs` after an OOM",),
+           "sglang": ("lower `--mem-fraction-static` or `--chunked-prefill-size` after an OOM",)},
+          restarted, also_needs="kube-state-metrics (`kube_pod_container_status_restarts_total`)"),
+    Alert("LLMPodQueueBacklog", "pod", "warning", "5m", "Requests queue up in an inference pod.",
+          "Requests wait before their first forward pass: the pod's running batch is full.",
+          (("requests_waiting",),),
+          ("more traffic than the pod's capacity", "KV-cache pressure limits the batch", "long prompts",
+           "a load imbalance between pods", "host-bound engine"),
+          {"vllm": ("raise `--max-num-seqs` if KV cache has room", "scale out"),
+           "sglang": ("raise `--max-running-requests` if token usage < 0.9",
+                      "lower `--schedule-conservativeness` when the queue grows with token usage < 0.9")},
+          queue_backlog),
+    Alert("LLMPodKVCacheSaturated", "pod", "warning", "5m", "KV cache is full and requests are preempted.",
+          "KV-cache usage is near 100% and the engine preempts (vLLM) or retracts (SGLang) running requests.",
+          (("kv_cache_usage",), ("preemptions",)),
+          ("long prompts or outputs", "too many concurrent sequences", "a prefix cache that no longer hits"),
+          {"vllm": VLLM_KV, "sglang": SGLANG_KV}, kv_saturated),
+    Alert("LLMPodPreemptionStorm", "pod", "warning", "10m", "An inference pod preempts requests continuously.",
+          "The engine evicts running requests faster than `alerts.preemption_rate`; each redoes its prefill.",
+          (("preemptions",),),
+          ("KV cache too small for the batch", "burst of long generations"),
+          {"vllm": VLLM_KV, "sglang": SGLANG_KV}, preemption_storm),
+    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "15m", "The prefix-cache hit ratio collapsed.",
+          "The share of prompt tokens served from the prefix cache fell well below the pod's own recent "
+          "average, so each request needs more prefill compute.",
+          (("prefix_cache_hit", "prefix_cache_hits"),),
+          ("a new system prompt or template", "routing no longer sends a session to the same pod",
+           "cache evictions from KV pressure"),
+          {"vllm": ("keep `--enable-prefix-caching` on", "use prefix-aware routing"),
+           "sglang": ("do not disable the radix cache (`--disable-radix-cache`)", "use cache-aware routing")},
+          prefix_collapse),
+    Alert("LLMPodLoadImbalance", "pod", "info", "10m", "One pod queues far more than its siblings.",
+          "One pod's queue is several times the average of the other pods of the same model.",
+          (("requests_waiting",),),
+          ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
+          {"any": ("use a load-aware router (queue depth, KV usage)", "check the slow pod's GPU alerts")},
+          load_imbalance),
+    Alert("LLMGPUXidError", "gpu", "warning", "", "A GPU reported an XID error.",
+          "dcgm-exporter reports a non-zero last XID code for a GPU used by an inference pod.",
+          (("xid_last",),),
+          ("driver or hardware fault (XID 48/63/64 memory, 79 fell off the bus)", "application error (XID 13/31)"),
+          {"any": ("restart the pod for application XIDs", "cordon and drain the node for hardware XIDs")}, xid),
+    Alert("LLMGPUEccOrRowRemapFailure", "gpu", "warning", "", "A GPU has uncorrectable memory errors.",
+          "Double-bit ECC errors, rows remapped after uncorrectable errors, or a failed row remap.",
+          (("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors"),),
+          ("failing HBM",), {"any": ("drain the node and reset the GPU", "open a hardware ticket if it repeats")},
+          ecc),
+    Alert("LLMGPUThrottled", "gpu", "warning", "10m", "A GPU is thermally or power throttled.",
+          "The SM clock dropped while the GPU is hot, or the driver counts thermal/power violation time.",
+          (("sm_clock_mhz", "throttle"), ("temperature_celsius", "throttle")),
+          ("cooling failure or blocked airflow", "power cap", "a straggler slowing its tensor-parallel group"),
+          {"any": ("check node cooling and power capping", "move the workload off the node")}, throttled),
+    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "10m", "GPU memory is nearly full.",
+          "Framebuffer use is above what the engine preallocates (vLLM `gpu_memory_utilization`, SGLang "
+          "`mem_fraction_static`).",
+          (("fb_used_mib",), ("fb_free_mib",)),
+          ("another process on the GPU", "CUDA graphs or activations growing", "preallocation set too high"),
+          {"vllm": ("lower `--gpu-memory-utilization`",), "sglang": ("lower `--mem-fraction-static`",)}, fb_full),
+    Alert("LLMGPUComputeSaturated", "gpu", "info", "15m", "A GPU has no compute headroom.",
+          "The graphics/compute engine is busy nearly all the time (GR_ENGINE_ACTIVE, else GPU_UTIL).",
+          (("engine_active",),),
+          ("traffic at the pod's capacity", "long prompts (compute-bound prefill)"),
+          {"any": ("scale out", "use a larger tensor-parallel size")}, compute_saturated),
+    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "10m", "The GPU idles while requests queue (host-bound).",
+          "Requests wait in the pod, yet its GPU is mostly idle: the bottleneck is on the CPU side.",
+          (("engine_active",), ("requests_waiting",)),
+          ("tokenization or detokenization on too few CPU cores", "API server saturated",
+           "multimodal preprocessing", "CPU limits throttling the engine"),
+          {"vllm": ("raise `--api-server-count`", "give the pod more CPU"),
+           "sglang": ("raise `--tokenizer-worker-num`", "give the pod more CPU")}, idle_while_queued),
+)
+
+BY_NAME = {a.name: a for a in ALERTS}
+
+
+def alert_names() -> list[str]:
+    return [a.name for a in ALERTS]
+
+
+def severity_of(cfg: Config, a: Alert) -> str:
+    return cfg.alerts.severity.get(a.name, a.severity)
+
+
+def runbook_url(cfg: Config, name: str) -> str:
+    return f"{cfg.output.runbook_base_url.rstrip('/')}/{name}.md"
+
+
+def rules_of(cfg: Config, a: Alert) -> list[AlertingRule]:
+    url = runbook_url(cfg, a.name)
+    if a.name == slo.ALERT:
+        return slo.burn_rules(cfg, url, who(cfg, "model"))
+    labels = {"source": SOURCE, "severity": severity_of(cfg, a), "tier": a.tier}
+    return [AlertingRule(a.name, expr, cfg.alerts.for_durations.get(a.name, a.for_ or "0s"), labels,
+                         {"summary": a.summary, "description": desc, "runbook_url": url})
+            for expr, desc in a.build(cfg)]
+
+
+def alert_groups(cfg: Config) -> list[RuleGroup]:
+    """SLI records, then one alert group per tier."""
+    if not cfg.alerts.enabled:
+        return []
+    groups = [slo.sli_group(cfg)]
+    for tier in ("model", "pod", "gpu"):
+        if tier == "gpu" and not cfg.gpu.enabled:
+            continue
+        rules = [r for a in ALERTS if a.tier == tier for r in rules_of(cfg, a)]
+        groups.append(RuleGroup(f"inferwatch-alerts-{tier}", cfg.recording.interval, tuple(rules),
+                                f"inferwatch-alerts-{tier}"))
+    return groups
