@@ -53,10 +53,11 @@ class FiringAlert:
 
 @dataclass(frozen=True)
 class AlertCheck:
-    """Every alerting rule's verdict at one instant; `errors` names rules that could not be evaluated."""
+    """Every alerting rule's verdict at one instant; `errors` holds (alert, reason) of rules that could
+    not be evaluated (e.g. a regex matcher on a recorded label, which `promql.inline` cannot expand)."""
     rules: int
     firing: tuple[FiringAlert, ...]
-    errors: tuple[str, ...]
+    errors: tuple[tuple[str, str], ...]
 
 
 # ---- alerts at a past instant -----------------------------------------------------------------
@@ -85,7 +86,7 @@ def alerts_at(url: str, groups: list[RuleGroup], at: float) -> AlertCheck:
                 expr = check(inline(rule.expr, index))
                 result = query_range(url, expr, at - hold, at, step)
             except (ValueError, RuntimeError) as exc:
-                errors.append(f"{rule.alert}: {str(exc).splitlines()[0]}")
+                errors.append((rule.alert, str(exc).splitlines()[0]))
                 continue
             needed = int(hold // step) + 1
             for series in result:
@@ -195,14 +196,24 @@ def report_alerts(check_: AlertCheck, at: float) -> None:
     if not check_.rules:
         out("Alerts: no alerting rules are generated yet (generators/alerts.py), so none can fire.\n")
         return
-    out(f"Alerts firing at {iso(at)} ({len(check_.firing)} of {check_.rules} rules' series held for their `for`):")
+    out(f"Alerts firing at {iso(at)}: {len(check_.firing)} "
+        f"({check_.rules} alerting rules, each checked over its whole `for` duration)")
     for alert in check_.firing:
         out(alert.line())
     if not check_.firing:
         out("  (none)")
-    for problem in check_.errors:
-        out(f"  could not evaluate {problem}")
+    for name, reasons in group_errors(check_.errors).items():
+        rules = f" ({len(reasons)} rules)" if len(reasons) > 1 else ""
+        out(f"  could not evaluate {name}{rules}: {reasons[0]}")
     out()
+
+
+def group_errors(errors: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+    """Reasons per alert name: burn-rate alerts come in many rules that fail alike."""
+    grouped: dict[str, list[str]] = {}
+    for name, reason in errors:
+        grouped.setdefault(name, []).append(reason)
+    return grouped
 
 
 def no_diagnosis() -> int:
