@@ -1,0 +1,129 @@
+"""The committed output under rules/ is valid, complete, deterministic and current.
+
+Runs the real `inferwatch` entry point and promtool; nothing is mocked.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import promql_parser
+import yaml
+
+from generators.config import Config
+from generators.docs import render_schema
+from generators.generate import render
+from generators.recording import recording_groups
+
+REPO = Path(__file__).resolve().parent.parent
+RULES = REPO / "rules"
+PLAIN = sorted((RULES / "prometheus" / "rules").glob("*.rules.yaml"))
+INFERWATCH = [sys.executable, "-m", "generators.cli"]
+RECORD_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+(:[a-zA-Z0-9_]+)?$")  # level:metric[:operations]
+
+
+def inferwatch(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*INFERWATCH, *args], capture_output=True, text=True, cwd=cwd, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def plain_rules() -> list[dict]:
+    return [r for path in PLAIN for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+
+
+def test_promtool_check_rules_passes_on_every_plain_file():
+    assert PLAIN, "no plain rule files under rules/prometheus/rules"
+    res = subprocess.run(["promtool", "check", "rules", *map(str, PLAIN)], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("SUCCESS") == len(PLAIN), res.stdout
+
+
+def test_prometheus_rule_objects_hold_exactly_the_plain_groups():
+    for path in PLAIN:
+        base = path.name.removesuffix(".rules.yaml")
+        obj = yaml.safe_load((RULES / "kubernetes" / f"prometheusrule-{base}.yaml").read_text())
+        assert (obj["apiVersion"], obj["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+        assert obj["metadata"]["name"] == base
+        assert obj["spec"]["groups"] == yaml.safe_load(path.read_text())["groups"], base
+    objects = sorted((RULES / "kubernetes").glob("prometheusrule-*.yaml"))
+    assert len(objects) == len(PLAIN)
+
+
+def test_every_expression_parses():
+    rules = plain_rules()
+    assert rules
+    for rule in rules:
+        promql_parser.parse(rule["expr"])  # raises on any syntax error
+
+
+def test_record_names_follow_the_convention_and_never_use_engine_prefixes():
+    records = [r["record"] for r in plain_rules() if "record" in r]
+    assert records
+    assert not [r for r in records if r.startswith(("vllm:", "sglang:"))]
+    normalized = {r.record for g in recording_groups(Config()) for r in g.rules}
+    assert not [r for r in normalized if not RECORD_NAME.match(r) or not r.startswith(("llm_pod:", "llm_model:",
+                                                                                          "llm_gpu:"))]
+
+
+def test_two_renders_are_byte_identical(tmp_path):
+    assert render(Config()) == render(Config())
+    # Separate processes with different hash seeds: no set or dict order may leak into the output.
+    for seed in ("1", "2"):
+        res = inferwatch("generate", "--output", str(tmp_path / seed), env={"PYTHONHASHSEED": seed})
+        assert res.returncode == 0, res.stderr
+    first, second = tree(tmp_path / "1"), tree(tmp_path / "2")
+    assert first and first == second
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_check_passes_on_the_committed_tree():
+    res = inferwatch("generate", "--check", "--output", "rules")
+    assert res.returncode == 0, f"rules/ is stale; run `inferwatch generate -o rules`:\n{res.stdout}"
+
+
+def test_check_lists_altered_missing_and_extra_files(tmp_path):
+    copy = tmp_path / "rules"
+    shutil.copytree(RULES, copy)
+    altered = copy / "prometheus" / "rules" / "inferwatch-vllm.rules.yaml"
+    altered.write_text(altered.read_text().replace("rate5m", "rate1m", 1))
+    (copy / "kubernetes" / "podmonitor.yaml").unlink()
+    (copy / "stray.yaml").write_text("groups: []\n")
+    res = inferwatch("generate", "--check", "--output", str(copy))
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == [f"stale: {copy / rel}" for rel in
+                                       ("kubernetes/podmonitor.yaml", "prometheus/rules/inferwatch-vllm.rules.yaml",
+                                        "stray.yaml")]
+
+
+def test_a_config_error_exits_2_names_file_line_and_key_and_writes_nothing(tmp_path):
+    config = tmp_path / "inferwatch.yaml"
+    config.write_text("labels:\n  cluster: cluster\nscrape:\n  interval: soon\n")
+    out = tmp_path / "out"
+    res = inferwatch("generate", "--config", str(config), "--output", str(out))
+    assert res.returncode == 2
+    assert f"{config}:4: scrape.interval: expected a duration" in res.stderr
+    assert "Traceback" not in res.stderr and not out.exists()
+    # An existing output folder is left exactly as it was.
+    (out / "keep").mkdir(parents=True)
+    (out / "keep" / "file.yaml").write_text("kept\n")
+    config.write_text("backends: [vllm, tgi]\n")
+    res = inferwatch("generate", "--config", str(config), "--output", str(out))
+    assert res.returncode == 2 and f"{config}:1: backends[1]: unknown backend 'tgi'" in res.stderr
+    assert tree(out) == {"keep/file.yaml": b"kept\n"}
+
+
+def test_docs_schema_is_current(tmp_path):
+    assert (REPO / "docs" / "schema.md").read_text() == render_schema(), "run `inferwatch docs`"
+    stale = tmp_path / "schema.md"
+    stale.write_text("old\n")
+    assert inferwatch("docs", "--check", "--output", str(stale)).returncode == 1
+    assert inferwatch("docs", "--output", str(stale)).returncode == 0
+    assert inferwatch("docs", "--check", "--output", str(stale)).returncode == 0
