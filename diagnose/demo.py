@@ -8,6 +8,8 @@ Rules only evaluate live, and the scenario lies in the past, so alerts are evalu
 each alert expression is inlined over the recording rules it reads and run as a range query over its
 `for` duration at the group's interval; an alert fires when its series is present at every step.
 Progress goes to stderr, results (alerts, diagnosis) to stdout, so stdout ends with the diagnosis.
+The diagnosis is `diagnose.engine.run` over the whole Prometheus (no scope): finding the model and
+pod is its job, not the demo's.
 """
 from __future__ import annotations
 
@@ -100,13 +102,15 @@ def alerts_at(url: str, groups: list[RuleGroup], at: float) -> AlertCheck:
 # ---- diagnosis --------------------------------------------------------------------------------
 
 def diagnose_available() -> bool:
-    return importlib.util.find_spec("diagnose.cli") is not None
+    return importlib.util.find_spec("diagnose.engine") is not None
 
 
 def run_diagnosis(url: str, at: float, window: str) -> int:
-    """The `diagnose` CLI on the demo Prometheus; it prints its text report to stdout."""
-    from . import cli  # imported late: the demo works (and says so) before diagnose exists
-    return cli.main(["--prometheus", url, "--at", iso(at), "--window", window])
+    """The diagnosis engine over the whole demo Prometheus; prints its text report to stdout."""
+    from . import engine  # imported late: the demo works (and says so) before the engine exists
+    report = engine.run(url, engine.Scope(), at, window, load_config(None))
+    out(report.render("text").rstrip())
+    return 0
 
 
 # ---- the demo -----------------------------------------------------------------------------------
@@ -217,7 +221,7 @@ def group_errors(errors: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
 
 
 def no_diagnosis() -> int:
-    out("Diagnosis: the diagnose engine is not installed yet (diagnose/cli.py); nothing to explain.")
+    out("Diagnosis: the diagnose engine is not installed yet (diagnose/engine.py); nothing to explain.")
     return 0
 
 
