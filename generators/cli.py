@@ -13,7 +13,7 @@ from pathlib import Path
 from .config import ConfigError, load_config
 
 # Modules that add subcommands, in --help order.
-COMMAND_MODULES = ["generators.cli", "generators.docs", "diagnose.serve", "diagnose.demo"]
+COMMAND_MODULES = ["generators.cli", "generators.docs", "diagnose.cli", "diagnose.serve", "diagnose.demo"]
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
 

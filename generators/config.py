@@ -239,6 +239,37 @@ class Alerts:
 
 
 @dataclass(frozen=True)
+class DiagnoseThresholds:
+    """Absolute limits the diagnosis compares with (besides each series' own baseline and its siblings)."""
+    ttft_seconds: float = 2.0  # model p-quantile TTFT
+    itl_seconds: float = 0.2
+    e2e_seconds: float = 30.0
+    error_ratio: float = 0.05  # failed / finished requests of a model
+    waiting_requests: float = 2.0  # requests queued in one pod
+    kv_cache_usage: float = 0.9
+    preemptions_per_second: float = 0.01
+    fb_used_ratio: float = 0.97  # engines preallocate ~0.9 of GPU memory; beyond this is pressure
+    engine_saturated: float = 0.9  # GPU engine activity (0-1)
+    engine_idle: float = 0.35  # activity below this while requests wait = host-bound
+
+
+@dataclass(frozen=True)
+class Diagnose:
+    """`diagnose` (docs/diagnose.md): windows, sensitivity, query limits."""
+    window: Duration = Duration("15m")  # the incident window, ending at --at
+    baseline: Duration = Duration("1h")  # the period before the window a series is compared with
+    quantile: float = 0.9  # latency quantile read by the symptoms (one of recording.quantiles)
+    points: int = 15  # samples per window: the query step is window / points
+    change_factor: float = 1.5  # a series moved when it is this many times its baseline (or 1/x)
+    sibling_factor: float = 1.5  # an outlier pod is this many times its siblings' median
+    min_persistence: float = 0.3  # share of the window a condition must hold
+    query_timeout: Duration = Duration("10s")
+    deadline: Duration = Duration("30s")  # for the whole diagnosis
+    concurrency: int = 8
+    thresholds: DiagnoseThresholds = field(default_factory=DiagnoseThresholds)
+
+
+@dataclass(frozen=True)
 class Config:
     backends: tuple[str, ...] = BACKENDS
     labels: Labels = field(default_factory=Labels)
@@ -250,6 +281,7 @@ class Config:
     routing: Routing = field(default_factory=Routing)
     alerts: Alerts = field(default_factory=Alerts)
     slo: SLO = field(default_factory=SLO)
+    diagnose: Diagnose = field(default_factory=Diagnose)
 
     def validate(self) -> None:
         for i, b in enumerate(self.backends):
@@ -280,6 +312,13 @@ class Config:
             raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
         from .slo import check_config  # alerts and SLOs: thresholds against catalog buckets
         check_config(self)
+        d = self.diagnose
+        if d.quantile not in self.recording.quantiles:
+            raise ConfigError(f"diagnose.quantile: {d.quantile} is not one of recording.quantiles")
+        if d.points < 3 or not 0 < d.min_persistence <= 1 or d.change_factor <= 1 or d.sibling_factor <= 1:
+            raise ConfigError("diagnose: points >= 3, 0 < min_persistence <= 1, change/sibling_factor > 1")
+        if d.concurrency < 1 or not d.window.seconds() or not d.baseline.seconds():
+            raise ConfigError("diagnose: concurrency >= 1 and window, baseline > 0")
 
 
 # ---- loading ----------------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""`diagnose` / `inferwatch diagnose`: which symptom is real, which pods and GPUs cause it, and why.
+
+Exit codes: 0 healthy, 1 degraded (root causes printed), 2 usage or config error, 3 Prometheus
+unreachable (or credentials refused), 4 unknown (no inference series in the scope and time).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from generators.config import ConfigError, Duration, load_config
+
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN = 0, 1, 2, 3, 4
+EXIT_BY_STATUS = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED, "unknown": EXIT_UNKNOWN}
+
+DESCRIPTION = """\
+Diagnose an LLM-serving incident from live Prometheus data. Model symptoms (TTFT, inter-token and
+end-to-end latency, errors, throughput) are compared with thresholds, with their own baseline before
+the window and with sibling pods; the walk then descends a cause graph (queueing, KV cache, prefix
+cache, prompt length, batch size, traffic, replicas, GPU faults, throttling, memory, saturation, host
+bottleneck) and ranks the root causes by evidence, pods covered and onset order."""
+
+EPILOG = """\
+examples:
+  diagnose --prometheus http://prometheus:9090 --namespace llm --model Qwen/Qwen2.5-7B-Instruct
+  diagnose --prometheus https://thanos.example --at 2026-01-01T01:50:00Z --window 30m --format markdown
+  diagnose --prometheus https://mimir.example/prometheus --header 'X-Scope-OrgID: team-a' \\
+           --bearer-token-file /var/run/secrets/token --format json
+
+exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus unreachable, 4 no data.
+Label names (namespace, pod, model_name, ...) and thresholds come from --config (inferwatch.yaml,
+section `diagnose:`); see docs/diagnose.md."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prometheus", metavar="URL", default=os.environ.get("INFERWATCH_PROMETHEUS_URL"),
+                   help="query API base URL (Prometheus, Thanos, Mimir, VictoriaMetrics, ARMS); "
+                        "default $INFERWATCH_PROMETHEUS_URL")
+    scope = p.add_argument_group("scope (all optional; values are matched exactly)")
+    scope.add_argument("--namespace")
+    scope.add_argument("--workload", help="workload name (label from config labels.workload)")
+    scope.add_argument("--model", help="served model name")
+    scope.add_argument("--pod", help="narrow causes to one pod")
+    scope.add_argument("--cluster", help="cluster label value (needs labels.cluster in the config)")
+    when = p.add_argument_group("time")
+    when.add_argument("--at", metavar="TIME", help="end of the incident window: RFC 3339 (2026-01-01T01:50:00Z) "
+                                                   "or unix seconds; default now")
+    when.add_argument("--window", metavar="DURATION", help="incident window before --at (default from config: 15m)")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output (default text)")
+    p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml (label names, thresholds, query limits)")
+    conn = p.add_argument_group("connection (secrets are never printed)")
+    conn.add_argument("--bearer-token-file", metavar="PATH", help="file holding a bearer token")
+    conn.add_argument("--bearer-token-env", metavar="VAR", help="environment variable holding a bearer token")
+    conn.add_argument("--username", help="basic auth user; the password comes from --password-env/--password-file")
+    conn.add_argument("--password-env", metavar="VAR", help="environment variable holding the basic auth password")
+    conn.add_argument("--password-file", metavar="PATH", help="file holding the basic auth password")
+    conn.add_argument("--ca-bundle", metavar="PATH", help="CA certificates to verify the server with")
+    conn.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    conn.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'",
+                      help="extra HTTP header, repeatable (e.g. 'X-Scope-OrgID: tenant')")
+    p.set_defaults(func=command)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagnose", help="explain an LLM-serving incident from live Prometheus data",
+                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def parse_at(text: str | None) -> datetime | float | None:
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at: {text!r} is neither RFC 3339 (2026-01-01T01:50:00Z) nor unix seconds") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def connection(args: argparse.Namespace) -> dict:
+    out: dict = {"ca_bundle": args.ca_bundle, "insecure": args.insecure, "bearer_token_file": args.bearer_token_file}
+    if args.bearer_token_env:
+        token = os.environ.get(args.bearer_token_env)
+        if not token:
+            raise UsageError(f"--bearer-token-env: environment variable {args.bearer_token_env} is not set")
+        out["bearer_token"] = token
+    if args.username is not None:
+        out["username"] = args.username
+        out["password"] = _password(args)
+    elif args.password_env or args.password_file:
+        raise UsageError("--password-env/--password-file need --username")
+    headers = {}
+    for h in args.header:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header: expected 'Name: value', got {name.strip() or h!r}")
+        headers[name.strip()] = value.strip()
+    out["headers"] = headers
+    return out
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_env:
+        value = os.environ.get(args.password_env)
+        if value is None:
+            raise UsageError(f"--password-env: environment variable {args.password_env} is not set")
+        return value
+    if args.password_file:
+        try:
+            return Path(args.password_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from None
+    return ""
+
+
+def command(args: argparse.Namespace) -> int:
+    from .client import PrometheusError
+    from .engine import Scope, run
+    try:
+        cfg = load_config(args.config)
+        if not args.prometheus:
+            raise UsageError("--prometheus URL is required (or set INFERWATCH_PROMETHEUS_URL)")
+        scope = Scope(namespace=args.namespace, workload=args.workload, model=args.model, pod=args.pod,
+                      cluster=args.cluster)
+        if args.cluster and not cfg.labels.cluster:
+            raise UsageError("--cluster needs labels.cluster in the config (the name of the cluster label)")
+        report = run(args.prometheus, scope, parse_at(args.at), str(Duration(args.window or cfg.diagnose.window)),
+                     cfg, **connection(args))
+    except ConfigError as exc:
+        print(f"diagnose: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, ValueError) as exc:
+        print(f"diagnose: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PrometheusError as exc:  # only the first request (metric names) can fail the whole run
+        print(f"diagnose: Prometheus unreachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    sys.stdout.write(report.render(args.format))
+    return EXIT_BY_STATUS[report.status]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="diagnose", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error (or --help)
+        return int(exc.code or 0)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

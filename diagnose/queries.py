@@ -1,0 +1,306 @@
+"""One PromQL range query per graph node, for the whole scope, built with `generators.promql`.
+
+Signals are written against the normalized recorded series (`llm_model:*`, `llm_pod:*`, `llm_gpu:*`).
+When those are not deployed, each signal is rewritten into the raw engine and dcgm-exporter series that
+record it (`promql.inline`), and alternatives whose metric names do not exist in this Prometheus are
+pruned, so the query reads exactly the vLLM / SGLang version that is running.
+
+A node's query is the union (`or`) of tagged parts, each carrying a label `inferwatch_part`:
+  c<i>       the points where check i holds (Prometheus filters; only anomalies come back)
+  b<i>, s<i> the baseline / siblings' median check i compared with (for the evidence)
+  n:<signal> how many entities of each model / workload have the signal (no data vs healthy, coverage)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from generators import promql
+from generators.config import Config
+from generators.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, agg, any_of,
+                               label_replace, positive)
+from generators.recording import gpu_keys, recording_groups
+from generators.rules import record_index
+from generators.signals import GPU, MODEL, POD, info_names, record_names, signal
+
+from .detectors import Check, checks
+from .graph import Node, Tier
+
+PART = "inferwatch_part"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to diagnose; every field optional (values are label values, escaped in every query)."""
+    namespace: str | None = None
+    workload: str | None = None
+    model: str | None = None
+    pod: str | None = None
+    cluster: str | None = None
+
+    def matchers(self, cfg: Config, level: str) -> tuple[Matcher, ...]:
+        """Equality matchers for a recorded series of `level` (GPU series carry no model label)."""
+        lb = cfg.labels
+        pairs = [(lb.cluster, self.cluster), (lb.namespace, self.namespace), (lb.workload, self.workload)]
+        if level != GPU:
+            pairs.append((lb.model, self.model))
+        if level != MODEL:
+            pairs.append((lb.pod, self.pod))
+        return tuple(Matcher(name, value) for name, value in pairs if name and value)
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+# ---- signals ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignalSpec:
+    name: str
+    tier: Tier
+    unit: str
+    build: Callable[[Config], Expr]  # over recorded series
+
+
+def keys(cfg: Config, tier: Tier) -> tuple[str, ...]:
+    """The labels that identify an entity of a tier."""
+    lb = cfg.labels
+    if tier == "model":
+        return lb.model_keys()
+    if tier == "pod":
+        return lb.pod_keys()
+    return tuple(dict.fromkeys(gpu_keys(cfg) + (lb.workload, lb.backend, lb.role)))
+
+
+def group_keys(cfg: Config, tier: Tier) -> tuple[str, ...]:
+    """Siblings: pods of one model, GPUs of one workload (role kept apart)."""
+    mk = cfg.labels.model_keys()
+    return mk if tier != "gpu" else tuple(k for k in mk if k != cfg.labels.model)
+
+
+def _rec(sig: str, level: str, role: str, *matchers: Matcher) -> Callable[[Config], Selector]:
+    return lambda cfg: Selector(record_names(signal(sig), level, cfg.recording.rate_window)[role], matchers)
+
+
+def _by(op: str, tier: Tier, sel: Callable[[Config], Expr]) -> Callable[[Config], Expr]:
+    return lambda cfg: agg(op, sel(cfg), keys(cfg, tier))
+
+
+def _quantile(sig: str) -> Callable[[Config], Expr]:
+    def build(cfg: Config) -> Expr:
+        q = Matcher("quantile", repr(float(cfg.diagnose.quantile)))
+        return agg("max", _rec(sig, MODEL, "quantile", q)(cfg), keys(cfg, "model"))
+    return build
+
+
+def _error_ratio(cfg: Config) -> Expr:
+    mk = keys(cfg, "model")
+    errors = agg("sum", _rec("request_errors", MODEL, "rate")(cfg), mk)
+    return errors / positive(agg("sum", _rec("requests", MODEL, "rate")(cfg), mk))
+
+
+def _present(cfg: Config) -> Expr:
+    return agg("group", Selector(info_names()["pod_model"]), keys(cfg, "pod"))
+
+
+SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
+    SignalSpec("ttft", "model", "s", _quantile("ttft_seconds")),
+    SignalSpec("itl", "model", "s", _quantile("itl_seconds")),
+    SignalSpec("e2e", "model", "s", _quantile("e2e_latency_seconds")),
+    SignalSpec("error_ratio", "model", "ratio", _error_ratio),
+    SignalSpec("generation_rate", "model", "tokens/s", _by("sum", "model", _rec("generation_tokens", MODEL, "rate"))),
+    SignalSpec("waiting", "pod", "requests", _by("sum", "pod", _rec("requests_waiting", POD, "value"))),
+    SignalSpec("running", "pod", "requests", _by("sum", "pod", _rec("requests_running", POD, "value"))),
+    SignalSpec("kv_usage", "pod", "ratio", _by("max", "pod", _rec("kv_cache_usage", POD, "value"))),
+    SignalSpec("preemptions", "pod", "1/s", _by("sum", "pod", _rec("preemptions", POD, "rate"))),
+    SignalSpec("prefix_hit", "pod", "ratio", _by("max", "pod", _rec("prefix_cache_hit", POD, "ratio"))),
+    SignalSpec("prompt_length", "pod", "tokens", _by("max", "pod", _rec("prompt_length_tokens", POD, "mean"))),
+    SignalSpec("request_rate", "pod", "requests/s", _by("sum", "pod", _rec("requests", POD, "rate"))),
+    SignalSpec("present", "pod", "", _present),
+    SignalSpec("xid", "gpu", "XID", _by("max", "gpu", _rec("xid_last", GPU, "value"))),
+    SignalSpec("remapped_rows", "gpu", "rows", _by("max", "gpu", _rec("remapped_rows_uncorrectable", GPU, "value"))),
+    SignalSpec("row_remap_failure", "gpu", "", _by("max", "gpu", _rec("row_remap_failure", GPU, "value"))),
+    SignalSpec("ecc_dbe", "gpu", "errors/s", _by("sum", "gpu", _rec("ecc_dbe_errors", GPU, "rate"))),
+    SignalSpec("sm_clock", "gpu", "MHz", _by("max", "gpu", _rec("sm_clock_mhz", GPU, "value"))),
+    SignalSpec("throttle", "gpu", "s/s", _by("sum", "gpu", _rec("throttle", GPU, "rate"))),
+    SignalSpec("fb_used", "gpu", "ratio", _by("max", "gpu", _rec("fb_used", GPU, "ratio"))),
+    SignalSpec("engine_active", "gpu", "ratio", _by("max", "gpu", _rec("engine_active", GPU, "value"))),
+)}
+
+
+# ---- recorded or raw --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Source:
+    """A signal's expression for this Prometheus: `mode` recorded | raw | missing, `metrics` it reads."""
+    expr: Expr | None
+    mode: str
+    metrics: tuple[str, ...]
+
+
+class Planner:
+    """Chooses recorded or raw series per signal from the metric names that exist."""
+
+    def __init__(self, cfg: Config, scope: Scope, present: set[str]) -> None:
+        self.cfg, self.scope, self.present = cfg, scope, present
+        self._records = record_index(recording_groups(cfg))
+
+    def source(self, name: str) -> Source:
+        spec = SIGNALS[name]
+        expr = promql.transform(spec.build(self.cfg), self._scoped)
+        recorded = [s.metric for s in promql.selectors(expr)]
+        if all(m in self.present for m in recorded):
+            return Source(expr, "recorded", tuple(dict.fromkeys(recorded)))
+        raw = prune(unparen(promql.inline(expr, self._records)), self.present)
+        metrics = tuple(dict.fromkeys(s.metric for s in promql.selectors(raw) if s.metric in self.present))
+        if not metrics:
+            return Source(None, "missing", ())
+        return Source(raw, "raw", metrics)
+
+    def _scoped(self, node: Expr) -> Expr | None:
+        if isinstance(node, Selector) and node.metric in self._records:
+            level = node.metric.split(":", 1)[0]
+            return node.with_matchers(*self.scope.matchers(self.cfg, level))
+        return None
+
+
+def unparen(expr: Expr) -> Expr:
+    """Drop the `Paren` wrappers `promql.inline` adds: `promql.selectors` and `promql.transform` do not
+    look inside them, and rendering re-adds every parenthesis precedence needs."""
+    if isinstance(expr, promql.Paren):
+        return unparen(expr.expr)
+    if isinstance(expr, Call):
+        return replace(expr, args=tuple(unparen(a) for a in expr.args))
+    if isinstance(expr, Agg):
+        return replace(expr, expr=unparen(expr.expr), param=unparen(expr.param) if expr.param else None)
+    if isinstance(expr, BinOp):
+        return replace(expr, lhs=unparen(expr.lhs), rhs=unparen(expr.rhs))
+    if isinstance(expr, Subquery):
+        return replace(expr, expr=unparen(expr.expr))
+    return expr
+
+
+def prune(expr: Expr, present: set[str]) -> Expr:
+    """Drop `or` alternatives that read only metric names absent from this Prometheus."""
+    def dead(e: Expr) -> bool:
+        sels = promql.selectors(e)
+        return bool(sels) and all(s.metric not in present for s in sels)
+
+    def swap(node: Expr) -> Expr | None:
+        if isinstance(node, BinOp) and node.op == "or":
+            if dead(node.lhs) and not dead(node.rhs):
+                return node.rhs
+            if dead(node.rhs) and not dead(node.lhs):
+                return node.lhs
+        return None
+    return promql.transform(expr, swap)
+
+
+# ---- a node's query ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class At(Expr):
+    """`(expr)[range:step] @ t`: a subquery pinned to one instant (step-invariant, evaluated once)."""
+    expr: Expr
+    range: str
+    step: str
+    at: float
+
+    def render(self) -> str:
+        return f"({self.expr.render()})[{self.range}:{self.step}] @ {self.at:.3f}"
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time frame of one diagnosis (unix seconds)."""
+    at: float
+    window: float
+    baseline: float
+    step: float
+
+    @property
+    def start(self) -> float:
+        return self.at - self.window - self.baseline
+
+    @property
+    def window_start(self) -> float:
+        return self.at - self.window
+
+
+def _dur(seconds: float) -> str:
+    return f"{int(round(seconds))}s"
+
+
+def _tag(expr: Expr, value: str) -> Expr:
+    return label_replace(expr, PART, value, "", "")
+
+
+def _value(cfg: Config, spec: str | float, section: object) -> float:
+    return float(getattr(section, spec)) if isinstance(spec, str) else float(spec)
+
+
+def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Window) -> list[Expr]:
+    """The condition of check i (and its reference) as tagged expressions."""
+    factor = _value(cfg, check.factor, cfg.diagnose)
+    op = check.op
+    if check.against == "threshold":
+        return [_tag(BinOp(op, s, Num(_value(cfg, check.threshold, cfg.diagnose.thresholds))), f"c{i}")]
+    if check.against == "vanished":
+        before = Call("max_over_time", (At(s, _dur(win.baseline), _dur(win.step), win.window_start),))
+        return [_tag(BinOp("unless", before, s), f"c{i}")]
+    if check.against == "baseline":
+        ref: Expr = Call("quantile_over_time", (Num(0.5), At(s, _dur(win.baseline), _dur(win.step),
+                                                             win.window_start)))
+        cond = BinOp(op, s, _shift(ref, op, factor, check.delta))
+        return [_tag(cond, f"c{i}"), _tag(BinOp("and", ref, cond), f"b{i}")]
+    group = group_keys(cfg, node_tier_of(check))
+    ref = Agg("quantile", s, by=group, param=Num(0.5))
+    cond = BinOp(op, s, _shift(ref, op, factor, check.delta), on=group, group_left=())
+    return [_tag(cond, f"c{i}"), _tag(ref, f"s{i}")]
+
+
+def _shift(ref: Expr, op: str, factor: float, delta: float) -> Expr:
+    if op == ">":
+        out = ref * factor if factor != 1 else ref
+        return out + delta if delta else out
+    if op == "<":
+        out = ref / factor if factor != 1 else ref
+        return out - delta if delta else out
+    return ref
+
+
+def node_tier_of(check: Check) -> Tier:
+    return SIGNALS[check.signal].tier
+
+
+@dataclass(frozen=True)
+class NodeQuery:
+    node: Node
+    text: str | None  # None: no signal of the node exists here
+    sources: dict[str, Source]
+
+
+def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQuery:
+    leaves = list(checks(node.detector))
+    sources = {c.signal: planner.source(c.signal) for c in leaves}
+    parts: list[Expr] = []
+    for name, src in sources.items():
+        if src.expr is not None:
+            tier = SIGNALS[name].tier
+            parts.append(_tag(agg("count", src.expr, group_keys(cfg, tier) if tier != "model" else keys(cfg, tier)),
+                              f"n:{name}"))
+    for i, c in enumerate(leaves):
+        src = sources[c.signal]
+        if src.expr is not None:
+            parts += check_parts(cfg, node, i, c, src.expr, win)
+    if not parts:
+        return NodeQuery(node, None, sources)
+    return NodeQuery(node, promql.check(any_of(parts)), sources)
+
+
+def inventory_query(planner: Planner, win: Window) -> str | None:
+    """Which pods served which models during the diagnosis frame (coverage; ties GPUs to models)."""
+    src = planner.source("present")
+    if src.expr is None:
+        return None
+    return promql.check(Call("max_over_time", (Subquery(src.expr, _dur(win.at - win.start), _dur(win.step)),)))

@@ -1,0 +1,123 @@
+"""The walk from anomalous symptoms down to root causes, and their ranking.
+
+Breadth-first from every anomalous symptom entity, following "can be caused by" edges only into
+anomalous causes whose entity is related (same pod, GPU of that pod, or any pod of the model for causes
+that act model-wide). A cause entity is explained when an anomalous child related to it went anomalous
+no later than it did (plus a tolerance); unexplained cause entities are the root causes.
+
+Score = node weight x evidence strength x (0.5 + 0.5 x coverage) x onset factor, where coverage is the
+share of the affected pods (every pod a reached cause names) that the root cause names, and the onset
+factor halves causes that went anomalous after the symptom they are supposed to explain.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import networkx as nx
+
+from generators.config import Config
+
+from .evidence import Finding, Key, NodeResult, linked, pod_key
+from .graph import BY_ID, SYMPTOMS, Tier
+
+AFTER_SYMPTOM_FACTOR = 0.5
+
+
+@dataclass
+class RootCause:
+    cause: str
+    tier: Tier
+    score: float
+    findings: list[Finding]
+    paths: list[tuple[str, ...]]
+    onset: float
+    symptom_onset: float | None
+    after_symptom: bool
+
+
+def tolerance(cfg: Config, step: float) -> float:
+    """Onsets closer than this count as simultaneous: two query steps plus half the rate window
+    (latency quantiles come from rates, so they lag the gauges that cause them)."""
+    return 2 * step + cfg.recording.rate_window.seconds() / 2
+
+
+def walk(cfg: Config, g: nx.DiGraph, results: dict[str, NodeResult], models_of_pod: dict[Key, set[str]],
+         step: float) -> list[RootCause]:
+    tol = tolerance(cfg, step)
+    anomalous = {n: r for n, r in results.items() if r.state == "anomalous"}
+    by_pod = {n: _index(cfg, r.findings) for n, r in anomalous.items()}
+    queue: deque[tuple[str, Finding, tuple[str, ...]]] = deque()
+    visited: dict[tuple[str, Key], tuple[str, ...]] = {}
+    for s in SYMPTOMS:
+        for f in anomalous.get(s, NodeResult(BY_ID[s], "normal")).findings:
+            queue.append((s, f, (s,)))
+    roots: dict[str, list[tuple[Finding, tuple[str, ...]]]] = {}
+    reached: list[Finding] = []
+    while queue:
+        node_id, f, path = queue.popleft()
+        if (node_id, f.key) in visited:
+            continue
+        visited[(node_id, f.key)] = path
+        node = BY_ID[node_id]
+        if node.kind == "cause":
+            reached.append(f)
+        explained = False
+        for child_id in g.successors(node_id):
+            if child_id not in anomalous:
+                continue
+            child = BY_ID[child_id]
+            for cf in _related(cfg, node.tier, f, child_id, child.tier, child.reach == "model", anomalous,
+                               by_pod, models_of_pod):
+                queue.append((child_id, cf, path + (child_id,)))
+                explained |= cf.onset <= f.onset + tol
+        if node.kind == "cause" and not explained:
+            roots.setdefault(node_id, []).append((f, path))
+    symptom_findings = [(BY_ID[s].tier, f) for s in SYMPTOMS for f in anomalous.get(s, _EMPTY).findings]
+    affected = {pod_key(cfg, f.labels) for f in reached}
+    ranked = [_rank(cfg, cause, items, symptom_findings, affected, models_of_pod, tol)
+              for cause, items in roots.items()]
+    return sorted(ranked, key=lambda r: (-r.score, r.cause))
+
+
+_EMPTY = NodeResult(BY_ID[SYMPTOMS[0]], "normal")
+
+
+def _index(cfg: Config, findings: list[Finding]) -> dict[Key, list[Finding]]:
+    out: dict[Key, list[Finding]] = {}
+    for f in findings:
+        out.setdefault(pod_key(cfg, f.labels), []).append(f)
+    return out
+
+
+def _related(cfg, tier: Tier, f: Finding, child_id: str, child_tier: Tier, model_wide: bool, anomalous,
+             by_pod, models_of_pod) -> list[Finding]:
+    """Findings of `child_id` related to `f`; pod and GPU findings are looked up by pod first."""
+    if tier != "model" and not model_wide:
+        candidates = by_pod[child_id].get(pod_key(cfg, f.labels), [])
+    else:
+        candidates = anomalous[child_id].findings
+    return [cf for cf in candidates
+            if linked(cfg, tier, f.labels, child_tier, cf.labels, models_of_pod, model_only=model_wide)]
+
+
+def _rank(cfg: Config, cause: str, items, symptom_findings, affected: set[Key], models_of_pod, tol: float) -> RootCause:
+    node = BY_ID[cause]
+    unique: dict[Key, Finding] = {}
+    paths: dict[tuple[str, ...], int] = {}
+    for f, path in items:
+        unique.setdefault(f.key, f)
+        paths[path] = paths.get(path, 0) + 1
+    findings = sorted(unique.values(), key=lambda f: (-f.strength(), f.key))
+    onset = min(f.onset for f in findings)
+    related = [sf.onset for tier, sf in symptom_findings
+               if any(linked(cfg, tier, sf.labels, node.tier, f.labels, models_of_pod,
+                             model_only=node.reach == "model") for f in findings)]
+    symptom_onset = min(related) if related else None
+    after = symptom_onset is not None and onset > symptom_onset + tol
+    pods = {pod_key(cfg, f.labels) for f in findings}
+    coverage = len(pods & affected) / len(affected) if affected else 1.0
+    strength = max(f.strength() for f in findings)
+    score = node.weight * strength * (0.5 + 0.5 * coverage) * (AFTER_SYMPTOM_FACTOR if after else 1.0)
+    ordered = sorted(paths, key=lambda p: (len(p), -paths[p], p))
+    return RootCause(cause, node.tier, round(score, 3), findings, ordered, onset, symptom_onset, after)
