@@ -38,6 +38,7 @@ from .localprom import LocalPrometheus, write_openmetrics
 
 DEFAULT_SCENARIO = "demo-incident"
 STEPS = 5
+QUIET_LABELS = {"alertname", "severity", "source", "tier"}  # same on every inferwatch alert or shown apart
 DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 
 
@@ -47,10 +48,12 @@ class FiringAlert:
     labels: dict[str, str]
     held_for: str
 
-    def line(self) -> str:
-        severity = self.labels.get("severity", "")
-        rest = " ".join(f"{k}={v}" for k, v in sorted(self.labels.items()) if k not in ("severity", "alertname"))
-        return f"  FIRING {self.name} [{severity}] {rest} (held {self.held_for})"
+    def line(self, identity: tuple[str, ...]) -> str:
+        """`FIRING name [severity] label=value ...`: identity labels first, routing-only labels left out."""
+        shown = [k for k in identity if k in self.labels]
+        shown += sorted(k for k in self.labels if k not in shown and k not in QUIET_LABELS)
+        where = " ".join(f"{k}={self.labels[k]}" for k in shown)
+        return f"  FIRING {self.name} [{self.labels.get('severity', '')}] {where} (held {self.held_for})"
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ def report_alerts(check_: AlertCheck, at: float) -> None:
     out(f"Alerts firing at {iso(at)}: {len(check_.firing)} "
         f"({check_.rules} alerting rules, each checked over its whole `for` duration)")
     for alert in check_.firing:
-        out(alert.line())
+        out(alert.line(load_config(None).labels.pod_keys()))
     if not check_.firing:
         out("  (none)")
     for name, reasons in group_errors(check_.errors).items():
