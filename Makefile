@@ -15,6 +15,10 @@ binaries:
 	  echo "installing prometheus and prometheus-alertmanager (Debian packages)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+	@command -v victoria-metrics >/dev/null && command -v vmalert >/dev/null || { \
+	  echo "installing victoria-metrics (Debian package: victoria-metrics, vmalert; portability tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends victoria-metrics >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
