@@ -20,7 +20,7 @@ ENGINE_BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 
 SourceKind = Literal["counter", "gauge", "histogram", "gauge_events"]
 _SOURCE_KEYS = {"metric", "match", "set", "keep", "collector", "kind", "scale", "since", "until", "note",
-                "requires", "per_model"}
+                "requires", "per_model", "after_first_event"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class Source:
     note: str | None = None
     requires: str | None = None
     per_model: bool = True
+    # The engine creates the series only when the first such event happens (a labelled counter with no
+    # pre-created children): absent, not zero, until then, so a fallback or `or` covers the gap.
+    after_first_event: bool = False
 
     def selector(self, suffix: str = "") -> Selector:
         return Selector(self.metric + suffix, self.match + self.collector.match)
@@ -115,7 +118,8 @@ def load_catalog(name: str) -> Catalog:
                 set_labels=tuple(sorted((item.get("set") or {}).items())), keep=tuple(item.get("keep", ())),
                 collector=collectors[cname] if cname else default_collector,
                 scale=item.get("scale"), since=_v(item.get("since")), until=_v(item.get("until")),
-                note=item.get("note"), requires=item.get("requires"), per_model=item.get("per_model", True)))
+                note=item.get("note"), requires=item.get("requires"), per_model=item.get("per_model", True),
+                after_first_event=bool(item.get("after_first_event", False))))
         sources[sig] = tuple(built)
     buckets = dict(base.buckets) if base else {}
     buckets.update({k: tuple(float(x) for x in v) for k, v in (data.get("buckets") or {}).items()})

@@ -115,6 +115,8 @@ def _cell(srcs: tuple[Source, ...], sig: Signal) -> str:
         status = "fallback" if sig.derived or alternative or src.kind == "gauge_events" else "yes"
         text = f"{status} {src.versions()}: `{Selector(src.metric, src.match)}`"
         text += "".join(f" as {k}={v}" for k, v in src.set_labels)
+        if src.after_first_event:
+            text += " (appears with the first event)"
         if src.requires:
             text += f" (needs {src.requires})"
         elif src.note:
