@@ -25,7 +25,7 @@ def test_a_full_config_is_read_into_typed_values():
         backends: [vllm, sglang-pd]
         labels: {namespace: pod_namespace, pod: pod_name, cluster: cluster}
         scrape: {namespaces: [llm, chat], port: metrics, interval: 30s}
-        recording: {rate_window: 2m, quantiles: [0.5, 0.95]}
+        recording: {rate_window: 2m, quantiles: [0.5, 0.9, 0.95]}
         gpu: {enabled: false}
         """), "inferwatch.yaml")
     assert cfg.backends == ("vllm", "sglang-pd")
@@ -34,7 +34,7 @@ def test_a_full_config_is_read_into_typed_values():
                                      "pod_name")
     assert cfg.scrape.namespaces == ("llm", "chat") and cfg.scrape.port == "metrics"
     assert cfg.scrape.interval.seconds() == 30
-    assert cfg.recording.rate_window.seconds() == 120 and cfg.recording.quantiles == (0.5, 0.95)
+    assert cfg.recording.rate_window.seconds() == 120 and cfg.recording.quantiles == (0.5, 0.9, 0.95)
     assert cfg.gpu.enabled is False
 
 
