@@ -151,12 +151,14 @@ def explore_hint(prom: LocalPrometheus, sc: scenario.Scenario) -> str:
             f"  try: {graph}\nPress Ctrl-C to stop it.")
 
 
-def wait_for_interrupt() -> None:
-    """Block until Ctrl-C or SIGTERM; both end in the caller's `finally`, which stops Prometheus."""
+def keep_alive(hint: str) -> None:
+    """Print `hint`, then block until Ctrl-C or SIGTERM. The handler is in place before the hint
+    appears, so an interrupt sent as soon as it is read still ends here (and Prometheus is stopped)."""
     def interrupt(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, interrupt)
     try:
+        print(hint, file=sys.stderr, flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -193,8 +195,7 @@ def run(name: str, window: str, keep_running: bool) -> int:
             progress(5, f"diagnosis of the {window} before {iso(at)}")
             code = run_diagnosis(prom.url, at, window) if diagnose_available() else no_diagnosis()
             if keep_running:
-                print(explore_hint(prom, sc), file=sys.stderr, flush=True)
-                wait_for_interrupt()
+                keep_alive(explore_hint(prom, sc))
     print(f"stopped Prometheus (pid {pid}); demo took {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
     return code
 
