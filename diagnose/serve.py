@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prometheus", type=_http_url, required=True, metavar="URL",
                    help="Prometheus (or compatible) base URL the diagnosis queries")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml: label names must match the alerts'")
-    p.add_argument("--window", type=_window, default="1h", help="how far back a diagnosis looks (default 1h)")
+    p.add_argument("--window", type=_window, metavar="DURATION",
+                   help="incident window ending at the alerts' start (default: diagnose.window, 15m)")
     p.add_argument("--jsonl", metavar="PATH", help="append one JSON object per diagnosis ('-' = stdout)")
     p.add_argument("--markdown-dir", type=Path, metavar="DIR", help="write one markdown report per diagnosis")
     p.add_argument("--slack-url", type=_http_url, metavar="URL",
@@ -100,7 +101,8 @@ def sinks_from(args: argparse.Namespace) -> list:
 def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     cfg = load_config(args.config)
-    receiver = Receiver(cfg, engine_diagnose(args.prometheus, args.window, cfg), sinks_from(args),
+    window = args.window or cfg.diagnose.window
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg), sinks_from(args),
                         concurrency=args.concurrency, queue_size=args.queue_size,
                         diagnose_resolved=args.diagnose_resolved)
     host, port = args.listen

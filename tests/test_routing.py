@@ -25,10 +25,27 @@ ACK = parse_config("labels: {namespace: pod_namespace, pod: pod_name, role: rbg_
                    "routing: {pager_receiver: oncall, ticket_receiver: llm-team-slack}\n")
 
 # (alertname, severity) of every generated alerting rule -> receiver roles it must reach, in tree order.
+PAGE, TICKET, NOWHERE = ("diagnose", "pager"), ("diagnose", "ticket"), ("diagnose", "null")
 ROUTING_CASES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("LLMModelErrorBudgetBurn", "critical"): PAGE,
+    ("LLMModelErrorBudgetBurn", "warning"): TICKET,
+    ("LLMModelServingAbsent", "critical"): PAGE,
+    ("LLMPodTargetDown", "warning"): TICKET,
+    ("LLMPodRestarted", "warning"): TICKET,
+    ("LLMPodQueueBacklog", "warning"): TICKET,
+    ("LLMPodKVCacheSaturated", "warning"): TICKET,
+    ("LLMPodPreemptionStorm", "warning"): TICKET,
+    ("LLMPodPrefixCacheHitRatioCollapse", "info"): NOWHERE,
+    ("LLMPodLoadImbalance", "info"): NOWHERE,
+    ("LLMGPUXidError", "warning"): TICKET,
+    ("LLMGPUEccOrRowRemapFailure", "warning"): TICKET,
+    ("LLMGPUThrottled", "warning"): TICKET,
+    ("LLMGPUFramebufferNearlyFull", "warning"): TICKET,
+    ("LLMGPUComputeSaturated", "info"): NOWHERE,
+    ("LLMGPUIdleWhileQueued", "warning"): TICKET,
 }
 
-BY_SEVERITY = {"critical": ("diagnose", "pager"), "warning": ("diagnose", "ticket"), "info": ("diagnose", "null")}
+BY_SEVERITY = {"critical": PAGE, "warning": TICKET, "info": NOWHERE}
 IDENTITY = {"namespace": "llm", "workload": "chat", "backend": "vllm", "model": "Qwen/Qwen2.5-7B-Instruct",
             "role": "decode", "pod": "chat-1", "cluster": "prod-eu"}
 
@@ -177,25 +194,27 @@ def burn(tier: str, slo: str = "ttft", **labels: str) -> dict:
     return alert("LLMModelErrorBudgetBurn", severity, "model", slo=slo, burn_tier=tier, **labels)
 
 
-INHIBITION = {  # name -> (alert, name of the alert expected to inhibit it, or None)
+INHIBITION = {  # name -> (alert, name of the alert expected to inhibit it, or None); severities as generated
     # fast burn silences the slower tiers of the same SLO and model only
     "fast": (burn("page-fast", namespace="burn"), None),
     "slow": (burn("page-slow", namespace="burn"), "fast"),
     "slow-other-slo": (burn("page-slow", slo="itl", namespace="burn"), None),
     "slow-other-model": (burn("page-slow", namespace="burn", model="other"), None),
     # critical silences warnings of the same model
-    "crit": (alert("LLMModelErrorsHigh", "critical", "model", namespace="sev"), None),
+    "crit": (alert("LLMModelServingAbsent", "critical", "model", namespace="sev"), None),
     "warn": (alert("LLMPodKVCacheSaturated", "warning", "pod", namespace="sev"), "crit"),
     "warn-other-model": (alert("LLMPodKVCacheSaturated", "warning", "pod", namespace="sev", model="m2"), None),
     # a down pod silences its other pod-tier alerts, not other pods', not its GPU alerts
-    "down": (alert("LLMPodTargetDown", "critical", "pod", namespace="down"), None),
-    "down-cause": (alert("LLMPodEngineErrors", "critical", "pod", namespace="down"), "down"),
-    "down-other-pod": (alert("LLMPodEngineErrors", "critical", "pod", namespace="down", pod="chat-0"), None),
-    "down-gpu": (alert("LLMGPUThermalThrottle", "critical", "gpu", namespace="down", gpu="0"), None),
-    # a GPU hardware fault silences the pod-tier cause alerts of the pod on that GPU
-    "xid": (alert("LLMGPUXidError", "critical", "gpu", namespace="gpu", gpu="3", UUID="GPU-3"), None),
-    "xid-latency": (alert("LLMPodQueueTimeHigh", "critical", "pod", namespace="gpu"), "xid"),
-    "xid-other-pod": (alert("LLMPodQueueTimeHigh", "critical", "pod", namespace="gpu", pod="chat-0"), None),
+    "down": (alert("LLMPodTargetDown", "warning", "pod", namespace="down"), None),
+    "down-cause": (alert("LLMPodQueueBacklog", "warning", "pod", namespace="down"), "down"),
+    "down-other-pod": (alert("LLMPodQueueBacklog", "warning", "pod", namespace="down", pod="chat-0"), None),
+    "down-gpu": (alert("LLMGPUThrottled", "warning", "gpu", namespace="down", gpu="0"), None),
+    # a GPU hardware fault silences the pod-tier cause alerts of the pod on that GPU, not its target-down
+    "xid": (alert("LLMGPUXidError", "warning", "gpu", namespace="gpu", gpu="3", UUID="GPU-3"), None),
+    "xid-latency": (alert("LLMPodKVCacheSaturated", "warning", "pod", namespace="gpu"), "xid"),
+    "xid-other-pod": (alert("LLMPodKVCacheSaturated", "warning", "pod", namespace="gpu", pod="chat-0"), None),
+    "ecc": (alert("LLMGPUEccOrRowRemapFailure", "warning", "gpu", namespace="ecc", gpu="1"), None),
+    "ecc-down": (alert("LLMPodTargetDown", "warning", "pod", namespace="ecc"), None),
 }
 
 
