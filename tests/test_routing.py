@@ -16,7 +16,7 @@ import yaml
 
 from diagnose.localprom import LocalAlertmanager
 from generators import routing
-from generators.config import Config, parse_config
+from generators.config import Config, ConfigError, parse_config
 from generators.generate import rule_groups
 from generators.rules import AlertingRule
 
@@ -244,3 +244,13 @@ def inhibited_by(am: LocalAlertmanager, cases: dict) -> dict[str, str | None]:
         by = held[tuple(sorted(a["labels"].items()))]["status"]["inhibitedBy"]
         out[name] = fingerprint_to_name.get(by[0]) if by else None
     return out
+
+
+@pytest.mark.parametrize("text,message", [
+    ("routing: {pager_receiver: inferwatch-ticket}", "the four receiver names must be non-empty and different"),
+    ("routing: {diagnose_url: 'inferwatch-diagnose:9095'}", "routing.diagnose_url: 'inferwatch-diagnose:9095' is not"),
+    ("routing: {group_wait: soon}", "routing.group_wait: expected a duration"),
+])
+def test_routing_config_errors_name_the_key(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text, "inferwatch.yaml")
