@@ -42,7 +42,11 @@ def load(name: str, version: str | None) -> scenario.Scenario:
 
 @pytest.fixture(scope="module", params=SCENARIOS, ids=lambda p: f"{p[0]}@{p[1] or 'fixture'}")
 def loaded(request):
-    sc = load(*request.param)
+    name, version = request.param
+    sc = load(name, version)
+    if version is None:  # the fixture as is: share the session's Prometheus with the other tests
+        yield sc, request.getfixturevalue("scenario_prometheus")(name)
+        return
     buf = io.StringIO()
     write_openmetrics(scenario.synthesize(sc), buf)
     with LocalPrometheus(buf.getvalue()) as prom:
