@@ -41,7 +41,12 @@ class Any_:
     items: tuple["Rule", ...]
 
 
-Rule = Union[Check, All, Any_]
+@dataclass(frozen=True)
+class Not:
+    item: "Rule"
+
+
+Rule = Union[Check, All, Any_, Not]
 
 
 def all_of(*items: Rule) -> All:
@@ -52,10 +57,16 @@ def any_of(*items: Rule) -> Any_:
     return Any_(tuple(items))
 
 
+def not_(item: Rule) -> Not:
+    return Not(item)
+
+
 def checks(rule: Rule) -> Iterator[Check]:
     """Every leaf in a fixed (depth-first) order: a check's index is its position here."""
     if isinstance(rule, Check):
         yield rule
+    elif isinstance(rule, Not):
+        yield from checks(rule.item)
     else:
         for item in rule.items:
             yield from checks(item)
@@ -68,6 +79,9 @@ def evaluate(rule: Rule, leaf: Callable[[int], bool | None]) -> bool | None:
     def walk(r: Rule) -> bool | None:
         if isinstance(r, Check):
             return leaf(next(counter))
+        if isinstance(r, Not):
+            inner = walk(r.item)
+            return None if inner is None else not inner
         results = [walk(item) for item in r.items]  # evaluate all: keeps leaf numbering stable
         known = [x for x in results if x is not None]
         if not known:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import networkx as nx
 
-from .detectors import Check, Rule, all_of, any_of
+from .detectors import Check, Rule, all_of, any_of, not_
 
 Tier = Literal["model", "pod", "gpu"]
 TIERS: tuple[Tier, ...] = ("model", "pod", "gpu")
@@ -74,7 +74,7 @@ NODES: tuple[Node, ...] = (
          "look for sticky sessions pinning traffic.", reach="model"),
     Node("traffic_surge", "cause", "pod", "request rate rose on every pod",
          all_of(Check("request_rate", ">", "baseline", factor="change_factor", delta=0.1),
-                Check("request_rate", "<", "siblings", factor="sibling_factor", delta=0.1)),
+                not_(Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1))),
          "Scale out (HPA on queue length) or rate-limit the client that grew.", weight=0.8),
     Node("replica_unavailable", "cause", "pod", "a serving pod disappeared",
          Check("present", "!=", "vanished"),

@@ -144,6 +144,8 @@ class Planner:
     def __init__(self, cfg: Config, scope: Scope, present: set[str]) -> None:
         self.cfg, self.scope, self.present = cfg, scope, present
         self._records = record_index(recording_groups(cfg))
+        self._info = set(info_names().values())
+        self._own = {k: v for k, v in self._records.items() if k not in self._info}
 
     def source(self, name: str) -> Source:
         spec = SIGNALS[name]
@@ -151,8 +153,12 @@ class Planner:
         recorded = [s.metric for s in promql.selectors(expr)]
         if all(m in self.present for m in recorded):
             return Source(expr, "recorded", tuple(dict.fromkeys(recorded)))
+        # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
+        own = [s.metric for s in promql.selectors(unparen(promql.inline(expr, self._own)))
+               if s.metric not in self._info]
         raw = prune(unparen(promql.inline(expr, self._records)), self.present)
-        metrics = tuple(dict.fromkeys(s.metric for s in promql.selectors(raw) if s.metric in self.present))
+        metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
+                                      if m in self.present))
         if not metrics:
             return Source(None, "missing", ())
         return Source(raw, "raw", metrics)

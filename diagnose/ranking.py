@@ -19,7 +19,7 @@ import networkx as nx
 from generators.config import Config
 
 from .evidence import Finding, Key, NodeResult, linked, pod_key
-from .graph import BY_ID, SYMPTOMS, Tier
+from .graph import BY_ID, EDGES, SYMPTOMS, Tier
 
 AFTER_SYMPTOM_FACTOR = 0.5
 
@@ -73,9 +73,10 @@ def walk(cfg: Config, g: nx.DiGraph, results: dict[str, NodeResult], models_of_p
                 explained |= cf.onset <= f.onset + tol
         if node.kind == "cause" and not explained:
             roots.setdefault(node_id, []).append((f, path))
-    symptom_findings = [(BY_ID[s].tier, f) for s in SYMPTOMS for f in anomalous.get(s, _EMPTY).findings]
+    symptom_findings = [(s, BY_ID[s].tier, f) for s in SYMPTOMS for f in anomalous.get(s, _EMPTY).findings]
     affected = {pod_key(cfg, f.labels) for f in reached}
-    ranked = [_rank(cfg, cause, items, symptom_findings, affected, models_of_pod, tol)
+    sub = g.subgraph(anomalous)
+    ranked = [_rank(cfg, sub, cause, items, symptom_findings, affected, models_of_pod, tol)
               for cause, items in roots.items()]
     return sorted(ranked, key=lambda r: (-r.score, r.cause))
 
@@ -101,23 +102,27 @@ def _related(cfg, tier: Tier, f: Finding, child_id: str, child_tier: Tier, model
             if linked(cfg, tier, f.labels, child_tier, cf.labels, models_of_pod, model_only=model_wide)]
 
 
-def _rank(cfg: Config, cause: str, items, symptom_findings, affected: set[Key], models_of_pod, tol: float) -> RootCause:
+def _rank(cfg: Config, sub: nx.DiGraph, cause: str, items, symptom_findings, affected: set[Key], models_of_pod,
+          tol: float) -> RootCause:
     node = BY_ID[cause]
     unique: dict[Key, Finding] = {}
-    paths: dict[tuple[str, ...], int] = {}
-    for f, path in items:
+    for f, _path in items:
         unique.setdefault(f.key, f)
-        paths[path] = paths.get(path, 0) + 1
     findings = sorted(unique.values(), key=lambda f: (-f.strength(), f.key))
     onset = min(f.onset for f in findings)
-    related = [sf.onset for tier, sf in symptom_findings
+    related = [(s, sf.onset) for s, tier, sf in symptom_findings
                if any(linked(cfg, tier, sf.labels, node.tier, f.labels, models_of_pod,
                              model_only=node.reach == "model") for f in findings)]
-    symptom_onset = min(related) if related else None
+    symptom_onset = min(o for _, o in related) if related else None
+    # One chain per symptom it explains: the shortest through anomalous nodes.
+    paths = {tuple(nx.shortest_path(sub, s, cause)) for s, _ in related if nx.has_path(sub, s, cause)}
+    if not paths:  # a symptom of another model reached it through a model-wide cause
+        paths = {items[0][1]}
     after = symptom_onset is not None and onset > symptom_onset + tol
     pods = {pod_key(cfg, f.labels) for f in findings}
     coverage = len(pods & affected) / len(affected) if affected else 1.0
     strength = max(f.strength() for f in findings)
     score = node.weight * strength * (0.5 + 0.5 * coverage) * (AFTER_SYMPTOM_FACTOR if after else 1.0)
-    ordered = sorted(paths, key=lambda p: (len(p), -paths[p], p))
+    # Shortest first; among equals, the path from the most specific symptom (fewest possible causes).
+    ordered = sorted(paths, key=lambda p: (len(p), len(EDGES.get(p[0], ())), p))
     return RootCause(cause, node.tier, round(score, 3), findings, ordered, onset, symptom_onset, after)
