@@ -173,6 +173,10 @@ class Metrics:
         with self._lock:
             self._values[(name, ())] = value
 
+    def gauge(self, name: str) -> int:
+        with self._lock:
+            return int(self._values.get((name, ()), 0))
+
     def observe(self, seconds: float) -> None:
         with self._lock:
             for i, bound in enumerate(DURATION_BUCKETS):
@@ -221,6 +225,7 @@ class Receiver:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._seen_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._abandoned = threading.Event()  # grace is over: workers take no further job
         self._workers = [threading.Thread(target=self._work, name=f"diagnose-{i}", daemon=True)
                          for i in range(concurrency)]
 
@@ -259,7 +264,7 @@ class Receiver:
             self._seen.pop(key, None)
 
     def _work(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
+        while not self._abandoned.is_set() and not (self._stopping.is_set() and self._queue.empty()):
             try:
                 job = self._queue.get(timeout=0.1)
             except queue.Empty:
@@ -306,8 +311,8 @@ class Receiver:
         deadline = time.monotonic() + grace
         for w in self._workers:
             w.join(max(0.0, deadline - time.monotonic()))
-        running = sum(w.is_alive() for w in self._workers)
-        return self._queue.qsize() + running
+        self._abandoned.set()
+        return self._queue.qsize() + self.metrics.gauge("inferwatch_webhook_diagnoses_in_progress")
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------------
