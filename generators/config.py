@@ -284,6 +284,8 @@ class Config:
     diagnose: Diagnose = field(default_factory=Diagnose)
 
     def validate(self) -> None:
+        if not self.backends:
+            raise ConfigError("backends: list at least one backend; known: " + ", ".join(BACKENDS))
         for i, b in enumerate(self.backends):
             if b not in BACKENDS:
                 raise ConfigError(f"backends[{i}]: unknown backend {b!r}; known: {', '.join(BACKENDS)}")

@@ -9,11 +9,11 @@ Groups, evaluated in this order of dependency:
 from __future__ import annotations
 
 from .catalog import Catalog, Source, load_catalog, parent
-from .config import Config
+from .config import Config, duration_seconds
 from .promql import (Agg, BinOp, Expr, Num, Selector, agg, any_of, histogram_quantile,
                      label_replace, over_time, positive, rate)
 from .rules import RecordingRule, RuleGroup
-from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names
+from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
 HIST_PARTS = ("bucket", "sum", "count")
 
@@ -21,7 +21,7 @@ HIST_PARTS = ("bucket", "sum", "count")
 # ---- one source -> one pod-tier (or GPU-tier) expression -------------------------------------
 
 def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, part: str | None = None,
-                relabel=None) -> Expr:
+                relabel=None, set_labels: bool = True) -> Expr:
     """Aggregate one catalog source to `keys` (+ the source's kept labels, + `le` for buckets).
 
     Ranks of one engine are combined as the collector says: replicated ranks by max, partitions by
@@ -33,7 +33,7 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
         inner: Expr = rate(sel, window)
         op = "sum"
     elif src.kind == "gauge_events":
-        inner = over_time("max", sel, window) / Num(_seconds(window))
+        inner = over_time("max", sel, window) / Num(duration_seconds(window))
         op = "sum"
     elif sig.kind == "ratio":
         inner = over_time("avg", sel, window)
@@ -48,14 +48,9 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     expr: Expr = agg(op, inner, by)
     if src.scale is not None:
         expr = expr * src.scale
-    for name, value in src.set_labels:
+    for name, value in src.set_labels if set_labels else ():
         expr = label_replace(expr, name, value, "", "")
     return expr
-
-
-def _seconds(window: str) -> float:
-    from .config import duration_seconds
-    return duration_seconds(window)
 
 
 # ---- pod tier, one group per engine -------------------------------------------------------
@@ -71,18 +66,20 @@ def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> Rule
     own = [s for s in SIGNALS if s.tier == "pod" and cat.of(s.name)
            and (base is None or cat.of(s.name) != base.of(s.name))]
     if base is None:
-        running = [source_expr(s, sig_of("requests_running"), keys, w) for s in cat.of("requests_running")]
-        rules.append(RecordingRule(names["pod_model"], Agg("group", fill(any_of(running)), by=keys)))
-        rules.append(RecordingRule(names["pod"], Agg("group", fill(any_of(running)), by=lb.pod_identity())))
+        served = engine_models(cfg, cat)
+        rules.append(RecordingRule(names["pod_model"], fill(served)))
+        rules.append(RecordingRule(names["pod"], Agg("group", fill(served), by=lb.pod_identity())))
     for sig in own:
         for role, expr in pod_signal_exprs(cfg, cat, sig).items():
             rules.append(RecordingRule(record_names(sig, POD, w)[role], fill(expr)))
     return RuleGroup(f"inferwatch-{backend}", cfg.recording.interval, tuple(rules), f"inferwatch-{backend}")
 
 
-def sig_of(name: str) -> Signal:
-    from .signals import signal
-    return signal(name)
+def engine_models(cfg: Config, cat: Catalog) -> Expr:
+    """One series per (pod, model) an engine serves, from its own running-requests gauge."""
+    keys, w = cfg.labels.pod_keys(), cfg.recording.rate_window
+    running = [source_expr(s, signal("requests_running"), keys, w) for s in cat.of("requests_running")]
+    return Agg("group", any_of(running), by=keys)
 
 
 def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
@@ -99,21 +96,13 @@ def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
         if s.per_model:
             exprs.append(source_expr(s, sig, lb.pod_keys(), w))
         else:
-            # e.g. HTTP 5xx: no model_name on the series; spread to each model the pod serves.
-            per_pod = source_expr(s, sig, lb.pod_identity(), w)
-            joined = BinOp("*", _strip_set(per_pod, s), Selector(info_names()["pod_model"]),
-                           on=lb.join_keys(), group_right=())
+            # e.g. HTTP 5xx: no model_name on the series; spread to each model this engine's pod serves.
+            per_pod = source_expr(s, sig, lb.pod_identity(), w, set_labels=False)
+            joined = BinOp("*", per_pod, engine_models(cfg, cat), on=lb.join_keys(), group_right=())
             for name, value in s.set_labels:
                 joined = label_replace(joined, name, value, "", "")
             exprs.append(joined)
     return {role: any_of(exprs)}
-
-
-def _strip_set(expr: Expr, src: Source) -> Expr:
-    """Undo the label_replace wrappers of `set` (they are re-applied after a join)."""
-    for _ in src.set_labels:
-        expr = expr.args[0]  # type: ignore[attr-defined]
-    return expr
 
 
 # ---- pod tier, engine-agnostic derived records ---------------------------------------------
@@ -128,9 +117,9 @@ def derived_pod_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
 
 def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[RecordingRule]:
     w, lb = cfg.recording.rate_window, cfg.labels
-    hit = sig_of("prefix_cache_hit")
-    hits = Selector(record_names(sig_of("prefix_cache_hits"), level, w)["rate"])
-    queries = Selector(record_names(sig_of("prefix_cache_queries"), level, w)["rate"])
+    hit = signal("prefix_cache_hit")
+    hits = Selector(record_names(signal("prefix_cache_hits"), level, w)["rate"])
+    queries = Selector(record_names(signal("prefix_cache_queries"), level, w)["rate"])
     exprs: list[Expr] = [hits / positive(queries)]
     if level == POD:
         for cat in catalogs:
@@ -235,9 +224,9 @@ def gpu_group(cfg: Config) -> RuleGroup:
                        group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
         n = record_names(sig, GPU, w)
         rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
-    used = Selector(record_names(sig_of("fb_used_mib"), GPU, w)["value"])
-    free = Selector(record_names(sig_of("fb_free_mib"), GPU, w)["value"])
-    rules.append(RecordingRule(record_names(sig_of("fb_used"), GPU, w)["ratio"], used / positive(used + free)))
+    used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])
+    free = Selector(record_names(signal("fb_free_mib"), GPU, w)["value"])
+    rules.append(RecordingRule(record_names(signal("fb_used"), GPU, w)["ratio"], used / positive(used + free)))
     return RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")
 
 

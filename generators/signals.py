@@ -33,7 +33,7 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("requests_finished", "pod", "counter", "requests/s", "Finished requests per second by finish reason.",
            keep=("finished_reason",)),
     Signal("request_errors", "pod", "counter", "requests/s",
-           "Failed requests per second by `reason` (engine_error, abort, http_5xx, pd_bootstrap, pd_transfer).",
+           "Failed requests per second by `reason` (engine_error, abort, http_5xx).",
            keep=("reason",)),
     Signal("prompt_tokens", "pod", "counter", "tokens/s", "Prompt (prefill) tokens per second."),
     Signal("generation_tokens", "pod", "counter", "tokens/s", "Generated tokens per second."),
