@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,10 +53,13 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
         # Prometheus accepts rule results only after the newest backfilled sample: start just before it.
         time.sleep(max(0.0, data.last_sample - STARTUP_SECONDS / 3 - time.time()))
         log(f"{spec.pods} pods: {rs.name} run")
+        layered = rs is sets[0]  # the raw set has no recording chains to fill: no warm-up
         costs.append(measure.run(data.blocks, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
                                  interval=args.interval, not_before=max(time.time(), data.last_sample + 1),
-                                 last_sample=data.last_sample, window=window, warmup=args.warmup,
-                                 cycles=args.cycles))
+                                 last_sample=data.last_sample, window=window,
+                                 warmup=args.warmup if layered else 0,
+                                 cycles=args.cycles if layered else args.raw_cycles,
+                                 timeout=600.0 if layered else args.raw_timeout))
     return SizeResult(spec, copies[0], costs[0], costs[1], *sets)
 
 
@@ -67,11 +71,15 @@ def group_table(r: SizeResult) -> str:
         by_name = {g.name: g for g in cost.groups}
         for g in rs.groups:
             c = by_name[g.name]
-            rows.append(f"| {rs.name} | {g.name} | {len(g.rules)} | {c.seconds * 1000:.1f} | {c.samples:,} | "
+            rows.append(f"| {rs.name} | {g.name} | {len(g.rules)} | {_ms(c.seconds, c.finished)} | {c.samples:,} | "
                         f"{c.samples / r.spec.pods:.1f} |")
         rows.append(f"| {rs.name} | **total** | {sum(len(g.rules) for g in rs.groups)} | "
-                    f"**{cost.seconds * 1000:.1f}** | {cost.samples:,} | {cost.samples / r.spec.pods:.1f} |")
+                    f"**{_ms(cost.seconds, cost.finished)}** | {cost.samples:,} | {cost.samples / r.spec.pods:.1f} |")
     return "\n".join(rows)
+
+
+def _ms(seconds: float, finished: bool) -> str:
+    return f"{'≥ ' if not finished else ''}{seconds * 1000:,.0f}"
 
 
 def summary_table(results: list[SizeResult]) -> str:
@@ -79,11 +87,11 @@ def summary_table(results: list[SizeResult]) -> str:
             "| raw eval ms | raw RSS MiB | raw / layered | window filled |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        ratio = r.raw.seconds / r.layered.seconds if r.layered.seconds else float("nan")
+        ratio = f"{'≥ ' if not r.raw.finished else ''}{r.raw.seconds / r.layered.seconds:.1f}x"
         fill = min(r.layered.window_fill, r.raw.window_fill)
         rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.data.series:,} | {r.layered.seconds * 1000:.0f} | "
                     f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | {r.layered.rss_bytes / 2**20:.0f} | "
-                    f"{r.raw.seconds * 1000:.0f} | {r.raw.rss_bytes / 2**20:.0f} | {ratio:.1f}x | {fill:.0%} |")
+                    f"{_ms(r.raw.seconds, r.raw.finished)} | {r.raw.rss_bytes / 2**20:.0f} | {ratio} | {fill:.0%} |")
     return "\n".join(rows)
 
 
@@ -111,6 +119,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--interval", type=int, default=10, help="rule evaluation interval in seconds (default: 10)")
     p.add_argument("--warmup", type=int, default=3, help="evaluations skipped while recording chains fill")
     p.add_argument("--cycles", type=int, default=4, help="evaluations measured per group (median kept)")
+    p.add_argument("--raw-cycles", type=int, default=2, help="evaluations measured per raw group (default: 2)")
+    p.add_argument("--raw-timeout", type=float, default=240.0,
+                   help="seconds to wait for the raw set; an unfinished group counts as at least that long")
     p.add_argument("--step", default="30s", help="sample spacing of the synthetic series (default: 30s)")
     args = p.parse_args(argv)
     try:
@@ -119,13 +130,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--pods: expected numbers separated by commas, got {args.pods!r}")
     if not args.sizes or min(args.sizes) < 2:
         p.error("--pods: every size must be at least 2 pods")
-    if args.interval < 1 or args.cycles < 1 or args.warmup < 0 or args.pods_per_model < 1:
+    if min(args.interval, args.cycles, args.raw_cycles, args.pods_per_model) < 1 or args.warmup < 0:
         p.error("--interval, --cycles and --pods-per-model must be positive, --warmup not negative")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (e.g. `kill`) unwinds like Ctrl-C, so the Prometheus processes are stopped and temp dirs removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cfg = Config()
     cfg = replace(cfg, recording=replace(cfg.recording, interval=f"{args.interval}s"))
     results = []
