@@ -15,7 +15,9 @@ from typing import Self
 import pytest
 import requests
 
+from diagnose import engine
 from diagnose.localprom import _find_binary, _Server
+from diagnose.queries import Scope
 from generators import scenario
 from generators.config import Config, Labels
 from generators.generate import render, rule_groups
@@ -150,3 +152,18 @@ def test_vmalert_dry_run_rejects_a_broken_rule(tmp_path):
     res = subprocess.run([_find_binary_with_hint("vmalert"), "-dryRun", f"-rule={path}", "-loggerLevel=WARN"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "broken" in res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("name", ["vllm-kv-cache-pressure", "diag-sglang-kv-cache-pressure"])
+def test_diagnose_names_the_same_root_cause_on_victoriametrics(name, victoria, scenario_prometheus):
+    """diagnose only speaks the Prometheus HTTP API, so VictoriaMetrics must lead it to the same cause."""
+    sc = scenario.load(name)
+    reports = {kind: engine.run(target.url, Scope(), sc.start + sc.incident_at, "15m", Config()).to_dict()
+               for kind, target in (("prometheus", scenario_prometheus(name)), ("victoriametrics", victoria(name)))}
+    for kind, report in reports.items():
+        assert report["errors"] == [], f"{kind}: {report['errors']}"
+        top = report["root_causes"][0]
+        assert top["cause"] == sc.expect["top_cause"], f"{kind}: {[r['cause'] for r in report['root_causes']]}"
+        assert {e["pod"] for e in top["entities"]} == set(sc.expect["pods"]), kind
+    causes = {kind: [r["cause"] for r in report["root_causes"]] for kind, report in reports.items()}
+    assert causes["victoriametrics"] == causes["prometheus"]
