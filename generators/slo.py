@@ -82,7 +82,7 @@ def _snapped(cfg: Config, v: Variant) -> Variant:
 
 def boundaries(cfg: Config, kind: str) -> dict[str, tuple[float, ...]]:
     """Histogram bucket boundaries of a latency SLI, per enabled engine (from the catalogs)."""
-    engines = sorted({parent(b) for b in cfg.backends})
+    engines = dict.fromkeys(parent(b) for b in cfg.backends)
     return {e: load_catalog(e).buckets.get(LATENCY_SIGNAL[kind], ()) for e in engines}
 
 
@@ -160,7 +160,7 @@ def _check_objective(cfg: Config, where: str, kind: str, o: Objective) -> None:
     if not o.enabled:
         return
     if not 0 < o.objective_percent < 100:
-        raise ConfigError(f"{where}.objective_percent: {o.objective_percent} must be between 0 and 100 "
+        raise ConfigError(f"{where}.objective_percent: {number(o.objective_percent)} must be between 0 and 100 "
                           "(exclusive: 100% leaves no error budget)")
     if kind not in LATENCY_SIGNAL:
         return
