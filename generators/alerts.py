@@ -17,7 +17,7 @@ from typing import Callable
 
 from . import slo
 from .config import Config
-from .promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, over_time, positive
+from .promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, number, over_time, positive
 from .rules import AlertingRule, RuleGroup
 from .signals import GPU, MODEL, POD, info_names, record_names, signal
 
@@ -75,11 +75,6 @@ COUNT = '{{ printf "%.0f" $value }}'
 RATE = '{{ printf "%.2f" $value }}'
 
 
-def _n(x: float) -> str:
-    from .promql import number
-    return number(x)
-
-
 # ---- model tier -----------------------------------------------------------------------------
 
 def serving_absent(cfg: Config) -> list[tuple[Expr, str]]:
@@ -122,8 +117,8 @@ def queue_backlog(cfg: Config) -> list[tuple[Expr, str]]:
     waiting = rec(cfg, "requests_waiting", POD) > a.queue_waiting
     fast = rec(cfg, "queue_time_seconds", POD, "mean") <= a.queue_time_seconds
     expr = waiting.unless(fast, on=cfg.labels.pod_keys())
-    return [(expr, f"{who(cfg, 'pod')} has {COUNT} requests waiting (threshold {_n(a.queue_waiting)}) and "
-                   f"their mean queue time is over {_n(a.queue_time_seconds)}s (where the engine exports it): "
+    return [(expr, f"{who(cfg, 'pod')} has {COUNT} requests waiting (threshold {number(a.queue_waiting)}) and "
+                   f"their mean queue time is over {number(a.queue_time_seconds)}s (where the engine exports it): "
                    "requests arrive faster than the running batch can take them.")]
 
 
@@ -138,7 +133,7 @@ def kv_saturated(cfg: Config) -> list[tuple[Expr, str]]:
 def preemption_storm(cfg: Config) -> list[tuple[Expr, str]]:
     expr = rec(cfg, "preemptions", POD, "rate") > cfg.alerts.preemption_rate
     return [(expr, f"{who(cfg, 'pod')} preempts or retracts {RATE} requests per second (threshold "
-                   f"{_n(cfg.alerts.preemption_rate)}/s); each one throws away KV cache and redoes prefill.")]
+                   f"{number(cfg.alerts.preemption_rate)}/s); each one throws away KV cache and redoes prefill.")]
 
 
 def prefix_collapse(cfg: Config) -> list[tuple[Expr, str]]:
@@ -147,7 +142,7 @@ def prefix_collapse(cfg: Config) -> list[tuple[Expr, str]]:
     base = over_time("avg", ratio, a.prefix_hit_baseline)
     expr = (ratio < base * (1 - a.prefix_hit_drop)).and_(base >= a.prefix_hit_min_baseline)
     return [(expr, f"{who(cfg, 'pod')} serves only {VALUE} of prompt tokens from its prefix cache, less than "
-                   f"{_n(round((1 - a.prefix_hit_drop) * 100, 2))}% of its {a.prefix_hit_baseline} average: more "
+                   f"{number(round((1 - a.prefix_hit_drop) * 100, 2))}% of its {a.prefix_hit_baseline} average: more "
                    "prefill work per request, so time to first token rises.")]
 
 
@@ -157,7 +152,7 @@ def load_imbalance(cfg: Config) -> list[tuple[Expr, str]]:
     others = BinOp("-", agg("sum", waiting, mk), waiting, on=mk, group_right=())
     siblings = BinOp("/", others, agg("count", waiting, mk) - 1 > 0, on=mk, group_left=())
     expr = (waiting > siblings * a.imbalance_factor).and_(waiting > a.queue_waiting)
-    return [(expr, f"{who(cfg, 'pod')} has {COUNT} requests waiting, over {_n(a.imbalance_factor)}x the "
+    return [(expr, f"{who(cfg, 'pod')} has {COUNT} requests waiting, over {number(a.imbalance_factor)}x the "
                    "average of the other pods serving the model: the load balancer keeps sending work to a "
                    "pod that cannot keep up.")]
 
@@ -185,8 +180,8 @@ def throttled(cfg: Config) -> list[tuple[Expr, str]]:
     hot = rec(cfg, "temperature_celsius", GPU) >= a.gpu_temperature_celsius
     counted = Agg("max", rec(cfg, "throttle", GPU, "rate"), without=("reason",)) > 0.05
     expr = with_model(cfg, dropped.and_(hot).or_(counted))
-    return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {_n(round(a.gpu_clock_drop * 100, 2))}% "
-                   f"below its 1h maximum at {_n(a.gpu_temperature_celsius)}°C or more, or the driver reports "
+    return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {number(round(a.gpu_clock_drop * 100, 2))}% "
+                   f"below its 1h maximum at {number(a.gpu_temperature_celsius)}°C or more, or the driver reports "
                    "thermal/power violation time. Every request on this GPU slows down.")]
 
 

@@ -170,8 +170,8 @@ def _check_objective(cfg: Config, where: str, kind: str, o: Objective) -> None:
     if not common:
         raise ConfigError(f"{where}: the enabled backends share no {kind} bucket boundary ({valid})")
     if cfg.slo.threshold_policy == "reject" and not _is_boundary(o.threshold_seconds, common):
-        raise ConfigError(f"{where}.threshold_seconds: {number(o.threshold_seconds)} is not a {kind} bucket "
-                          f"boundary of every enabled backend, so the share of slower requests cannot be "
+        raise ConfigError(f"{where}.threshold_seconds: {number(o.threshold_seconds)} is not a bucket boundary "
+                          f"of every enabled backend's {kind} histogram, so the share of slower requests cannot be "
                           f"counted. Common boundaries: {', '.join(number(b) for b in common)}. Per backend: "
                           f"{valid}. (Or set slo.threshold_policy: snap.)")
 
