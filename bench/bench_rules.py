@@ -75,6 +75,8 @@ def group_table(r: SizeResult) -> str:
                         f"{c.samples / r.spec.pods:.1f} |")
         rows.append(f"| {rs.name} | **total** | {sum(len(g.rules) for g in rs.groups)} | "
                     f"**{_ms(cost.seconds, cost.finished)}** | {cost.samples:,} | {cost.samples / r.spec.pods:.1f} |")
+    rows += ["", "Slowest layered rules (last evaluation):", ""]
+    rows += [f"- {seconds * 1000:,.0f} ms `{rule}`" for rule, seconds in r.layered.slowest]
     return "\n".join(rows)
 
 
@@ -83,13 +85,14 @@ def _ms(seconds: float, finished: bool) -> str:
 
 
 def summary_table(results: list[SizeResult]) -> str:
-    rows = ["| pods | models | raw series | layered eval ms | recorded series | per pod | layered RSS MiB "
-            "| raw eval ms | raw RSS MiB | raw / layered | window filled |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| pods | models | raw series | layered eval ms | layered CPU s/cycle | recorded series | per pod "
+            "| layered RSS MiB | raw eval ms | raw RSS MiB | raw / layered | window filled |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         ratio = f"{'≥ ' if not r.raw.finished else ''}{r.raw.seconds / r.layered.seconds:.1f}x"
         fill = min(r.layered.window_fill, r.raw.window_fill)
-        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.data.series:,} | {r.layered.seconds * 1000:.0f} | "
+        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.data.series:,} | {r.layered.seconds * 1000:,.0f} | "
+                    f"{r.layered.cpu_per_cycle:.2f} | "
                     f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | {r.layered.rss_bytes / 2**20:.0f} | "
                     f"{_ms(r.raw.seconds, r.raw.finished)} | {r.raw.rss_bytes / 2**20:.0f} | {ratio} | {fill:.0%} |")
     return "\n".join(rows)

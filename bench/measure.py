@@ -20,7 +20,7 @@ _LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
 GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",
                  "prometheus_rule_group_last_evaluation_timestamp_seconds")
 PROCESS_METRICS = ("process_resident_memory_bytes", "prometheus_tsdb_head_series",
-                   "prometheus_rule_evaluation_failures_total")
+                   "prometheus_rule_evaluation_failures_total", "process_cpu_seconds_total")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class RunCost:
     rss_bytes: int
     head_series: int
     failures: int
+    cpu_per_cycle: float  # Prometheus CPU seconds per evaluation interval while measuring
+    slowest: tuple[tuple[str, float], ...]  # (rule, seconds) of the last evaluation, slowest first
     window_fill: float  # share of the 5m rate window covered by data at the last measured evaluation
 
     @property
@@ -83,11 +85,11 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
     with LocalPrometheus(None, rule_files=rule_files, evaluation_interval=f"{int(interval)}s",
                          workdir=workdir) as prom:
         deadline = time.monotonic() + timeout
-        failures_before = None
+        before = None  # totals and wall time when measuring starts
         while True:
             groups, totals = scrape(prom.url)
-            if failures_before is None and time.time() >= first:
-                failures_before = totals.get(PROCESS_METRICS[2], 0.0)
+            if before is None and time.time() >= first:
+                before = (totals, time.time())
             for name, m in groups.items():
                 ts = m.get(GROUP_METRICS[2], 0.0)
                 seen.setdefault(name, {})
@@ -99,12 +101,28 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
                 break
             time.sleep(min(1.0, interval / 4))
         stopped = time.time()
+        slowest = slowest_rules(prom.url)
     costs = tuple(_cost(name, evals, stopped - first) for name, evals in sorted(seen.items()))
     last_eval = max((max(v) for v in seen.values() if v), default=stopped)
     fill = max(0.0, min(1.0, 1 - (last_eval - last_sample) / window))
-    failures = totals.get(PROCESS_METRICS[2], 0.0) - (failures_before or 0.0)
+    start_totals, start_time = before or (totals, stopped)
+    delta = {k: totals.get(k, 0.0) - start_totals.get(k, 0.0) for k in PROCESS_METRICS}
+    cycles_run = max(1.0, (stopped - start_time) / interval)
     return RunCost(costs, int(totals.get(PROCESS_METRICS[0], 0)), int(totals.get(PROCESS_METRICS[1], 0)),
-                   int(failures), fill)
+                   int(delta[PROCESS_METRICS[2]]), delta[PROCESS_METRICS[3]] / cycles_run, slowest, fill)
+
+
+def slowest_rules(url: str, top: int = 8) -> tuple[tuple[str, float], ...]:
+    """The rules that took longest in their last evaluation (/api/v1/rules `evaluationTime`)."""
+    groups = requests.get(url + "/api/v1/rules", timeout=30).json()["data"]["groups"]
+    rules = [(f"{g['name']}: {r.get('name', '')}{_labels(r)}", float(r.get("evaluationTime", 0.0)))
+             for g in groups for r in g["rules"]]
+    return tuple(sorted(rules, key=lambda x: -x[1])[:top])
+
+
+def _labels(rule: dict) -> str:
+    labels = {k: v for k, v in (rule.get("labels") or {}).items() if k == "quantile"}
+    return "".join(f'{{{k}="{v}"}}' for k, v in labels.items())
 
 
 def _cost(name: str, evals: dict[float, tuple[float, int]], running_for: float) -> GroupCost:
