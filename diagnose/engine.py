@@ -9,6 +9,7 @@ per-query timeout and an overall deadline. A failed or late query marks its node
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import Any
@@ -57,14 +58,21 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
     d = cfg.diagnose
     client = PromClient(prometheus_url, Connection.from_options(**connection), timeout=d.query_timeout.seconds())
     try:
-        present = client.metric_names(win.start - cfg.recording.rate_window.seconds(), win.at)
-        planner = Planner(cfg, scope, present)
+        try:  # without these two answers there is nothing to diagnose: the server counts as unreachable
+            present = client.metric_names(win.lookback_start - cfg.recording.rate_window.seconds(), win.at)
+            planner = Planner(cfg, scope, present)
+            inventory = _inventory(client, planner, win, cfg)
+        except PrometheusError as exc:
+            raise exc if isinstance(exc, Unreachable) else Unreachable(str(exc)) from None
         g = graph.build()
         queries = {n.id: node_query(cfg, planner, n, win) for n in graph.NODES}
-        results, errors, inventory = _execute(client, queries, inventory_query(planner, win), win, cfg)
+        if not inventory:  # nothing serves in this scope and time: every node is no data
+            queries = {n: replace(q, text=None) for n, q in queries.items()}
+        results, errors = _execute(client, queries, cfg)
     finally:
         client.close()
     models_of_pod = _models_of_pod(cfg, inventory)
+    available = {name for q in queries.values() for name, src in q.sources.items() if src.expr is not None}
     nodes: dict[str, NodeResult] = {}
     for node_id, q in queries.items():
         if node_id in errors:
@@ -72,8 +80,8 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         elif q.text is None:
             nodes[node_id] = NodeResult(q.node, "no_data")
         else:
-            nodes[node_id] = detect(cfg, q.node, win, results[node_id], models_of_pod)
-    roots = walk(cfg, g, nodes, models_of_pod, win.step)
+            nodes[node_id] = detect(cfg, q.node, q.window, results[node_id], available, models_of_pod)
+    roots = walk(cfg, g, nodes, models_of_pod, max(q.window.step for q in queries.values()))
     symptoms = [(s, nodes[s].findings) for s in graph.SYMPTOMS if nodes[s].state == "anomalous"]
     return Report(
         status=_status(nodes), scope=scope.to_dict(), at=win.at, window=window, symptoms=symptoms,
@@ -82,17 +90,22 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         duration_seconds=time.monotonic() - started, cfg=cfg, models_of_pod=models_of_pod)
 
 
-def _execute(client: PromClient, queries, inventory: str | None, win: Window, cfg: Config):
-    """Run every query concurrently; returns (results by node, errors by node, inventory result)."""
+def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -> list[dict]:
+    """The pods (and their models) in scope."""
+    text = inventory_query(planner, win)
+    return client.query(text, win.at, cfg.diagnose.query_timeout.seconds()) if text else []
+
+
+def _execute(client: PromClient, queries, cfg: Config):
+    """Run every node query concurrently; returns (results by node, errors by node)."""
     d = cfg.diagnose
     timeout = d.query_timeout.seconds()
     pool = ThreadPoolExecutor(max_workers=d.concurrency, thread_name_prefix="diagnose")
     futures: dict[str, Future] = {}
-    if inventory is not None:
-        futures["inventory"] = pool.submit(client.query, inventory, win.at, timeout)
     for node_id, q in queries.items():
         if q.text is not None:
-            futures[node_id] = pool.submit(client.query_range, q.text, win.start, win.at, win.step, timeout)
+            w = q.window
+            futures[node_id] = pool.submit(client.query_range, q.text, w.start, w.at, w.step, timeout)
     done, _ = wait(futures.values(), timeout=d.deadline.seconds())
     pool.shutdown(wait=False, cancel_futures=True)
     results: dict[str, list] = {}
@@ -108,7 +121,7 @@ def _execute(client: PromClient, queries, inventory: str | None, win: Window, cf
     unreachable = [f.exception() for f in done if isinstance(f.exception(), Unreachable)]
     if futures and len(unreachable) == len(futures):
         raise unreachable[0]
-    return results, errors, results.get("inventory", [])
+    return results, errors
 
 
 def _models_of_pod(cfg: Config, inventory: list[dict]) -> dict[Key, set[str]]:

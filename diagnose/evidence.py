@@ -60,7 +60,6 @@ class NodeResult:
     state: State
     findings: list[Finding] = field(default_factory=list)
     error: str | None = None
-    entities_seen: int = 0  # entities with data (from the count parts)
 
 
 def _round(x: float | None) -> float | None:
@@ -111,13 +110,12 @@ def pod_key(cfg: Config, labels: dict[str, str]) -> Key:
     return tuple((k, labels.get(k, "")) for k in cfg.labels.join_keys())
 
 
-def detect(cfg: Config, node: Node, win: Window, result: list[dict],
+def detect(cfg: Config, node: Node, win: Window, result: list[dict], available: set[str],
            models_of_pod: dict[Key, set[str]]) -> NodeResult:
+    """`available`: the signals whose metrics exist in this Prometheus (the others are no data)."""
     parts = parse(result)
     leaves = list(checks(node.detector))
-    has_data = {i: bool(parts.get(f"n:{c.signal}")) for i, c in enumerate(leaves)}
-    seen = max((sum(max(p.values(), default=0) for p in s.values())
-                for name, s in parts.items() if name.startswith("n:")), default=0)
+    has_data = {i: c.signal in available for i, c in enumerate(leaves)}
     if not any(has_data.values()):
         return NodeResult(node, "no_data")
     grid = _grid(win)
@@ -136,7 +134,7 @@ def detect(cfg: Config, node: Node, win: Window, result: list[dict],
         evidence = _evidence(cfg, node, leaves, parts, key, labels, set(window_hits))
         findings.append(Finding(node.tier, labels, _onset(anomalous, window_hits[-1], win.step), persistence,
                                 evidence))
-    return NodeResult(node, "anomalous" if findings else "normal", findings, entities_seen=int(seen))
+    return NodeResult(node, "anomalous" if findings else "normal", findings)
 
 
 def _grid(win: Window) -> list[int]:

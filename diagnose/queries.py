@@ -7,8 +7,10 @@ pruned, so the query reads exactly the vLLM / SGLang version that is running.
 
 A node's query is the union (`or`) of tagged parts, each carrying a label `inferwatch_part`:
   c<i>       the points where check i holds (Prometheus filters; only anomalies come back)
-  b<i>, s<i> the baseline / siblings' median check i compared with (for the evidence)
-  n:<signal> how many entities of each model / workload have the signal (no data vs healthy, coverage)
+  b<i>, s<i> the baseline / siblings' median check i compared with, once per entity anomalous in the
+             last third of the window (for the evidence)
+The range covers the window and as much again before it (to see onsets); baselines are subqueries
+pinned with `@` to the window's start, which Prometheus evaluates once per query, not once per step.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class SignalSpec:
     tier: Tier
     unit: str
     build: Callable[[Config], Expr]  # over recorded series
+    direct: bool = False  # the aggregation only restates the record's own labels: read it as is
 
 
 def keys(cfg: Config, tier: Tier) -> tuple[str, ...]:
@@ -86,6 +89,11 @@ def _by(op: str, tier: Tier, sel: Callable[[Config], Expr]) -> Callable[[Config]
     return lambda cfg: agg(op, sel(cfg), keys(cfg, tier))
 
 
+def _record(name: str, tier: Tier, unit: str, op: str, sig: str, level: str, role: str) -> SignalSpec:
+    """A signal that is one recorded series, aggregated to the tier's keys when rebuilt from raw series."""
+    return SignalSpec(name, tier, unit, _by(op, tier, _rec(sig, level, role)), direct=True)
+
+
 def _quantile(sig: str) -> Callable[[Config], Expr]:
     def build(cfg: Config) -> Expr:
         q = Matcher("quantile", repr(float(cfg.diagnose.quantile)))
@@ -108,23 +116,23 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
     SignalSpec("itl", "model", "s", _quantile("itl_seconds")),
     SignalSpec("e2e", "model", "s", _quantile("e2e_latency_seconds")),
     SignalSpec("error_ratio", "model", "ratio", _error_ratio),
-    SignalSpec("generation_rate", "model", "tokens/s", _by("sum", "model", _rec("generation_tokens", MODEL, "rate"))),
-    SignalSpec("waiting", "pod", "requests", _by("sum", "pod", _rec("requests_waiting", POD, "value"))),
-    SignalSpec("running", "pod", "requests", _by("sum", "pod", _rec("requests_running", POD, "value"))),
-    SignalSpec("kv_usage", "pod", "ratio", _by("max", "pod", _rec("kv_cache_usage", POD, "value"))),
-    SignalSpec("preemptions", "pod", "1/s", _by("sum", "pod", _rec("preemptions", POD, "rate"))),
-    SignalSpec("prefix_hit", "pod", "ratio", _by("max", "pod", _rec("prefix_cache_hit", POD, "ratio"))),
-    SignalSpec("prompt_length", "pod", "tokens", _by("max", "pod", _rec("prompt_length_tokens", POD, "mean"))),
-    SignalSpec("request_rate", "pod", "requests/s", _by("sum", "pod", _rec("requests", POD, "rate"))),
+    _record("generation_rate", "model", "tokens/s", "sum", "generation_tokens", MODEL, "rate"),
+    _record("waiting", "pod", "requests", "sum", "requests_waiting", POD, "value"),
+    _record("running", "pod", "requests", "sum", "requests_running", POD, "value"),
+    _record("kv_usage", "pod", "ratio", "max", "kv_cache_usage", POD, "value"),
+    _record("preemptions", "pod", "1/s", "sum", "preemptions", POD, "rate"),
+    _record("prefix_hit", "pod", "ratio", "max", "prefix_cache_hit", POD, "ratio"),
+    _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
+    _record("request_rate", "pod", "requests/s", "sum", "requests", POD, "rate"),
     SignalSpec("present", "pod", "", _present),
-    SignalSpec("xid", "gpu", "XID", _by("max", "gpu", _rec("xid_last", GPU, "value"))),
-    SignalSpec("remapped_rows", "gpu", "rows", _by("max", "gpu", _rec("remapped_rows_uncorrectable", GPU, "value"))),
-    SignalSpec("row_remap_failure", "gpu", "", _by("max", "gpu", _rec("row_remap_failure", GPU, "value"))),
-    SignalSpec("ecc_dbe", "gpu", "errors/s", _by("sum", "gpu", _rec("ecc_dbe_errors", GPU, "rate"))),
-    SignalSpec("sm_clock", "gpu", "MHz", _by("max", "gpu", _rec("sm_clock_mhz", GPU, "value"))),
-    SignalSpec("throttle", "gpu", "s/s", _by("sum", "gpu", _rec("throttle", GPU, "rate"))),
-    SignalSpec("fb_used", "gpu", "ratio", _by("max", "gpu", _rec("fb_used", GPU, "ratio"))),
-    SignalSpec("engine_active", "gpu", "ratio", _by("max", "gpu", _rec("engine_active", GPU, "value"))),
+    _record("xid", "gpu", "XID", "max", "xid_last", GPU, "value"),
+    _record("remapped_rows", "gpu", "rows", "max", "remapped_rows_uncorrectable", GPU, "value"),
+    _record("row_remap_failure", "gpu", "", "max", "row_remap_failure", GPU, "value"),
+    _record("ecc_dbe", "gpu", "errors/s", "sum", "ecc_dbe_errors", GPU, "rate"),
+    _record("sm_clock", "gpu", "MHz", "max", "sm_clock_mhz", GPU, "value"),
+    _record("throttle", "gpu", "s/s", "sum", "throttle", GPU, "rate"),
+    _record("fb_used", "gpu", "ratio", "max", "fb_used", GPU, "ratio"),
+    _record("engine_active", "gpu", "ratio", "max", "engine_active", GPU, "value"),
 )}
 
 
@@ -152,6 +160,8 @@ class Planner:
         expr = promql.transform(spec.build(self.cfg), self._scoped)
         recorded = [s.metric for s in promql.selectors(expr)]
         if all(m in self.present for m in recorded):
+            if spec.direct and isinstance(expr, Agg) and isinstance(expr.expr, Selector):
+                expr = expr.expr  # no per-step regrouping; baselines read raw samples, not subqueries
             return Source(expr, "recorded", tuple(dict.fromkeys(recorded)))
         # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
         own = [s.metric for s in promql.selectors(unparen(promql.inline(expr, self._own)))
@@ -213,6 +223,8 @@ class At(Expr):
     at: float
 
     def render(self) -> str:
+        if isinstance(self.expr, Selector) and not self.expr.range:  # a range selector, not a subquery
+            return f"{self.expr.render()}[{self.range}] @ {self.at:.3f}"
         return f"({self.expr.render()})[{self.range}:{self.step}] @ {self.at:.3f}"
 
 
@@ -226,11 +238,21 @@ class Window:
 
     @property
     def start(self) -> float:
+        """First point of the range queries: the window and as much again before it."""
+        return self.at - self.window - min(self.window, self.baseline)
+
+    @property
+    def lookback_start(self) -> float:
+        """Start of the baseline."""
         return self.at - self.window - self.baseline
 
     @property
     def window_start(self) -> float:
         return self.at - self.window
+
+    @property
+    def baseline_step(self) -> float:
+        return max(self.step, self.baseline / 30)
 
 
 def _dur(seconds: float) -> str:
@@ -251,18 +273,21 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
     op = check.op
     if check.against == "threshold":
         return [_tag(BinOp(op, s, Num(_value(cfg, check.threshold, cfg.diagnose.thresholds))), f"c{i}")]
+    # References come back once per entity, from the last third of the window (cheap: pinned with @).
+    recent = lambda e: At(e, _dur(max(win.step, win.window / 3)), _dur(win.step), win.at)  # noqa: E731
     if check.against == "vanished":
-        before = Call("max_over_time", (At(s, _dur(win.baseline), _dur(win.step), win.window_start),))
+        before = Call("max_over_time", (At(s, _dur(win.baseline), _dur(win.baseline_step), win.window_start),))
         return [_tag(BinOp("unless", before, s), f"c{i}")]
     if check.against == "baseline":
-        ref: Expr = Call("quantile_over_time", (Num(0.5), At(s, _dur(win.baseline), _dur(win.step),
+        ref: Expr = Call("quantile_over_time", (Num(0.5), At(s, _dur(win.baseline), _dur(win.baseline_step),
                                                              win.window_start)))
         cond = BinOp(op, s, _shift(ref, op, factor, check.delta))
-        return [_tag(cond, f"c{i}"), _tag(BinOp("and", ref, cond), f"b{i}")]
+        held = Call("max_over_time", (recent(cond),))  # entities anomalous lately
+        return [_tag(cond, f"c{i}"), _tag(BinOp("and", ref, held), f"b{i}")]
     group = group_keys(cfg, node_tier_of(check))
     ref = Agg("quantile", s, by=group, param=Num(0.5))
     cond = BinOp(op, s, _shift(ref, op, factor, check.delta), on=group, group_left=())
-    return [_tag(cond, f"c{i}"), _tag(ref, f"s{i}")]
+    return [_tag(cond, f"c{i}"), _tag(Call("avg_over_time", (recent(ref),)), f"s{i}")]
 
 
 def _shift(ref: Expr, op: str, factor: float, delta: float) -> Expr:
@@ -284,24 +309,20 @@ class NodeQuery:
     node: Node
     text: str | None  # None: no signal of the node exists here
     sources: dict[str, Source]
+    window: Window
 
 
 def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQuery:
     leaves = list(checks(node.detector))
     sources = {c.signal: planner.source(c.signal) for c in leaves}
     parts: list[Expr] = []
-    for name, src in sources.items():
-        if src.expr is not None:
-            tier = SIGNALS[name].tier
-            parts.append(_tag(agg("count", src.expr, group_keys(cfg, tier) if tier != "model" else keys(cfg, tier)),
-                              f"n:{name}"))
     for i, c in enumerate(leaves):
         src = sources[c.signal]
         if src.expr is not None:
             parts += check_parts(cfg, node, i, c, src.expr, win)
     if not parts:
-        return NodeQuery(node, None, sources)
-    return NodeQuery(node, promql.check(any_of(parts)), sources)
+        return NodeQuery(node, None, sources, win)
+    return NodeQuery(node, promql.check(any_of(parts)), sources, win)
 
 
 def inventory_query(planner: Planner, win: Window) -> str | None:
@@ -309,4 +330,5 @@ def inventory_query(planner: Planner, win: Window) -> str | None:
     src = planner.source("present")
     if src.expr is None:
         return None
-    return promql.check(Call("max_over_time", (Subquery(src.expr, _dur(win.at - win.start), _dur(win.step)),)))
+    return promql.check(Call("max_over_time", (Subquery(src.expr, _dur(win.at - win.lookback_start),
+                                                        _dur(win.baseline_step)),)))

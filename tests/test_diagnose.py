@@ -12,6 +12,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 import networkx as nx
 import promql_parser
@@ -29,6 +30,14 @@ from generators.config import Config, load_config, parse_config
 CFG = load_config(None)
 DIAG = sorted(p.stem for p in scenario.FIXTURES.glob("diag-*.yaml")) + ["vllm-kv-cache-pressure"]
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "diagnose.md"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_scenarios_in_parallel(scenario_prometheus):
+    """Backfill and start every scenario's Prometheus at once (the session fixture caches them)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(scenario_prometheus, DIAG))
 
 
 def diagnose(prom, name: str, scope: Scope = Scope(), cfg: Config = CFG, **conn) -> engine.Report:
@@ -194,7 +203,7 @@ class Proxy:
             def _forward(self, method: str) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 proxy.headers.append(dict(self.headers))
-                if proxy.stall and proxy.stall.encode() in requests.utils.unquote_to_bytes(body):
+                if proxy.stall and proxy.stall.encode() in unquote_to_bytes(body):
                     proxy.release.wait(30)
                     return
                 r = requests.request(method, proxy.upstream + self.path, data=body,
