@@ -86,7 +86,7 @@ def expand_matchers(expr: Expr, index: dict) -> Expr:
         body: Expr = replace(node, matchers=tuple(m for m in node.matchers if m not in moved), range=None)
         for m in moved:
             probes = any_of([label_replace(Call("vector", (Num(1),)), m.name, value, "", "")
-                             for value in _literals(m.value if m.op in ("!=", "=") else m.value, m.op)])
+                             for value in _literals(m.value, m.op)])
             body = BinOp("unless" if m.op.startswith("!") else "and", body, probes, on=(m.name,))
         return Subquery(body, node.range) if node.range else body
     return transform(expr, swap)
