@@ -8,7 +8,6 @@ show that the number of queries does not grow with the number of pods.
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,7 +150,3 @@ def _reason(exc: requests.ConnectionError) -> str:
             return hint.lower()
     return type(exc).__name__
 
-
-def env_token(name: str | None) -> str | None:
-    """A bearer token from the environment variable `name`, if set."""
-    return os.environ.get(name) if name else None

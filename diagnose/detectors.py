@@ -25,11 +25,6 @@ class Check:
     factor: str | float = 1.0  # a field of cfg.diagnose (change_factor / sibling_factor), or a number
     delta: float = 0.0  # absolute margin on top of the factor: ignores noise on tiny baselines
 
-    def describe(self) -> str:
-        ref = {"threshold": str(self.threshold), "baseline": "baseline", "siblings": "siblings' median",
-               "vanished": "present before"}[self.against]
-        return f"{self.signal} {self.op} {ref}"
-
 
 @dataclass(frozen=True)
 class All:

@@ -8,9 +8,10 @@ per-query timeout and an overall deadline. A failed or late query marks its node
 """
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import replace
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -47,7 +48,6 @@ def frame(at: float, window: str, cfg: Config) -> Window:
 
 
 def _is_duration(text: str) -> bool:
-    import re
     return re.fullmatch(r"(\d+(ms|s|m|h|d|w))+", text) is not None
 
 

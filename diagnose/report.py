@@ -10,7 +10,7 @@ from typing import Any
 from generators.config import Config
 
 from .evidence import Finding, Key, NodeResult, pod_key
-from .graph import BY_ID, SYMPTOMS
+from .graph import BY_ID
 from .ranking import RootCause
 
 SCHEMA = "inferwatch.diagnose/v1"
