@@ -121,11 +121,12 @@ class Report:
             out += ["", "**Errors** (partial result)" if md else "Errors (partial result)"]
             out += [f"{'- ' if md else '  '}{e['node']}: {e['error']}" for e in self.errors]
         out += ["", f"{'_' if md else ''}{self.queries} queries in {self.duration_seconds:.2f}s; "
-                    f"series: {', '.join(sorted({v['mode'] for v in self.sources.values()}))}{'_' if md else ''}"]
+                    f"series: {', '.join(sorted({v['mode'] for v in self.sources.values()} - {'missing'})) or 'none'}"
+                    f"{'_' if md else ''}"]
         return out
 
     def _cause_lines(self, r: dict[str, Any], md: bool) -> list[str]:
-        ind = "  " if md else "     "
+        ind = "   " if md else "     "
         who = ", ".join(_who(e) for e in r["entities"][:6])
         more = f" (+{r['entity_count'] - 6} more)" if r["entity_count"] > 6 else ""
         after = " [went anomalous after the symptom]" if r["onset_vs_symptom"] == "after" else ""
