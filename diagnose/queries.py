@@ -164,9 +164,9 @@ class Planner:
                 expr = expr.expr  # no per-step regrouping; baselines read raw samples, not subqueries
             return Source(expr, "recorded", tuple(dict.fromkeys(recorded)))
         # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
-        own = [s.metric for s in promql.selectors(unparen(promql.inline(expr, self._own)))
+        own = [s.metric for s in promql.selectors(promql.inline(expr, self._own))
                if s.metric not in self._info]
-        raw = prune(unparen(promql.inline(expr, self._records)), self.present)
+        raw = prune(promql.inline(expr, self._records), self.present)
         metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
                                       if m in self.present))
         if not metrics:
@@ -178,22 +178,6 @@ class Planner:
             level = node.metric.split(":", 1)[0]
             return node.with_matchers(*self.scope.matchers(self.cfg, level))
         return None
-
-
-def unparen(expr: Expr) -> Expr:
-    """Drop the `Paren` wrappers `promql.inline` adds: `promql.selectors` and `promql.transform` do not
-    look inside them, and rendering re-adds every parenthesis precedence needs."""
-    if isinstance(expr, promql.Paren):
-        return unparen(expr.expr)
-    if isinstance(expr, Call):
-        return replace(expr, args=tuple(unparen(a) for a in expr.args))
-    if isinstance(expr, Agg):
-        return replace(expr, expr=unparen(expr.expr), param=unparen(expr.param) if expr.param else None)
-    if isinstance(expr, BinOp):
-        return replace(expr, lhs=unparen(expr.lhs), rhs=unparen(expr.rhs))
-    if isinstance(expr, Subquery):
-        return replace(expr, expr=unparen(expr.expr))
-    return expr
 
 
 def prune(expr: Expr, present: set[str]) -> Expr:

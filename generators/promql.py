@@ -8,6 +8,7 @@ not parse. `inline()` rewrites a tree, replacing recorded series by the expressi
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
@@ -285,7 +286,7 @@ def _children(expr: Expr) -> tuple[Expr, ...]:
         return (expr.expr,) + ((expr.param,) if expr.param is not None else ())
     if isinstance(expr, BinOp):
         return (expr.lhs, expr.rhs)
-    if isinstance(expr, Subquery):
+    if isinstance(expr, (Subquery, Paren)):
         return (expr.expr,)
     return ()
 
@@ -299,7 +300,7 @@ def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
                        param=transform(expr.param, fn) if expr.param is not None else None)
     elif isinstance(expr, BinOp):
         expr = replace(expr, lhs=transform(expr.lhs, fn), rhs=transform(expr.rhs, fn))
-    elif isinstance(expr, Subquery):
+    elif isinstance(expr, (Subquery, Paren)):
         expr = replace(expr, expr=transform(expr.expr, fn))
     out = fn(expr)
     return expr if out is None else out
@@ -331,23 +332,31 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
             raise PromQLError(f"no recording rule of {node.metric} matches {node.render()}")
         body: Expr = Paren(any_of([inline(e, records) for e in chosen]))
         for m in node.matchers:
-            if m.name in static:
-                continue
-            if m.op != "=":
-                raise PromQLError(f"cannot inline {node.render()}: only equality matchers are supported")
-            probe = label_replace(Call("vector", (Num(1),)), m.name, m.value, "", "")
-            body = BinOp("and", body, probe, on=(m.name,))
+            if m.name not in static:
+                body = _filter(body, m)
         if node.range:
             return Subquery(body, node.range)
         return body
     return transform(expr, swap)
 
 
+_LITERAL = re.compile(r"^(?:[A-Za-z0-9_:/ -]|\\.)*$")  # letters, or an escaped character
+
+
+def _filter(body: Expr, m: Matcher) -> Expr:
+    """Apply a label matcher to an arbitrary expression (PromQL allows matchers only on selectors)."""
+    values = [m.value] if m.op in ("=", "!=") else m.value.split("|")
+    if m.op in ("=~", "!~") and not all(_LITERAL.match(v) for v in values):
+        raise PromQLError(f"cannot inline matcher {m.render()}: only literal alternatives like \"a|b\"")
+    values = [re.sub(r"\\(.)", r"\1", v) if m.op in ("=~", "!~") else v for v in values]
+    probes = any_of([label_replace(Call("vector", (Num(1),)), m.name, v, "", "") for v in values])
+    return BinOp("unless" if m.op.startswith("!") else "and", body, probes, on=(m.name,))
+
+
 def _matches(m: Matcher, value: str) -> bool:
-    import re as _re
     if m.op == "=":
         return value == m.value
     if m.op == "!=":
         return value != m.value
-    hit = _re.fullmatch(m.value, value) is not None
+    hit = re.fullmatch(m.value, value) is not None
     return hit if m.op == "=~" else not hit

@@ -76,8 +76,29 @@ def test_inline_filters_by_hostile_values_through_label_replace():
     value = '"} or vector(1) #'
     text = check(inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", value),)), records))
     assert value.replace('"', '\\"') in text and "vllm:request_success_total[5m]" in text
-    with pytest.raises(PromQLError, match="only equality matchers"):
-        inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", "x", "=~"),)), records)
+    with pytest.raises(PromQLError, match="only literal alternatives"):
+        inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", "chat-.*", "=~"),)), records)
+
+
+@pytest.mark.parametrize("matcher, kept", [
+    (Matcher("pod", "a|c", "=~"), {"a", "c"}),
+    (Matcher("pod", "a|c", "!~"), {"b"}),
+    (Matcher("pod", "b", "!="), {"a", "c"}),
+    (Matcher("pod", "a\\.x|b", "=~"), {"b"}),
+])
+def test_inlined_matchers_select_what_the_selector_would(tmp_path, matcher, kept):
+    """promtool evaluates the inlined filter on real series: same pods as the matcher on a selector."""
+    records = {"rec:x": [({}, agg("sum", Selector("raw"), ["pod"]))]}
+    expr = check(inline(Selector("rec:x", (matcher,)), records))
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": f'raw{{pod="{p}"}}', "values": "1 1"} for p in "abc"],
+        "promql_expr_test": [{"expr": expr, "eval_time": "1m",
+                              "exp_samples": [{"labels": f'{{pod="{p}"}}', "value": 1} for p in sorted(kept)]}]}]}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(test))
+    out = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_check_names_the_broken_query():
