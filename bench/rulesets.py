@@ -7,14 +7,12 @@ raw:     the same alert conditions with every recorded series inlined down to th
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from generators.config import Config
 from generators.generate import rule_groups
-from generators.promql import (BinOp, Call, Expr, Num, PromQLError, Selector, Subquery, any_of, inline,
-                               label_replace, transform)
+from generators.promql import PromQLError, inline
 from generators.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
 from generators.signals import MODEL
 
@@ -46,14 +44,13 @@ def raw(cfg: Config, interval: str) -> RuleSet:
     """Alert conditions (or model-tier records) evaluated straight on raw series."""
     groups = rule_groups(cfg)
     index = record_index(groups)
-    index = {name: [(labels, expand_matchers(e, index)) for labels, e in rules] for name, rules in index.items()}
     compared = _compared(groups)
     out, skipped = [], []
     for g in groups:
         rules = []
         for r in (r for r in g.rules if _is_target(r, compared)):
             try:
-                rules.append(replace(r, expr=inline(expand_matchers(r.expr, index), index)))
+                rules.append(replace(r, expr=inline(r.expr, index)))
             except PromQLError as exc:
                 skipped.append(f"{getattr(r, 'alert', None) or r.record}: {exc}")
         if rules:
@@ -71,35 +68,3 @@ def _is_target(rule, compared: str) -> bool:
         return isinstance(rule, AlertingRule)
     return isinstance(rule, RecordingRule) and rule.record.startswith(f"{MODEL}:")
 
-
-def expand_matchers(expr: Expr, index: dict) -> Expr:
-    """Rewrite `rec{l=~"a|b"}` / `rec{l!="a"}` on recorded series into `rec and/unless on(l) <probes>`,
-    which `promql.inline` can inline (it accepts only equality matchers on labels a rule does not set).
-    A range selector becomes a subquery over the filtered expression."""
-    def swap(node: Expr) -> Expr | None:
-        if not isinstance(node, Selector) or node.metric not in index:
-            return None
-        static = set().union(*(labels.keys() for labels, _ in index[node.metric]))
-        moved = [m for m in node.matchers if m.op != "=" and m.name not in static]
-        if not moved:
-            return None
-        body: Expr = replace(node, matchers=tuple(m for m in node.matchers if m not in moved), range=None)
-        for m in moved:
-            probes = any_of([label_replace(Call("vector", (Num(1),)), m.name, value, "", "")
-                             for value in _literals(m.value, m.op)])
-            body = BinOp("unless" if m.op.startswith("!") else "and", body, probes, on=(m.name,))
-        return Subquery(body, node.range) if node.range else body
-    return transform(expr, swap)
-
-
-_LITERAL = re.compile(r"^(?:[A-Za-z0-9_:/ -]|\\.)*$")
-
-
-def _literals(value: str, op: str) -> list[str]:
-    """The values a matcher accepts: itself for `!=`, the alternatives of a literal-only regex."""
-    if op == "!=":
-        return [value]
-    parts = value.split("|")
-    if not all(_LITERAL.match(p) for p in parts):
-        raise PromQLError(f"regex {value!r} is not a list of literal alternatives")
-    return [re.sub(r"\\(.)", r"\1", p) for p in parts]
