@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     when.add_argument("--window", metavar="DURATION", help="incident window before --at (default from config: 15m)")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output (default text)")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml (label names, thresholds, query limits)")
+    add_connection_arguments(p)
+    p.set_defaults(func=command)
+
+
+def add_connection_arguments(p: argparse.ArgumentParser) -> None:
+    """Options real clusters need to reach Prometheus; shared by `diagnose` and `serve`."""
     conn = p.add_argument_group("connection (secrets are never printed)")
     conn.add_argument("--bearer-token-file", metavar="PATH", help="file holding a bearer token")
     conn.add_argument("--bearer-token-env", metavar="VAR", help="environment variable holding a bearer token")
@@ -61,7 +67,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     conn.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     conn.add_argument("--header", "-H", action="append", default=[], metavar="'NAME: VALUE'",
                       help="extra HTTP header, repeatable (e.g. 'X-Scope-OrgID: tenant')")
-    p.set_defaults(func=command)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -151,6 +156,10 @@ def command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["serve"]:  # `diagnose serve ...` is `inferwatch serve ...`
+        from generators.cli import main as inferwatch
+        return inferwatch(argv)
     parser = argparse.ArgumentParser(prog="diagnose", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)

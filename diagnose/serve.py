@@ -15,6 +15,7 @@ from pathlib import Path
 
 from generators.config import duration_seconds, load_config
 
+from .cli import UsageError, add_connection_arguments, connection
 from .sinks import JsonLinesSink, MarkdownDirSink, SlackSink
 from .webhook import Receiver, engine_diagnose, make_server
 
@@ -69,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prometheus", type=_http_url, required=True, metavar="URL",
                    help="Prometheus (or compatible) base URL the diagnosis queries")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml: label names must match the alerts'")
+    add_connection_arguments(p)
     p.add_argument("--window", type=_window, metavar="DURATION",
                    help="incident window ending at the alerts' start (default: diagnose.window, 15m)")
     p.add_argument("--jsonl", metavar="PATH", help="append one JSON object per diagnosis ('-' = stdout)")
@@ -102,7 +104,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     cfg = load_config(args.config)
     window = args.window or cfg.diagnose.window
-    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg), sinks_from(args),
+    try:
+        conn = connection(args)
+    except UsageError as exc:
+        print(f"inferwatch serve: {exc}", file=sys.stderr)
+        return 2
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks_from(args),
                         concurrency=args.concurrency, queue_size=args.queue_size,
                         diagnose_resolved=args.diagnose_resolved)
     host, port = args.listen

@@ -370,11 +370,11 @@ def make_server(receiver: Receiver, host: str, port: int, max_body: int) -> Thre
     return server
 
 
-def engine_diagnose(prometheus_url: str, window: str, cfg: Config) -> DiagnoseFn:
-    """The production `DiagnoseFn`: the diagnosis engine against one Prometheus."""
+def engine_diagnose(prometheus_url: str, window: str, cfg: Config, connection: dict | None = None) -> DiagnoseFn:
+    """The production `DiagnoseFn`: the diagnosis engine against one Prometheus (token, TLS, headers)."""
     from . import engine
 
     def run(scope: dict[str, str | None], at: datetime) -> Report:
-        return engine.run(prometheus_url, engine.Scope(**scope), at, window, cfg)
+        return engine.run(prometheus_url, engine.Scope(**scope), at, window, cfg, **(connection or {}))
 
     return run

@@ -320,3 +320,35 @@ def test_end_to_end_alertmanager_delivers_to_serve_which_names_the_cause(scenari
         assert rec["at"] == "2026-01-01T01:50:00Z" and rec["outcome"] == "diagnosed"
         assert "kv_cache_pressure" in json.dumps(rec["report"])
         assert "kv_cache_pressure" in wait_for(lambda: posts, what="the chat post")[0]["text"]
+
+
+def test_connection_options_reach_prometheus_and_diagnose_serve_is_serve():
+    """`serve` passes the diagnose CLI's connection options (here a tenant header) to every query."""
+    seen: list[str | None] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def _answer(self):
+            seen.append(self.headers.get("X-Scope-OrgID"))
+            body = b'{"status":"success","data":[]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        run = engine_diagnose(url, "15m", Config(), {"headers": {"X-Scope-OrgID": "tenant-a"}})
+        from datetime import datetime, timezone
+        run({}, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    finally:
+        server.shutdown()
+    assert seen and set(seen) == {"tenant-a"}
+    out = subprocess.run([sys.executable, "-m", "diagnose.cli", "serve", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--bearer-token-file" in out.stdout and "webhook" in out.stdout
