@@ -13,20 +13,16 @@ pod, an XID on one more). Two modes are measured on the same data:
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from diagnose import engine
+from diagnose.backfill_rules import record_history
 from diagnose.localprom import LocalPrometheus, write_openmetrics
 from generators import scenario
-from generators.config import Config, Duration, load_config
-from generators.recording import recording_groups
-from generators.rules import rule_file
+from generators.config import load_config
 
 STEP = "150s"
 
@@ -42,30 +38,6 @@ def cluster(pods: int, gpus: int) -> scenario.Scenario:
              "set": {"kv_usage": 0.99, "preemption_rate": 1.5, "waiting": 12, "ttft": 4.0, "itl": 0.15}},
             {"at": "62m", "pods": ["chat-3"], "set": {"xid": 79, "error_ratio": 0.5}},
         ]})
-
-
-def record_history(prom: LocalPrometheus, sc: scenario.Scenario, cfg: Config, workdir: Path) -> LocalPrometheus:
-    """Backfill the recording rules' output over the scenario and return the restarted Prometheus.
-    Pass 1 reads engine series, pass 2 the pod records, pass 3 the records derived within a group."""
-    groups = recording_groups(replace(cfg, recording=replace(cfg.recording, interval=Duration(STEP))))
-    engines = [g for g in groups if g.name not in ("inferwatch-pod", "inferwatch-model", "inferwatch-gpu")]
-    later = [g for g in groups if g not in engines]
-    derived = [g for g in groups if g.name in ("inferwatch-model", "inferwatch-gpu")]
-    for n, batch in enumerate((engines, later, derived)):
-        rules_dir, out = workdir / f"rules-{n}", workdir / f"blocks-{n}"
-        rules_dir.mkdir()
-        files = []
-        for g in batch:
-            files.append(rules_dir / f"{g.file}.yaml")
-            files[-1].write_text(rule_file([g]))
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prom.url}",
-                        f"--start={int(sc.start)}", f"--end={int(sc.end)}", f"--output-dir={out}", *map(str, files)],
-                       check=True, capture_output=True)
-        prom.stop()
-        for block in out.iterdir():
-            shutil.move(str(block), prom.workdir / "data" / block.name)
-        prom = LocalPrometheus(None, workdir=workdir).start()
-    return prom
 
 
 def measure(pods: int, gpus: int, repeat: int, modes: list[str]) -> list[dict]:
@@ -86,7 +58,7 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str]) -> list[dict]:
             for mode in sorted(modes, key=lambda m: m != "raw"):  # raw first: recording adds series
                 if mode == "recorded":
                     t0 = time.monotonic()
-                    prom = record_history(prom, sc, cfg, Path(tmp) / "prom")
+                    prom = record_history(prom, sc.start, sc.end, cfg, Path(tmp) / "prom", STEP)
                     setup["recorded"] = time.monotonic() - t0
                 walls, report = [], None
                 for _ in range(repeat + 1):  # the first run warms Prometheus' caches and is not counted

@@ -83,3 +83,27 @@ def evaluate(rule: Rule, leaf: Callable[[int], bool | None]) -> bool | None:
             return None
         return all(known) if isinstance(r, All) else any(known)
     return walk(rule)
+
+
+def gates(rule: Rule) -> dict[int, tuple[int, ...]]:
+    """Check index -> the threshold checks beside it in the same `All`. Such a check can only matter
+    where one of those holds, so it may be evaluated later, on those entities only (queries.py)."""
+    out: dict[int, tuple[int, ...]] = {}
+    counter = iter(range(10_000))
+
+    def walk(r: Rule) -> list[int]:
+        if isinstance(r, Check):
+            return [next(counter)]
+        if isinstance(r, Not):
+            walk(r.item)
+            return []
+        indices = [walk(item) for item in r.items]
+        if isinstance(r, All):
+            direct = [(item, ix[0]) for item, ix in zip(r.items, indices) if isinstance(item, Check)]
+            limits = tuple(i for item, i in direct if item.against == "threshold")
+            for item, i in direct:
+                if item.against != "threshold" and limits:
+                    out[i] = limits
+        return [i for ix in indices for i in ix]
+    walk(rule)
+    return out

@@ -2,7 +2,8 @@
 
 One request lists the metric names that exist (recorded series or raw engine metrics, which vLLM or
 SGLang names), then one range query per graph node and one inventory query run concurrently with a
-per-query timeout and an overall deadline. A failed or late query marks its node `error` and lands in
+per-query timeout and an overall deadline, then at most one follow-up for the pods they named
+(queries.followup_query). A failed or late query marks its node `error` and lands in
 `errors`; the rest of the diagnosis still comes back. Only when Prometheus cannot be reached at all does
 `run` raise `Unreachable`.
 """
@@ -20,7 +21,8 @@ from generators.config import Config, duration_seconds
 from . import graph
 from .client import Connection, PromClient, PrometheusError, Unreachable
 from .evidence import Key, NodeResult, detect, pod_key
-from .queries import Planner, Scope, Window, inventory_query, node_query
+from .queries import (NODE, PART, NodeQuery, Planner, Scope, Window, followup_query, inventory_query,
+                      node_query)
 from .ranking import walk
 from .report import Report
 
@@ -68,7 +70,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         queries = {n.id: node_query(cfg, planner, n, win) for n in graph.NODES}
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
-        results, errors = _execute(client, queries, cfg)
+        results, errors, timings = _run_nodes(client, queries, win, cfg)
     finally:
         client.close()
     models_of_pod = _models_of_pod(cfg, inventory)
@@ -87,7 +89,8 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         status=_status(nodes), scope=scope.to_dict(), at=win.at, window=window, symptoms=symptoms,
         root_causes=roots, nodes=nodes, sources=_sources(queries),
         errors=[{"node": n, "error": e} for n, e in sorted(errors.items())], queries=client.requests,
-        duration_seconds=time.monotonic() - started, cfg=cfg, models_of_pod=models_of_pod)
+        duration_seconds=time.monotonic() - started, cfg=cfg, models_of_pod=models_of_pod,
+        timings=timings)
 
 
 def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -> list[dict]:
@@ -96,17 +99,59 @@ def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -
     return client.query(text, win.at, cfg.diagnose.query_timeout.seconds()) if text else []
 
 
-def _execute(client: PromClient, queries, cfg: Config):
-    """Run every node query concurrently; returns (results by node, errors by node)."""
+def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, cfg: Config):
+    """Every node's query, then one follow-up for the checks they left for their candidate pods.
+    Returns (results by node, errors by node, seconds by request name)."""
+    deadline = time.monotonic() + cfg.diagnose.deadline.seconds()
+    texts = {n: q.text for n, q in queries.items() if q.text is not None}
+    results, errors, timings = _execute(client, texts, win, cfg, deadline)
+    todo = [(q, _candidates(cfg, results[n])) for n, q in queries.items()
+            if n in results and (q.deferred or q.baselines)]
+    text = followup_query(cfg, todo)
+    if text is None:
+        return results, errors, timings
+    try:
+        more, failed, spent = _execute(client, {FOLLOWUP: text}, win, cfg, deadline)
+        timings.update(spent)
+    except Unreachable as exc:  # the first answers still stand
+        more, failed = {}, {FOLLOWUP: str(exc)}
+    asked = [q.node.id for q, pods in todo if pods]
+    if failed:
+        for n in asked:
+            errors[n] = f"follow-up query: {failed[FOLLOWUP]}"
+            results.pop(n, None)
+        return results, errors, timings
+    for series in more[FOLLOWUP]:
+        node = series["metric"].pop(NODE)
+        results[node].append(series)
+    return results, errors, timings
+
+
+FOLLOWUP = "follow-up"
+
+
+def _candidates(cfg: Config, result: list[dict]) -> set[Key]:
+    """Pods with any point where a check of the node held: only they can be (or explain) an anomaly."""
+    return {pod_key(cfg, s["metric"]) for s in result if s["metric"].get(PART, "").startswith("c")}
+
+
+def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float):
+    """Run range queries concurrently until `deadline` (monotonic); returns (results by name, errors by
+    name, seconds by name as the client saw them)."""
     d = cfg.diagnose
     timeout = d.query_timeout.seconds()
     pool = ThreadPoolExecutor(max_workers=d.concurrency, thread_name_prefix="diagnose")
-    futures: dict[str, Future] = {}
-    for node_id, q in queries.items():
-        if q.text is not None:
-            w = q.window
-            futures[node_id] = pool.submit(client.query_range, q.text, w.start, w.at, w.step, timeout)
-    done, _ = wait(futures.values(), timeout=d.deadline.seconds())
+    timings: dict[str, float] = {}
+
+    def timed(name: str, text: str) -> list[dict]:
+        t0 = time.monotonic()
+        try:
+            return client.query_range(text, win.start, win.at, win.step, timeout)
+        finally:
+            timings[name] = time.monotonic() - t0
+
+    futures = {name: pool.submit(timed, name, text) for name, text in texts.items()}
+    done, _ = wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
     pool.shutdown(wait=False, cancel_futures=True)
     results: dict[str, list] = {}
     errors: dict[str, str] = {}
@@ -121,7 +166,7 @@ def _execute(client: PromClient, queries, cfg: Config):
     unreachable = [f.exception() for f in done if isinstance(f.exception(), Unreachable)]
     if futures and len(unreachable) == len(futures):
         raise unreachable[0]
-    return results, errors
+    return results, errors, dict(timings)
 
 
 def _models_of_pod(cfg: Config, inventory: list[dict]) -> dict[Key, set[str]]:

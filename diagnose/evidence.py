@@ -15,10 +15,9 @@ from generators.config import Config
 
 from .detectors import Check, checks, evaluate
 from .graph import Node, Tier
-from .queries import PART, SIGNALS, Window, group_keys, keys
+from .queries import PART, SIGNALS, Key, Window, group_keys, keys
 
 State = Literal["anomalous", "normal", "no_data", "error"]
-Key = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ NODES: tuple[Node, ...] = (
     # ---- GPU causes ---------------------------------------------------------------------------
     Node("gpu_hardware_fault", "cause", "gpu", "the GPU reports a hardware error",  # row 10
          any_of(all_of(Check("xid", "!=", "baseline"), Check("xid", ">", "threshold", 0.0)),
-                Check("remapped_rows", ">", "baseline", factor=1.0),
+                # a count: above its baseline implies above 0, and the cheap threshold goes first
+                all_of(Check("remapped_rows", ">", "threshold", 0.0), Check("remapped_rows", ">", "baseline", factor=1.0)),
                 Check("row_remap_failure", ">", "threshold", 0.0),
                 Check("ecc_dbe", ">", "threshold", 0.0)),
          "Cordon the node, restart the pod elsewhere; look the XID up in NVIDIA's XID catalog (79 = fallen "

@@ -11,10 +11,15 @@ A node's query is the union (`or`) of tagged parts, each carrying a label `infer
              last third of the window (for the evidence)
 The range covers the window and as much again before it (to see onsets); baselines are subqueries
 pinned with `@` to the window's start, which Prometheus evaluates once per query, not once per step.
+
+On recorded pod and GPU series a baseline costs as much as reading the series again for every entity
+(8,000 GPUs at 1,000 pods), so those wait for one follow-up query (`followup_query`), restricted by a
+pod matcher to the pods the first answers named: the baseline references (b<i>), and the baseline
+conditions that only matter where a threshold beside them in the same `All` held (`detectors.gates`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from generators import promql
@@ -25,10 +30,12 @@ from generators.recording import gpu_keys, recording_groups
 from generators.rules import record_index
 from generators.signals import GPU, MODEL, POD, info_names, record_names, signal
 
-from .detectors import Check, checks
+from .detectors import Check, checks, gates
 from .graph import Node, Tier
 
 PART = "inferwatch_part"
+NODE = "inferwatch_node"  # tags the parts of a follow-up query that serves several nodes
+Key = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -251,8 +258,10 @@ def _value(cfg: Config, spec: str | float, section: object) -> float:
     return float(getattr(section, spec)) if isinstance(spec, str) else float(spec)
 
 
-def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Window) -> list[Expr]:
-    """The condition of check i (and its reference) as tagged expressions."""
+def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Window,
+                baseline: bool = True) -> list[Expr]:
+    """The condition of check i (and its reference) as tagged expressions; `baseline=False` leaves the
+    baseline reference out (it is fetched later for the anomalous entities only, see `followup_query`)."""
     factor = _value(cfg, check.factor, cfg.diagnose)
     op = check.op
     if check.against == "threshold":
@@ -263,15 +272,22 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
         before = Call("max_over_time", (At(s, _dur(win.baseline), _dur(win.baseline_step), win.window_start),))
         return [_tag(BinOp("unless", before, s), f"c{i}")]
     if check.against == "baseline":
-        ref: Expr = Call("quantile_over_time", (Num(0.5), At(s, _dur(win.baseline), _dur(win.baseline_step),
-                                                             win.window_start)))
+        ref = _baseline(s, win)
         cond = BinOp(op, s, _shift(ref, op, factor, check.delta))
+        if not baseline:
+            return [_tag(cond, f"c{i}")]
         held = Call("max_over_time", (recent(cond),))  # entities anomalous lately
         return [_tag(cond, f"c{i}"), _tag(BinOp("and", ref, held), f"b{i}")]
     group = group_keys(cfg, node_tier_of(check))
     ref = Agg("quantile", s, by=group, param=Num(0.5))
     cond = BinOp(op, s, _shift(ref, op, factor, check.delta), on=group, group_left=())
     return [_tag(cond, f"c{i}"), _tag(Call("avg_over_time", (recent(ref),)), f"s{i}")]
+
+
+def _baseline(s: Expr, win: Window) -> Expr:
+    """The median of the series over the baseline period before the window (evaluated once: pinned)."""
+    return Call("quantile_over_time", (Num(0.5), At(s, _dur(win.baseline), _dur(win.baseline_step),
+                                                    win.window_start)))
 
 
 def _shift(ref: Expr, op: str, factor: float, delta: float) -> Expr:
@@ -290,23 +306,74 @@ def node_tier_of(check: Check) -> Tier:
 
 @dataclass(frozen=True)
 class NodeQuery:
+    """A node's first query, and the checks left to `followup_query` (indices into its detector):
+    `deferred` conditions run only where a threshold beside them held; `baselines` are the baseline
+    references, fetched for the anomalous entities only. Both need recorded pod or GPU series, which
+    a label matcher restricts to those entities before Prometheus reads them."""
     node: Node
     text: str | None  # None: no signal of the node exists here
     sources: dict[str, Source]
     window: Window
+    deferred: tuple[int, ...] = ()
+    baselines: tuple[int, ...] = ()
 
 
 def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQuery:
     leaves = list(checks(node.detector))
     sources = {c.signal: planner.source(c.signal) for c in leaves}
+    later = {i for i, c in enumerate(leaves) if c.against == "baseline" and _restrictable(sources[c.signal])}
+    deferred = tuple(sorted(i for i, limits in gates(node.detector).items() if i in later
+                            and any(sources[leaves[g].signal].expr is not None for g in limits)))
     parts: list[Expr] = []
     for i, c in enumerate(leaves):
         src = sources[c.signal]
-        if src.expr is not None:
-            parts += check_parts(cfg, node, i, c, src.expr, win)
+        if src.expr is not None and i not in deferred:
+            parts += check_parts(cfg, node, i, c, src.expr, win, baseline=i not in later)
     if not parts:
         return NodeQuery(node, None, sources, win)
-    return NodeQuery(node, promql.check(any_of(parts)), sources, win)
+    return NodeQuery(node, promql.check(any_of(parts)), sources, win, deferred, tuple(sorted(later)))
+
+
+def _restrictable(src: Source) -> bool:
+    """A recorded pod or GPU series read as is: a pod matcher limits what Prometheus reads."""
+    return (src.mode == "recorded" and isinstance(src.expr, Selector)
+            and src.expr.metric.split(":", 1)[0] in (POD, GPU))
+
+
+def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]]) -> str | None:
+    """One query for the checks the nodes left for later, each restricted to its candidate pods (from
+    the first answers) and tagged with its node (label NODE). Its size grows with the anomalous pods,
+    not with the cluster, and it adds one request whatever their number."""
+    parts: list[Expr] = []
+    for q, pods in todo:
+        if not pods:
+            continue
+        only = pod_matchers(cfg, pods)
+        leaves = list(checks(q.node.detector))
+        for i in sorted(set(q.deferred) | set(q.baselines)):
+            s = q.sources[leaves[i].signal].expr.with_matchers(*only)
+            own = check_parts(cfg, q.node, i, leaves[i], s, q.window, baseline=False) if i in q.deferred else []
+            if i in q.baselines:
+                own.append(_tag(_baseline(s, q.window), f"b{i}"))
+            parts += [label_replace(p, NODE, q.node.id, "", "") for p in own]
+    return promql.check(any_of(parts)) if parts else None
+
+
+def pod_matchers(cfg: Config, pods: set[Key]) -> tuple[Matcher, ...]:
+    """Regex matchers selecting these pods (or a few more: each label is matched on its own)."""
+    out = []
+    for name in cfg.labels.join_keys():
+        values = sorted({dict(key).get(name, "") for key in pods})
+        out.append(Matcher(name, "|".join(_regex_literal(v) for v in values), "=~"))
+    return tuple(out)
+
+
+def _regex_literal(value: str) -> str:
+    """`value` as an RE2 pattern that matches exactly it (the Matcher quotes the result for PromQL)."""
+    return "".join("\\" + ch if ch in _REGEX_META else ch for ch in value)
+
+
+_REGEX_META = set("\\.+*?()|[]{}^$")
 
 
 def inventory_query(planner: Planner, win: Window) -> str | None:

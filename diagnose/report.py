@@ -51,6 +51,7 @@ class Report:
     duration_seconds: float
     cfg: Config = field(repr=False, default_factory=Config)
     models_of_pod: dict[Key, set[str]] = field(repr=False, default_factory=dict)
+    timings: dict[str, float] = field(repr=False, default_factory=dict)  # seconds per request (benchmarks)
 
     # ---- JSON ------------------------------------------------------------------------------------
 

@@ -1,0 +1,46 @@
+"""Backfill the inferwatch recording rules' history into a LocalPrometheus (benchmarks and tests).
+
+Prometheus evaluates rules only from the moment it starts, so the recorded series of backfilled (past)
+data are written with `promtool tsdb create-blocks-from rules`, in three passes: pass 1 reads engine
+series, pass 2 the pod records, pass 3 the records derived from those within a group.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+from generators.config import Config, Duration
+from generators.recording import recording_groups
+from generators.rules import rule_file
+
+from .localprom import LocalPrometheus
+
+LAYERED = ("inferwatch-pod", "inferwatch-model", "inferwatch-gpu")
+DERIVED = ("inferwatch-model", "inferwatch-gpu")
+
+
+def record_history(prom: LocalPrometheus, start: float, end: float, cfg: Config, workdir: Path,
+                   interval: str) -> LocalPrometheus:
+    """Write the rules' output between start and end every `interval` into the data of `prom` (whose
+    workdir is `workdir`) and return it restarted on the same data."""
+    groups = recording_groups(replace(cfg, recording=replace(cfg.recording, interval=Duration(interval))))
+    engines = [g for g in groups if g.name not in LAYERED]
+    later = [g for g in groups if g not in engines]
+    derived = [g for g in groups if g.name in DERIVED]
+    for n, batch in enumerate((engines, later, derived)):
+        rules_dir, out = workdir / f"rules-{n}", workdir / f"blocks-{n}"
+        rules_dir.mkdir()
+        files = []
+        for g in batch:
+            files.append(rules_dir / f"{g.file}.yaml")
+            files[-1].write_text(rule_file([g]))
+        subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prom.url}",
+                        f"--start={int(start)}", f"--end={int(end)}", f"--output-dir={out}", *map(str, files)],
+                       check=True, capture_output=True)
+        prom.stop()
+        for block in out.iterdir():
+            shutil.move(str(block), prom.workdir / "data" / block.name)
+        prom = LocalPrometheus(None, workdir=workdir).start()
+    return prom

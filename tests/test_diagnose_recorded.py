@@ -1,0 +1,81 @@
+"""diagnose on recorded series (the path large clusters take): the follow-up query.
+
+With the recording rules deployed, baselines and the checks gated by a threshold are read only for the
+pods the first queries found (a pod matcher built from their answers). The rules' history is
+backfilled into a real Prometheus with promtool (diagnose/backfill_rules.py); the diagnosis must
+name the same causes, entities and numbers as the raw-series diagnosis of the same data.
+"""
+from __future__ import annotations
+
+import io
+
+import pytest
+from test_diagnose import Proxy
+
+from diagnose import engine, graph
+from diagnose.backfill_rules import record_history
+from diagnose.localprom import LocalPrometheus, write_openmetrics
+from diagnose.queries import NODE, Planner, Scope, Window, followup_query, node_query
+from generators import scenario
+from generators.config import load_config, parse_config
+
+CFG = load_config(None)
+NAME = "diag-two-faults"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    sc = scenario.load(NAME)
+    buf = io.StringIO()
+    write_openmetrics(scenario.synthesize(sc), buf)
+    work = tmp_path_factory.mktemp("recorded")
+    prom = record_history(LocalPrometheus(buf.getvalue(), workdir=work).start(), sc.start, sc.end, CFG, work,
+                          f"{int(sc.step)}s")
+    yield prom
+    prom.stop()
+
+
+def diagnose(url: str, cfg=CFG) -> engine.Report:
+    sc = scenario.load(NAME)
+    return engine.run(url, Scope(), sc.start + sc.incident_at, "15m", cfg)
+
+
+def causes(report: dict) -> dict[str, set[str]]:
+    return {r["cause"]: {f"{e['pod']}/{e.get('gpu', '')}" for e in r["entities"]} for r in report["root_causes"]}
+
+
+def test_recorded_diagnosis_names_what_the_raw_one_names(recorded, scenario_prometheus):
+    rec = diagnose(recorded.url)
+    raw = diagnose(scenario_prometheus(NAME).url).to_dict()
+    got = rec.to_dict()
+    assert {v["mode"] for v in got["sources"].values()} == {"recorded", "missing"}
+    assert got["errors"] == [] and got["status"] == raw["status"] == "degraded"
+    assert causes(got) == causes(raw) and "gpu_hardware_fault" in causes(got)
+    assert got["nodes"] == raw["nodes"]
+    # one follow-up at most, whatever the number of anomalous pods
+    assert rec.queries <= len(graph.NODES) + 3 and "follow-up" in rec.timings
+    fault = next(r for r in got["root_causes"] if r["cause"] == "gpu_hardware_fault")
+    xid = {e["against"]: e for e in fault["evidence"] if e["signal"] == "xid"}
+    assert xid["baseline"]["value"] > 0 and xid["baseline"]["reference"] == 0  # read in the follow-up
+
+
+def test_followup_reads_only_the_candidate_pods():
+    win = Window(at=1_767_232_200, window=900, baseline=3600, step=60)
+    names = {"llm_gpu:xid_last:max", "llm_gpu:remapped_rows_uncorrectable:max"}
+    q = node_query(CFG, Planner(CFG, Scope(), names), graph.BY_ID["gpu_hardware_fault"], win)
+    assert "quantile_over_time" not in q.text  # the baselines wait for the candidates
+    hostile = (("namespace", "llm"), ("pod", 'a.b|c"\\\n'))
+    text = followup_query(CFG, [(q, {hostile, (("namespace", "llm"), ("pod", "chat-1"))})])
+    assert 'pod=~"a\\\\.b\\\\|c\\"\\\\\\\\\\nchat-1"' not in text  # alternatives stay apart
+    assert 'pod=~"a\\\\.b\\\\|c\\"\\\\\\\\\\n|chat-1"' in text and NODE in text
+    assert followup_query(CFG, [(q, set())]) is None
+
+
+def test_a_failed_followup_marks_only_its_nodes(recorded):
+    cfg = parse_config("diagnose: {query_timeout: 1s, deadline: 20s}")
+    with Proxy(recorded.url, stall=NODE) as proxy:
+        report = diagnose(proxy.url, cfg).to_dict()
+    failed = {e["node"] for e in report["errors"]}
+    assert "gpu_hardware_fault" in failed and "kv_cache_pressure" not in failed
+    assert all(e["error"].startswith("follow-up query") for e in report["errors"])
+    assert report["status"] == "degraded" and report["root_causes"][0]["cause"] == "kv_cache_pressure"
