@@ -5,7 +5,8 @@ whose last sample is "now", then run two Prometheus processes one after the othe
 the raw rule set (the same conditions inlined onto engine metrics) and the layered set inferwatch ships.
 Prints markdown tables: per group, then one summary row per size. Not a test: it takes minutes.
 
-    python -m bench.bench_rules                   # 100 and 1,000 pods
+    python -m bench.bench_rules                   # 100 and 1,000 pods, SGLang worst case and default
+    python -m bench.bench_rules --pods 1000 --sglang-ranks 1 --skip-raw --interval 30
     python -m bench.bench_rules --pods 100 --with-5000
 """
 from __future__ import annotations
@@ -22,10 +23,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from generators.config import Config, duration_seconds
+from generators.promql import Matcher, Selector
 
 from . import cluster, measure, rulesets, tsdb
 
 STARTUP_SECONDS = 15.0  # Prometheus start on the copied blocks, with headroom
+# Every raw series the synthetic cluster has (engines, HTTP, dcgm-exporter): selecting each once is the floor.
+RAW_SERIES = Selector("", (Matcher("__name__", "vllm:.+|sglang:.+|DCGM_.+|http_requests_total", "=~"),))
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class SizeResult:
     spec: cluster.ClusterSpec
     data: tsdb.Backfill
     layered: measure.RunCost
-    raw: measure.RunCost
+    raw: measure.RunCost | None  # None with --skip-raw
     layered_set: rulesets.RuleSet
     raw_set: rulesets.RuleSet
 
@@ -42,32 +46,36 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
     interval = f"{args.interval}s"
     sets = (rulesets.layered(cfg, interval), rulesets.raw(cfg, interval))
     phase = STARTUP_SECONDS + (args.warmup + args.cycles + 2) * args.interval
-    log(f"{spec.pods} pods: synthesizing and backfilling")
+    name = f"{spec.pods} pods, {spec.sglang_ranks} SGLang rank(s)"
+    log(f"{name}: synthesizing and backfilling")
     began = time.monotonic()
-    copies = tsdb.backfill(spec, root, gaps=[STARTUP_SECONDS, phase])
-    log(f"{spec.pods} pods: {copies[0].series:,} series, {copies[0].samples:,} samples, "
+    copies = tsdb.backfill(spec, root, gaps=[STARTUP_SECONDS] + ([] if args.skip_raw else [phase]))
+    log(f"{name}: {copies[0].series:,} series, {copies[0].samples:,} samples, "
         f"{time.monotonic() - began:.0f}s")
     window = duration_seconds(cfg.recording.rate_window)
     costs = []
     for rs, data in zip(sets, copies):
         # Prometheus accepts rule results only after the newest backfilled sample: start just before it.
         time.sleep(max(0.0, data.last_sample - STARTUP_SECONDS / 3 - time.time()))
-        log(f"{spec.pods} pods: {rs.name} run")
+        log(f"{name}: {rs.name} run")
         layered = rs is sets[0]  # the raw set has no recording chains to fill: no warm-up
         costs.append(measure.run(data.blocks, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
                                  interval=args.interval, not_before=max(time.time(), data.last_sample + 1),
                                  last_sample=data.last_sample, window=window,
                                  warmup=args.warmup if layered else 0,
                                  cycles=args.cycles if layered else args.raw_cycles,
-                                 timeout=600.0 if layered else args.raw_timeout))
-    return SizeResult(spec, copies[0], costs[0], costs[1], *sets)
+                                 timeout=600.0 if layered else args.raw_timeout,
+                                 floor=RAW_SERIES if layered else None))
+    return SizeResult(spec, copies[0], costs[0], costs[1] if len(costs) > 1 else None, *sets)
 
 
 def group_table(r: SizeResult) -> str:
-    rows = [f"#### {r.spec.pods:,} pods, {r.spec.models} models ({r.data.series:,} raw series)", "",
+    rows = [f"#### {r.spec.pods:,} pods, {r.spec.models} models, {_ranks(r)} ({r.data.series:,} raw series)", "",
             "| rule set | group | rules | eval ms (median) | series written | per pod |",
             "|---|---|---:|---:|---:|---:|"]
     for rs, cost in ((r.layered_set, r.layered), (r.raw_set, r.raw)):
+        if cost is None:
+            continue
         by_name = {g.name: g for g in cost.groups}
         for g in rs.groups:
             c = by_name[g.name]
@@ -85,17 +93,26 @@ def _ms(seconds: float, finished: bool) -> str:
 
 
 def summary_table(results: list[SizeResult]) -> str:
-    rows = ["| pods | models | raw series | layered eval ms | layered CPU s/cycle | recorded series | per pod "
-            "| layered RSS MiB | raw eval ms | raw RSS MiB | raw / layered | window filled |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| pods | models | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle | floor CPU s "
+            "| recorded series | per pod | layered RSS MiB | raw eval ms | raw RSS MiB | raw / layered | window filled |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        ratio = f"{'≥ ' if not r.raw.finished else ''}{r.raw.seconds / r.layered.seconds:.1f}x"
-        fill = min(r.layered.window_fill, r.raw.window_fill)
-        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.data.series:,} | {r.layered.seconds * 1000:,.0f} | "
-                    f"{r.layered.cpu_per_cycle:.2f} | "
+        raw, fill = ("-", "-", "-"), r.layered.window_fill
+        if r.raw is not None:
+            ratio = f"{'≥ ' if not r.raw.finished else ''}{r.raw.seconds / r.layered.seconds:.1f}x"
+            raw, fill = (_ms(r.raw.seconds, r.raw.finished), f"{r.raw.rss_bytes / 2**20:.0f}", ratio), \
+                min(fill, r.raw.window_fill)
+        floor = f"{r.layered.floor_cpu:.2f}" if r.layered.floor_cpu is not None else "-"
+        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {_ranks(r)} | {r.data.series:,} | "
+                    f"{r.layered.seconds * 1000:,.0f} | {r.layered.cpu_per_cycle:.2f} | {floor} | "
                     f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | {r.layered.rss_bytes / 2**20:.0f} | "
-                    f"{_ms(r.raw.seconds, r.raw.finished)} | {r.raw.rss_bytes / 2**20:.0f} | {ratio} | {fill:.0%} |")
+                    f"{' | '.join(raw)} | {fill:.0%} |")
     return "\n".join(rows)
+
+
+def _ranks(r: SizeResult) -> str:
+    n = r.spec.sglang_ranks
+    return "1 (default)" if n == 1 else f"{n} (all schedulers)"
 
 
 def machine() -> str:
@@ -113,9 +130,10 @@ def log(msg: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.bench_rules", description=__doc__.split("\n\n")[0],
-        epilog="Each size: synthesis and two backfills (3 min at 1,000 pods), the layered run (a few minutes), "
-               "then the raw run (capped by --raw-timeout). 1,000 pods take about 15 minutes and 5 GB of RAM at "
-               "peak (the raw Prometheus) on 2 cores.",
+        epilog="Each size, once per --sglang-ranks value: synthesis and two backfills (3 min at 1,000 pods), the "
+               "layered run (a few minutes), then the raw run (capped by --raw-timeout). 1,000 pods take about "
+               "15 minutes per value and 5 GB of RAM at peak (the raw Prometheus) on 2 cores; --skip-raw halves "
+               "that. 'floor CPU s' is what selecting every raw series once costs: no rule set reads less.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", default="100,1000", help="comma-separated cluster sizes (default: 100,1000)")
     p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (not run on the 2-core reference machine: "
@@ -128,6 +146,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--raw-timeout", type=float, default=240.0,
                    help="seconds to wait for the raw set; an unfinished group counts as at least that long")
     p.add_argument("--step", default="30s", help="sample spacing of the synthetic series (default: 30s)")
+    p.add_argument("--sglang-ranks", default="8,1",
+                   help="SGLang scheduler ranks reporting per TP=8 pod, one run each (default: 8,1): 8 is "
+                        "--enable-metrics-for-all-schedulers (worst case), 1 is SGLang's default")
+    p.add_argument("--skip-raw", action="store_true",
+                   help="measure only the layered rules (no raw comparison; about half the time)")
     args = p.parse_args(argv)
     try:
         args.sizes = [int(x) for x in args.pods.split(",") if x.strip()] + ([5000] if args.with_5000 else [])
@@ -135,6 +158,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--pods: expected numbers separated by commas, got {args.pods!r}")
     if not args.sizes or min(args.sizes) < 2:
         p.error("--pods: every size must be at least 2 pods")
+    try:
+        args.ranks = [int(x) for x in args.sglang_ranks.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--sglang-ranks: expected numbers separated by commas, got {args.sglang_ranks!r}")
+    if not args.ranks or not all(1 <= n <= 8 for n in args.ranks):
+        p.error("--sglang-ranks: every value must be 1 to 8 (the bench's SGLang pods run TP=8)")
     if min(args.interval, args.cycles, args.raw_cycles, args.pods_per_model) < 1 or args.warmup < 0:
         p.error("--interval, --cycles and --pods-per-model must be positive, --warmup not negative")
     return args
@@ -149,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:
         for pods in args.sizes:
-            spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
-                                       step=args.step)
-            results.append(measure_size(spec, cfg, args, Path(tmp) / str(pods)))
-            print(group_table(results[-1]) + "\n", flush=True)
+            for ranks in args.ranks:
+                spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
+                                           step=args.step, sglang_ranks=ranks)
+                results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
+                print(group_table(results[-1]) + "\n", flush=True)
     print(f"Machine: {machine()}\n")
     print(f"Raw side re-implements the {results[0].raw_set.compared}; evaluation interval {args.interval}s, "
           f"median of {args.cycles} evaluations per group.\n")

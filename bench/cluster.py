@@ -17,7 +17,7 @@ from generators.config import duration_seconds
 # (engine, version, pod shape): the engine/rank labels a real deployment of that profile carries.
 PROFILES = (
     ("vllm", "0.33", {"gpus": 8, "engines": 2}),
-    ("sglang", "0.5.23", {"gpus": 8, "tp": 8}),
+    ("sglang", "0.5.23", {"gpus": 8}),  # TP=8; its reporting ranks: ClusterSpec.sglang_ranks
 )
 PODS_PER_NODE = 1  # 8 GPUs per pod fill an 8-GPU node
 
@@ -29,10 +29,15 @@ class ClusterSpec:
     end: float           # unix seconds of the last sample ("now")
     duration: str = "7m"  # history: the 5m rate window plus two minutes
     step: str = "30s"
+    # SGLang scheduler ranks reporting per pod: 8 (TP=8 with --enable-metrics-for-all-schedulers, the worst
+    # case) or 1 (SGLang's default: only the stats-logging rank reports).
+    sglang_ranks: int = 8
 
     def __post_init__(self) -> None:
         if self.pods < 1 or self.models < 1:
             raise ValueError("a cluster needs at least one pod and one model")
+        if not 1 <= self.sglang_ranks <= 8:
+            raise ValueError(f"sglang_ranks must be 1 to 8 (TP=8), got {self.sglang_ranks}")
         if self.models > self.pods:
             raise ValueError(f"{self.models} models need at least as many pods (got {self.pods})")
 
@@ -57,6 +62,8 @@ def _model(spec: ClusterSpec, model: int) -> dict:
     engine, _version, shape = PROFILES[model % len(PROFILES)]
     first, count = _pod_range(spec, model)
     workload = f"{engine}-m{model:03d}"
+    if engine == "sglang":
+        shape = {**shape, "tp": spec.sglang_ranks}
     pods = [{"name": f"{workload}-{i}", "node": f"gpu-node-{(first + i) // PODS_PER_NODE:05d}", **shape}
             for i in range(count)]
     return {"model": f"bench/model-{model:03d}",

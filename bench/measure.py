@@ -15,6 +15,7 @@ from pathlib import Path
 import requests
 
 from diagnose.localprom import LocalPrometheus
+from generators.promql import Selector, agg, check
 
 _LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
 GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",
@@ -40,6 +41,7 @@ class RunCost:
     cpu_per_cycle: float  # Prometheus CPU seconds per evaluation interval while measuring
     slowest: tuple[tuple[str, float], ...]  # (rule, seconds) of the last evaluation, slowest first
     window_fill: float  # share of the 5m rate window covered by data at the last measured evaluation
+    floor_cpu: float | None = None  # CPU seconds to select every raw series once (`floor` selector)
 
     @property
     def seconds(self) -> float:
@@ -74,10 +76,11 @@ def scrape(url: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
 
 def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, not_before: float,
         last_sample: float, window: float = 300.0, warmup: int = 3, cycles: int = 4,
-        timeout: float = 600.0) -> RunCost:
+        timeout: float = 600.0, floor: Selector | None = None) -> RunCost:
     """Evaluate `rule_files` on `blocks` (moved into `workdir`); measure `cycles` evaluations of every
     group that start at least `warmup` intervals after `not_before` (when recording chains are filled).
-    A group still in its first evaluation at `timeout` is reported with the time it has taken so far."""
+    A group still in its first evaluation at `timeout` is reported with the time it has taken so far.
+    `floor` selects the raw series: the CPU of reading each once is what no rule set can go below."""
     workdir.mkdir(parents=True, exist_ok=True)
     blocks.rename(workdir / "data")
     seen: dict[str, dict[float, tuple[float, int]]] = {}
@@ -102,6 +105,7 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
             time.sleep(min(1.0, interval / 4))
         stopped = time.time()
         slowest = slowest_rules(prom.url)
+        floor_cpu = selection_cpu(prom, floor, last_sample) if floor is not None else None
     costs = tuple(_cost(name, evals, stopped - first) for name, evals in sorted(seen.items()))
     last_eval = max((max(v) for v in seen.values() if v), default=stopped)
     fill = max(0.0, min(1.0, 1 - (last_eval - last_sample) / window))
@@ -109,7 +113,19 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
     delta = {k: totals.get(k, 0.0) - start_totals.get(k, 0.0) for k in PROCESS_METRICS}
     cycles_run = max(1.0, (stopped - start_time) / interval)
     return RunCost(costs, int(totals.get(PROCESS_METRICS[0], 0)), int(totals.get(PROCESS_METRICS[1], 0)),
-                   int(delta[PROCESS_METRICS[2]]), delta[PROCESS_METRICS[3]] / cycles_run, slowest, fill)
+                   int(delta[PROCESS_METRICS[2]]), delta[PROCESS_METRICS[3]] / cycles_run, slowest, fill,
+                   floor_cpu)
+
+
+def selection_cpu(prom: LocalPrometheus, selector: Selector, at: float, repeat: int = 3) -> float:
+    """Median Prometheus CPU seconds of `count(selector)` at `at`: selecting the series, nothing else.
+    Measured after the rule groups have run, so it competes with them: a fair floor, not an exact one."""
+    costs = []
+    for _ in range(repeat):
+        before = scrape(prom.url)[1][PROCESS_METRICS[3]]
+        prom.query(check(agg("count", selector)), at)
+        costs.append(scrape(prom.url)[1][PROCESS_METRICS[3]] - before)
+    return statistics.median(costs)
 
 
 def slowest_rules(url: str, top: int = 8) -> tuple[tuple[str, float], ...]:
