@@ -1,0 +1,102 @@
+"""Where the rules' CPU goes: Prometheus CPU per rule, on a synthetic cluster, rule by rule.
+
+`bench_rules` sees a cycle as a whole; this splits it. It backfills a cluster, lets Prometheus evaluate
+the shipped rules for a few cycles (so every recorded series the later tiers read exists), restarts it
+without rules, then evaluates each rule's expression at one fixed moment as `count(<expr>)` (so encoding
+the answer costs nothing) and charges the rule the Prometheus CPU this took (`process_cpu_seconds_total`,
+10 ms resolution: each expression runs --repeat times). The sum is close to one cycle's CPU.
+
+    python -m bench.rule_cpu                          # 100 pods, SGLang worst case (8 ranks)
+    python -m bench.rule_cpu --pods 100 --sglang-ranks 1 --top 10
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from diagnose.localprom import LocalPrometheus
+from generators.config import Config
+from generators.rules import RuleGroup
+
+from . import cluster, measure, rulesets, tsdb
+
+FILL_SECONDS = 60.0  # rule cycles before the snapshot: the pod -> model -> alert chain is filled
+INTERVAL = 10
+
+
+@dataclass(frozen=True)
+class RuleCpu:
+    group: str
+    rule: str  # record or alert name, with its quantile label if any
+    seconds: float  # Prometheus CPU per evaluation
+
+
+def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path, repeat: int) -> list[RuleCpu]:
+    data = tsdb.backfill(spec, root, gaps=[5.0])[0]
+    time.sleep(max(0.0, data.last_sample - time.time()))
+    workdir = root / "prom"
+    workdir.mkdir()
+    data.blocks.rename(workdir / "data")
+    files = rulesets.RuleSet("layered", groups, "").write(root / "rules")
+    with LocalPrometheus(None, rule_files=files, evaluation_interval=f"{INTERVAL}s", workdir=workdir):
+        time.sleep(FILL_SECONDS)
+    at = time.time() - INTERVAL / 2  # after the last evaluation of every group, inside the lookback
+    out = []
+    with LocalPrometheus(None, workdir=workdir) as prom:  # same TSDB, no rules: nothing else runs
+        for g in groups:
+            for r in g.rules:
+                name = getattr(r, "record", None) or r.alert
+                if "quantile" in r.labels:
+                    name += f'{{quantile="{r.labels["quantile"]}"}}'
+                out.append(RuleCpu(g.name, name, measure.query_cpu(prom, r.expr, at, repeat)))
+    return out
+
+
+def report(rows: list[RuleCpu], top: int) -> str:
+    total = sum(r.seconds for r in rows) or 1.0
+    by_group: dict[str, float] = {}
+    for r in rows:
+        by_group[r.group] = by_group.get(r.group, 0.0) + r.seconds
+    lines = [f"Total: {total * 1000:,.0f} ms CPU for one evaluation of {len(rows)} rules", "",
+             "| group | CPU ms | share |", "|---|---:|---:|"]
+    lines += [f"| {g} | {s * 1000:,.0f} | {s / total:.0%} |" for g, s in sorted(by_group.items(), key=lambda x: -x[1])]
+    lines += ["", "| rule | group | CPU ms |", "|---|---|---:|"]
+    lines += [f"| `{r.rule}` | {r.group} | {r.seconds * 1000:,.1f} |"
+              for r in sorted(rows, key=lambda r: -r.seconds)[:top]]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.rule_cpu", description=__doc__.split("\n\n")[0],
+                                epilog="About 3 minutes at 100 pods on 2 cores (backfill, one minute of rule "
+                                       "cycles, then 216 rules x --repeat queries).")
+    p.add_argument("--pods", type=int, default=100, help="cluster size (default: 100; 25 pods per model)")
+    p.add_argument("--sglang-ranks", type=int, default=8, choices=range(1, 9), metavar="1-8",
+                   help="SGLang scheduler ranks reporting per TP=8 pod (default: 8, the worst case; 1 is "
+                        "SGLang's default)")
+    p.add_argument("--repeat", type=int, default=5, help="evaluations per rule, CPU averaged (default: 5)")
+    p.add_argument("--top", type=int, default=25, help="rules listed, most expensive first (default: 25)")
+    args = p.parse_args(argv)
+    if args.pods < 2 or args.repeat < 1 or args.top < 0:
+        p.error("--pods must be at least 2, --repeat positive, --top not negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25), end=0.0,
+                               sglang_ranks=args.sglang_ranks)
+    groups = rulesets.layered(Config(), f"{INTERVAL}s").groups
+    with tempfile.TemporaryDirectory(prefix="inferwatch-rule-cpu-") as tmp:
+        rows = profile(spec, groups, Path(tmp), args.repeat)
+    print(f"{args.pods} pods, {args.sglang_ranks} SGLang rank(s) reporting; {args.repeat} evaluations per rule\n")
+    print(report(rows, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
