@@ -70,7 +70,8 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str]) -> list[dict]:
                              "mode": "+".join(modes_seen), "setup_s": setup[mode],
                              "wall_s": statistics.median(walls[1:]), "max_s": max(walls[1:]),
                              "queries": report.queries, "errors": len(report.errors), "status": report.status,
-                             "top": ", ".join(f"{r.cause}({len(r.findings)})" for r in report.root_causes[:2])})
+                             "top": ", ".join(f"{r.cause}({len(r.findings)})" for r in report.root_causes[:2]),
+                             "slowest": max(report.timings.items(), key=lambda kv: kv[1], default=("-", 0.0))})
         finally:
             prom.stop()
     return rows
@@ -85,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     modes = args.modes.split(",")
     print("| pods | GPUs | raw series | raw samples | series read | setup s | diagnose wall s (median / max) "
-          "| HTTP requests | errors | status | top causes (entities) |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|")
+          "| HTTP requests | errors | status | top causes (entities) | slowest request (s, last run) |")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|")
     for n in args.pods.split(","):
         for r in measure(int(n), args.gpus, args.repeat, modes):
             print(f"| {r['pods']} | {r['gpus']} | {r['series']:,} | {r['samples']:,} | {r['mode']} | {r['setup_s']:.0f} "
                   f"| {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['queries']} | {r['errors']} | {r['status']} "
-                  f"| {r['top']} |", flush=True)
+                  f"| {r['top']} | {r['slowest'][0]} {r['slowest'][1]:.2f} |", flush=True)
     return 0
 
 
