@@ -193,7 +193,26 @@ class _Server:
         self.stop()
 
     def start(self) -> Self:
+        """Make the work dir, let the subclass prepare it, launch; stop everything on any failure."""
+        self._binary = self._find()
+        workdir = self._make_workdir()
+        try:
+            self._prepare(workdir)
+            self._launch()
+            self._after_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _find(self) -> str:
         raise NotImplementedError
+
+    def _prepare(self, workdir: Path) -> None:
+        """Write config and data files before the process starts."""
+
+    def _after_ready(self) -> None:
+        """Wait for anything beyond /-/ready."""
 
 
 class LocalPrometheus(_Server):
@@ -220,25 +239,22 @@ class LocalPrometheus(_Server):
         assert self.workdir is not None, "prometheus not started"
         return self.workdir / "data"
 
-    def start(self) -> Self:
-        prometheus = _find_binary("prometheus")
-        promtool = _find_binary("promtool") if self.openmetrics is not None else ""
-        workdir = self._make_workdir()
-        try:
-            self.data_dir.mkdir(exist_ok=True)
-            if self.openmetrics is not None:
-                self._backfill(promtool)
-            config = {"global": {"evaluation_interval": self.evaluation_interval},
-                      "rule_files": [str(p) for p in self.rule_files]}
-            (workdir / "prometheus.yml").write_text(json.dumps(config, indent=1))  # JSON is YAML
-            self._binary = prometheus
-            self._launch()
-            if self.openmetrics is not None:
-                self._wait_for_data()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _find(self) -> str:
+        if self.openmetrics is not None:
+            _find_binary("promtool")  # fail before any work when the backfill tool is missing
+        return _find_binary("prometheus")
+
+    def _prepare(self, workdir: Path) -> None:
+        self.data_dir.mkdir(exist_ok=True)
+        if self.openmetrics is not None:
+            self._backfill(_find_binary("promtool"))
+        config = {"global": {"evaluation_interval": self.evaluation_interval},
+                  "rule_files": [str(p) for p in self.rule_files]}
+        (workdir / "prometheus.yml").write_text(json.dumps(config, indent=1))  # JSON is YAML
+
+    def _after_ready(self) -> None:
+        if self.openmetrics is not None:
+            self._wait_for_data()
 
     def _command(self, port: int) -> list[str]:
         assert self.workdir is not None
@@ -304,18 +320,12 @@ class LocalAlertmanager(_Server):
         super().__init__(workdir)
         self.config_text = config_text
 
-    def start(self) -> Self:
-        binary = _find_binary("alertmanager", "prometheus-alertmanager")  # Debian's name
-        workdir = self._make_workdir()
-        try:
-            (workdir / "alertmanager.yml").write_text(self.config_text)
-            (workdir / "data").mkdir(exist_ok=True)
-            self._binary = binary
-            self._launch()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _find(self) -> str:
+        return _find_binary("alertmanager", "prometheus-alertmanager")  # Debian's name
+
+    def _prepare(self, workdir: Path) -> None:
+        (workdir / "alertmanager.yml").write_text(self.config_text)
+        (workdir / "data").mkdir(exist_ok=True)
 
     def _command(self, port: int) -> list[str]:
         assert self.workdir is not None

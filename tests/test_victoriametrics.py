@@ -10,7 +10,6 @@ import math
 import subprocess
 from dataclasses import replace
 from pathlib import Path
-from typing import Self
 
 import pytest
 import requests
@@ -50,16 +49,11 @@ class LocalVictoriaMetrics(_Server):
 
     _name = "victoria-metrics"
 
-    def start(self) -> Self:
-        self._binary = _find_binary_with_hint("victoria-metrics")
-        workdir = self._make_workdir()
-        try:
-            (workdir / "data").mkdir(exist_ok=True)
-            self._launch()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _find(self) -> str:
+        return _find_binary_with_hint("victoria-metrics")
+
+    def _prepare(self, workdir: Path) -> None:
+        (workdir / "data").mkdir(exist_ok=True)
 
     def _command(self, port: int) -> list[str]:
         assert self.workdir is not None
