@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from .catalog import load_catalog
 from .config import duration_seconds
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
@@ -133,29 +134,14 @@ PROFILES: dict[tuple[str, str], Profile] = {
                                   streaming_label=True),
 }
 
-BUCKETS = {
-    "vllm": {
-        "ttft": (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-                 40.0, 80.0, 160.0, 640.0, 2560.0),
-        "itl": (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
-                80.0),
-        "e2e": (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
-                480.0, 960.0, 1920.0, 7680.0),
-        "tokens": (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000),
-    },
-    "sglang": {
-        "ttft": (0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400),
-        "itl": (0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4,
-                0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0),
-        "e2e": (0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400, 600, 1200, 1800, 2400),
-        "queue": (0.0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1, 2, 3, 4, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80,
-                  90, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400, 1600, 1800, 2000, 2500, 3000),
-        "tokens": (100, 300, 500, 700, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 10000, 12500,
-                   15000, 17500, 20000, 22500, 25000, 27500, 30000, 35000, 40000, 60000, 80000, 100000, 200000,
-                   300000, 400000, 600000, 800000, 1000000, 1100000),
-    },
-}
-BUCKETS["vllm"]["queue"] = BUCKETS["vllm"]["e2e"]
+def _engine_buckets(engine: str) -> dict[str, tuple[float, ...]]:
+    """The engine's default bucket boundaries, from its catalog (checked against real /metrics bodies)."""
+    b = load_catalog(engine).buckets
+    return {"ttft": b["ttft_seconds"], "itl": b["itl_seconds"], "e2e": b["e2e_latency_seconds"],
+            "queue": b["queue_time_seconds"], "tokens": b["prompt_length_tokens"]}
+
+
+BUCKETS = {engine: _engine_buckets(engine) for engine in ("vllm", "sglang")}
 
 
 def le_text(b: float) -> str:

@@ -199,3 +199,21 @@ def test_bodies_cover_both_engines_and_advance_counters():
                            if lb["__name__"].endswith("_count") and "_created" not in lb["__name__"])
     assert samples[1][1] == samples[0][1] + ADVANCE and samples[1][0] - samples[0][0] == 60
 
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_catalog_buckets_are_the_engines_real_boundaries(engine):
+    """The catalogs' bucket lists feed SLO threshold checks and the scenario synthesizer, so they must be
+    exactly the `le` values the newest engine release writes (token lengths: for this body's model)."""
+    body = max((b for b in bodies() if b.engine == engine), key=lambda b: b.version)
+    les: dict[str, set[float]] = {}
+    for labels, _, _ in parse_body(body.path.read_text()):
+        if labels["__name__"].endswith("_bucket") and labels["le"] != "+Inf":
+            les.setdefault(labels["__name__"].removesuffix("_bucket"), set()).add(float(labels["le"]))
+    cat = load_catalog(engine)
+    checked = 0
+    for signal, bounds in cat.buckets.items():
+        metric = next(s.metric for s in cat.of(signal) if s.metric in les)
+        assert sorted(bounds) == sorted(les[metric]), f"{engine} {signal} ({metric})"
+        checked += 1
+    assert checked == len(cat.buckets) >= 6
