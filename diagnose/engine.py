@@ -9,14 +9,13 @@ per-query timeout and an overall deadline, then at most one follow-up for the po
 """
 from __future__ import annotations
 
-import re
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from generators.config import Config, duration_seconds
+from generators.config import Config, duration_seconds, is_duration
 
 from . import graph
 from .client import Connection, PromClient, PrometheusError, Unreachable
@@ -42,15 +41,11 @@ def timestamp(at: datetime | float | None) -> float:
 
 
 def frame(at: float, window: str, cfg: Config) -> Window:
-    seconds = duration_seconds(window) if window else 0
-    if seconds <= 0 or not _is_duration(window):
+    if not is_duration(window):
         raise ValueError(f"--window: expected {_DURATION_HINT}, got {window!r}")
+    seconds = duration_seconds(window)
     step = max(1.0, round(seconds / cfg.diagnose.points))
     return Window(at=float(int(at)), window=seconds, baseline=cfg.diagnose.baseline.seconds(), step=step)
-
-
-def _is_duration(text: str) -> bool:
-    return re.fullmatch(r"(\d+(ms|s|m|h|d|w))+", text) is not None
 
 
 def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: str, cfg: Config,

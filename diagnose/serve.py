@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from generators.config import duration_seconds, load_config
+from generators.config import is_duration, load_config
 
 from .cli import UsageError, add_connection_arguments, connection
 from .sinks import JsonLinesSink, MarkdownDirSink, SlackSink
@@ -52,7 +51,7 @@ def _http_url(text: str) -> str:
 
 
 def _window(text: str) -> str:
-    if not re.fullmatch(r"(\d+(ms|s|m|h|d|w|y))+", text) or not duration_seconds(text):
+    if not is_duration(text):
         raise argparse.ArgumentTypeError(f"expected a duration like 30m or 1h, got {text!r}")
     return text
 

@@ -37,6 +37,11 @@ class LabelName(str):
     """A Prometheus label name."""
 
 
+def is_duration(text: object) -> bool:
+    """A non-zero Prometheus duration such as 30s, 5m or 1h30m."""
+    return isinstance(text, str) and bool(_DURATION.match(text)) and duration_seconds(text) > 0
+
+
 def duration_seconds(text: str) -> float:
     units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
     return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text))

@@ -59,7 +59,6 @@ def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> Rule
     """Pod-tier records for one backend. A -pd backend records only what it adds to its parent."""
     cat = load_catalog(backend)
     lb, w = cfg.labels, cfg.recording.rate_window
-    keys = lb.pod_keys()
     fill = lambda e: label_replace(e, lb.backend, backend, lb.backend, "")  # noqa: E731 - pods without the label
     names = info_names()
     rules: list[RecordingRule] = []
@@ -85,7 +84,7 @@ def engine_models(cfg: Config, cat: Catalog) -> Expr:
 def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
     """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
     lb, w = cfg.labels, cfg.recording.rate_window
-    srcs = [s for s in cat.of(sig.name)]
+    srcs = cat.of(sig.name)
     if sig.kind == "histogram":
         return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
     if sig.kind == "ratio":
@@ -108,7 +107,6 @@ def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
 # ---- pod tier, engine-agnostic derived records ---------------------------------------------
 
 def derived_pod_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
-    w = cfg.recording.rate_window
     rules: list[RecordingRule] = []
     rules += _ratio_rules(cfg, POD, catalogs)
     rules += _histogram_summaries(cfg, POD)
