@@ -340,15 +340,3 @@ def _human(seconds: float) -> str:
             return f"{number(round(seconds / size, 1))}{unit}"
     return f"{number(round(seconds))}s"
 
-
-def default_objective_text(cfg: Config) -> list[tuple[str, str]]:
-    """(SLO, objective) rows for docs: the global objectives in words."""
-    rows = []
-    for kind in SLO_KINDS:
-        o: Objective = getattr(cfg.slo, kind)
-        text = f"{number(o.objective_percent)}%" if o.enabled else "off"
-        if o.enabled and kind in LATENCY_SIGNAL:
-            text += f" within {number(o.threshold_seconds)}s"
-        rows.append((kind, text))
-    return rows
-
