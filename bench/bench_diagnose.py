@@ -18,11 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from diagnose import engine
-from diagnose.backfill_rules import record_history
-from diagnose.localprom import LocalPrometheus, write_openmetrics
-from generators import scenario
-from generators.config import load_config
+from inferwatch.diagnose import engine
+from inferwatch.sandbox.backfill import record_history
+from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import load_config
 
 STEP = "150s"
 

@@ -22,8 +22,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from generators.config import Config, duration_seconds
-from generators.promql import Matcher, Selector
+from inferwatch.core.config import Config, duration_seconds
+from inferwatch.core.promql import Matcher, Selector
 
 from . import cluster, measure, rulesets, tsdb
 

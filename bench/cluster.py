@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
 
-from generators import scenario
-from generators.config import duration_seconds
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import duration_seconds
 
 # (engine, version, pod shape): the engine/rank labels a real deployment of that profile carries.
 PROFILES = (

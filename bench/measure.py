@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 
-from diagnose.localprom import LocalPrometheus
-from generators.promql import Expr, Selector, agg, check
+from inferwatch.sandbox.localprom import LocalPrometheus
+from inferwatch.core.promql import Expr, Selector, agg, check
 
 _LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
 GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from diagnose.localprom import LocalPrometheus
-from generators.config import Config
-from generators.rules import RuleGroup
+from inferwatch.sandbox.localprom import LocalPrometheus
+from inferwatch.core.config import Config
+from inferwatch.core.rules import RuleGroup
 
 from . import cluster, measure, rulesets, tsdb
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from generators.config import Config
-from generators.generate import rule_groups
-from generators.promql import PromQLError, inline
-from generators.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
-from generators.signals import MODEL
+from inferwatch.core.config import Config
+from inferwatch.generate.writer import rule_groups
+from inferwatch.core.promql import PromQLError, inline
+from inferwatch.core.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
+from inferwatch.core.signals import MODEL
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from diagnose.localprom import write_openmetrics
+from inferwatch.sandbox.localprom import write_openmetrics
 
 from . import cluster
 

@@ -1,6 +1,6 @@
 """Shared test fixtures: real Prometheus processes loaded with fixture scenarios.
 
-`scenario_prometheus(name)` backfills a scenario from fixtures/scenarios into a throwaway Prometheus
+`scenario_prometheus(name)` backfills a scenario from inferwatch/sandbox/scenarios into a throwaway Prometheus
 (once per test session and scenario) and returns it; every process is stopped by PID at session end.
 """
 from __future__ import annotations
@@ -9,8 +9,8 @@ import io
 
 import pytest
 
-from diagnose.localprom import LocalPrometheus, write_openmetrics
-from generators import scenario
+from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.sandbox import scenario
 
 
 def openmetrics_for(sc: scenario.Scenario) -> str:

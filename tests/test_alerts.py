@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from generators import scenario
-from generators.config import Config, ConfigError, duration_seconds, load_config, parse_config
-from generators.generate import rule_groups
-from generators.promql import Agg, BinOp, selectors, walk
-from generators.rules import AlertingRule, RecordingRule, RuleGroup, rule_file
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import Config, ConfigError, duration_seconds, load_config, parse_config
+from inferwatch.generate.writer import rule_groups
+from inferwatch.core.promql import Agg, BinOp, selectors, walk
+from inferwatch.core.rules import AlertingRule, RecordingRule, RuleGroup, rule_file
 
 ENGINES = {"vllm": "0.33", "sglang": "0.5.23"}
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: test files hold ~100k samples
@@ -180,7 +180,7 @@ def alert_inputs(cfg: Config, series: list[scenario.Series]) -> list[scenario.Se
     """The raw series the alerts read. Alerts use one bucket per latency SLO (its threshold `le`) and
     the histograms' sum and count, never quantiles or token lengths; dropping the other buckets keeps
     every record an alert reads identical and makes promtool several times faster."""
-    from generators.slo import LATENCY_SIGNAL, le_pattern, variants
+    from inferwatch.generate.slo import LATENCY_SIGNAL, le_pattern, variants
     les = {"+Inf"} | {le for kind in LATENCY_SIGNAL for v in variants(cfg, kind) if v.objective.enabled
                       for le in le_pattern(v.objective.threshold_seconds).replace("\\", "").split("|")}
     return [(labels, samples) for labels, samples in series
@@ -365,7 +365,7 @@ def test_bad_alert_config_names_the_key(text, message):
 def test_bad_threshold_exits_2_with_one_line_and_no_traceback(tmp_path):
     cfg = tmp_path / "inferwatch.yaml"
     cfg.write_text("slo:\n  ttft: {threshold_seconds: 2.5}\n")
-    res = subprocess.run([sys.executable, "-m", "generators.cli", "generate", "-c", str(cfg), "-o",
+    res = subprocess.run([sys.executable, "-m", "inferwatch.cli", "generate", "-c", str(cfg), "-o",
                           str(tmp_path / "out")], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "inferwatch.yaml:2: slo.ttft.threshold_seconds: 2.5" in res.stderr and "sglang:" in res.stderr
@@ -381,7 +381,7 @@ def test_snap_policy_picks_the_largest_common_boundary_below_and_says_so():
 
 
 def check_sli(cfg: Config, kind: str) -> str:
-    from generators.slo import sli_group
+    from inferwatch.generate.slo import sli_group
     return "\n".join(str(r.expr) for r in sli_group(cfg).rules if f"slo_{kind}_slow:ratio_rate5m" in r.record)
 
 
@@ -425,9 +425,9 @@ def test_runbook_urls_point_at_generated_pages():
 
 
 def test_support_matrix_follows_the_catalogs():
-    from generators.alerts import BY_NAME
-    from generators.catalog import load_catalog
-    from generators.runbooks import support
+    from inferwatch.generate.alerts import BY_NAME
+    from inferwatch.core.catalog import load_catalog
+    from inferwatch.generate.runbooks import support
     sglang, vllm = load_catalog("sglang"), load_catalog("vllm")
     assert support(sglang, BY_NAME["LLMPodPreemptionStorm"]) == "yes (>= 0.4.10)"
     assert support(vllm, BY_NAME["LLMPodPreemptionStorm"]) == "yes"
@@ -435,7 +435,7 @@ def test_support_matrix_follows_the_catalogs():
 
 
 def render_files(cfg: Config) -> dict[str, str]:
-    from generators.generate import render
+    from inferwatch.generate.writer import render
     return render(cfg)
 
 

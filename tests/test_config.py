@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from generators.config import BACKENDS, Config, ConfigError, Labels, load_config, parse_config
+from inferwatch.core.config import BACKENDS, Config, ConfigError, Labels, load_config, parse_config
 
 
 def error_of(text: str) -> str:

@@ -18,12 +18,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from diagnose.localprom import LocalPrometheus, write_openmetrics
-from generators import dashboard, promql, scenario
-from generators.config import Config, parse_config
-from generators.recording import recording_groups
-from generators.rules import record_index
-from generators.signals import GPU
+from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.generate import dashboard
+from inferwatch.core import promql
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import Config, parse_config
+from inferwatch.core.records import recording_groups
+from inferwatch.core.rules import record_index
+from inferwatch.core.signals import GPU
 
 CFG = Config()
 SCENARIOS = [  # (fixture, version override): old versions check the "since" claims too

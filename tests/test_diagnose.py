@@ -1,4 +1,4 @@
-"""diagnose: end-to-end against real Prometheus processes loaded with fixtures/scenarios/diag-*.yaml.
+"""diagnose: end-to-end against real Prometheus processes loaded with inferwatch/sandbox/scenarios/diag-*.yaml.
 
 Each scenario's `expect:` block says what a correct diagnosis names; the tests run the engine at the
 scenario's incident time and compare. Failure paths use real processes too: a closed port for
@@ -19,13 +19,18 @@ import promql_parser
 import pytest
 import requests
 
-from diagnose import cli, engine, graph
-from diagnose.client import Unreachable
-from diagnose.localprom import free_port
-from diagnose.queries import Planner, Scope, Window, node_query
-from generators import scenario
-from generators.cli import main as inferwatch_main
-from generators.config import Config, load_config, parse_config
+from inferwatch.diagnose import command as cli
+from inferwatch.cli import diagnose_main
+
+from inferwatch.diagnose import engine
+
+from inferwatch.diagnose import graph
+from inferwatch.diagnose.client import Unreachable
+from inferwatch.sandbox.localprom import free_port
+from inferwatch.diagnose.queries import Planner, Scope, Window, node_query
+from inferwatch.sandbox import scenario
+from inferwatch.cli import main as inferwatch_main
+from inferwatch.core.config import Config, load_config, parse_config
 
 CFG = load_config(None)
 DIAG = sorted(p.stem for p in scenario.FIXTURES.glob("diag-*.yaml")) + ["vllm-kv-cache-pressure"]
@@ -174,7 +179,7 @@ def test_hostile_label_values_stay_label_values():
                    graph.BY_ID["kv_cache_pressure"], win)
     promql_parser.parse(q.text)  # still one well-formed query
     sel = Scope(model=HOSTILE).matchers(CFG, "llm_pod")[0]
-    from generators.promql import Selector
+    from inferwatch.core.promql import Selector
     parsed = promql_parser.parse(Selector("llm_pod:kv_cache_usage:max", (sel,)).render())
     assert isinstance(parsed, promql_parser.VectorSelector)
     assert [(m.name, m.value) for m in parsed.matchers.matchers] == [("model_name", HOSTILE)]
@@ -256,7 +261,7 @@ def test_connection_options_reach_prometheus_and_secrets_stay_out_of_output(scen
     monkeypatch.setenv("IW_TEST_TOKEN", token)
     sc = scenario.load("vllm-kv-cache-pressure")
     with Proxy(scenario_prometheus("vllm-kv-cache-pressure").url) as proxy:
-        code = cli.main(["--prometheus", proxy.url, "--at", str(sc.start + sc.incident_at), "--format", "json",
+        code = diagnose_main(["--prometheus", proxy.url, "--at", str(sc.start + sc.incident_at), "--format", "json",
                          "--bearer-token-env", "IW_TEST_TOKEN", "-H", "X-Scope-OrgID: team-a"])
     out, err = capsys.readouterr()
     assert code == cli.EXIT_DEGRADED and json.loads(out)["status"] == "degraded"
@@ -269,7 +274,7 @@ def test_prometheus_down_is_a_clear_error_with_its_own_exit_code(capsys):
     url = f"http://user:hunter2@127.0.0.1:{free_port()}"
     with pytest.raises(Unreachable):
         engine.run(url, Scope(), None, "15m", CFG)
-    assert cli.main(["--prometheus", url]) == cli.EXIT_UNREACHABLE
+    assert diagnose_main(["--prometheus", url]) == cli.EXIT_UNREACHABLE
     assert inferwatch_main(["diagnose", "--prometheus", url]) == cli.EXIT_UNREACHABLE
     err = capsys.readouterr().err
     assert "Prometheus unreachable" in err and "connection refused" in err
@@ -299,7 +304,7 @@ def test_server_that_accepts_but_never_answers_is_unreachable(capsys):
 ])
 def test_usage_errors_exit_2_naming_the_option(argv, message, capsys, monkeypatch):
     monkeypatch.delenv("INFERWATCH_PROMETHEUS_URL", raising=False)
-    assert cli.main(argv) == cli.EXIT_USAGE
+    assert diagnose_main(argv) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
@@ -307,6 +312,6 @@ def test_usage_errors_exit_2_naming_the_option(argv, message, capsys, monkeypatc
 def test_config_errors_name_file_line_and_key(tmp_path, capsys):
     bad = tmp_path / "inferwatch.yaml"
     bad.write_text("diagnose:\n  quantile: 0.75\n")
-    assert cli.main(["--prometheus", "http://127.0.0.1:1", "--config", str(bad)]) == cli.EXIT_USAGE
+    assert diagnose_main(["--prometheus", "http://127.0.0.1:1", "--config", str(bad)]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert "diagnose.quantile" in err and str(bad) in err

@@ -2,7 +2,7 @@
 
 With the recording rules deployed, baselines and the checks gated by a threshold are read only for the
 pods the first queries found (a pod matcher built from their answers). The rules' history is
-backfilled into a real Prometheus with promtool (diagnose/backfill_rules.py); the diagnosis must
+backfilled into a real Prometheus with promtool (inferwatch/sandbox/backfill.py); the diagnosis must
 name the same causes, entities and numbers as the raw-series diagnosis of the same data.
 """
 from __future__ import annotations
@@ -12,12 +12,14 @@ import io
 import pytest
 from test_diagnose import Proxy
 
-from diagnose import engine, graph
-from diagnose.backfill_rules import record_history
-from diagnose.localprom import LocalPrometheus, write_openmetrics
-from diagnose.queries import NODE, Planner, Scope, Window, followup_query, node_query
-from generators import scenario
-from generators.config import load_config, parse_config
+from inferwatch.diagnose import engine
+
+from inferwatch.diagnose import graph
+from inferwatch.sandbox.backfill import record_history
+from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.diagnose.queries import NODE, Planner, Scope, Window, followup_query, node_query
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import load_config, parse_config
 
 CFG = load_config(None)
 NAME = "diag-two-faults"

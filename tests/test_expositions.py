@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from diagnose.localprom import LocalPrometheus, write_openmetrics
-from generators.catalog import Source, load_catalog
-from generators.config import Config
-from generators.promql import BinOp, Call, Expr, Matcher, Num, Selector, check, inline, label_replace
-from generators.recording import recording_groups, source_expr
-from generators.rules import record_index
-from generators.signals import POD, SIGNALS, Signal, record_names
+from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.core.catalog import Source, load_catalog
+from inferwatch.core.config import Config
+from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, check, inline, label_replace
+from inferwatch.core.records import recording_groups, source_expr
+from inferwatch.core.rules import record_index
+from inferwatch.core.signals import POD, SIGNALS, Signal, record_names
 
 EXPOSITIONS = Path(__file__).resolve().parent.parent / "fixtures" / "expositions"
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z

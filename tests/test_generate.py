@@ -14,15 +14,15 @@ from pathlib import Path
 import promql_parser
 import yaml
 
-from generators.config import Config
-from generators.docs import render_schema
-from generators.generate import render
-from generators.recording import recording_groups
+from inferwatch.core.config import Config
+from inferwatch.generate.docs import render_schema
+from inferwatch.generate.writer import render
+from inferwatch.core.records import recording_groups
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"
 PLAIN = sorted((RULES / "prometheus" / "rules").glob("*.rules.yaml"))
-INFERWATCH = [sys.executable, "-m", "generators.cli"]
+INFERWATCH = [sys.executable, "-m", "inferwatch.cli"]
 RECORD_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-zA-Z0-9_]+(:[a-zA-Z0-9_]+)?$")  # level:metric[:operations]
 
 

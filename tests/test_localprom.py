@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from diagnose.localprom import (LocalAlertmanager, LocalPrometheus, free_port,
+from inferwatch.sandbox.localprom import (LocalAlertmanager, LocalPrometheus, free_port,
                                 write_openmetrics)
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z

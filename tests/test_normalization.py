@@ -1,7 +1,7 @@
 """The normalized series carry the right values: `promtool test rules` unit tests built from scenarios.
 
 Each test renders the recording rules for a config, synthesizes a scenario from
-`fixtures/scenarios/norm-*.yaml` into promtool `input_series`, and asserts normalized series whose
+`inferwatch/sandbox/scenarios/norm-*.yaml` into promtool `input_series`, and asserts normalized series whose
 expected values are computed from the scenario's own parameters (request_rate 3 per pod, 2 pods ->
 model rate 6; quantiles from the scenario's bucket layout and latency distribution), never typed in.
 
@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from generators import scenario
-from generators.config import Config, Labels, duration_seconds
-from generators.generate import render, rule_groups
-from generators.promql import BinOp, Call, Expr, Matcher, Num, Selector, agg, quote
-from generators.rules import record_index
-from generators.signals import GPU, MODEL, POD, record_names, signal
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import Config, Labels, duration_seconds
+from inferwatch.generate.writer import render, rule_groups
+from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, agg, quote
+from inferwatch.core.rules import record_index
+from inferwatch.core.signals import GPU, MODEL, POD, record_names, signal
 
 ROUND = 0.001
 STEADY = 8 * 60      # seconds after the start: every 5m window is full and before any event

@@ -11,7 +11,7 @@ import promql_parser
 import pytest
 import yaml
 
-from generators.promql import (Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
+from inferwatch.core.promql import (Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
                                matchers_from, number, rate)
 
 HOSTILE = [

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from diagnose.localprom import LocalAlertmanager
-from generators import routing
-from generators.config import Config, ConfigError, parse_config
-from generators.generate import rule_groups
-from generators.rules import AlertingRule
+from inferwatch.sandbox.localprom import LocalAlertmanager
+from inferwatch.generate import routing
+from inferwatch.core.config import Config, ConfigError, parse_config
+from inferwatch.generate.writer import rule_groups
+from inferwatch.core.rules import AlertingRule
 
 DEFAULT = Config()
 ACK = parse_config("labels: {namespace: pod_namespace, pod: pod_name, role: rbg_role, cluster: cluster}\n"

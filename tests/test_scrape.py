@@ -13,10 +13,10 @@ import pytest
 import requests
 import yaml
 
-from diagnose.localprom import LocalPrometheus
-from generators.config import Config, Labels, Scrape, parse_config
-from generators.rules import dump_yaml
-from generators.scrape import artifacts, meta_label, pod_monitor, scrape_config, target_relabels
+from inferwatch.sandbox.localprom import LocalPrometheus
+from inferwatch.core.config import Config, Labels, Scrape, parse_config
+from inferwatch.core.rules import dump_yaml
+from inferwatch.generate.scrape import artifacts, meta_label, pod_monitor, scrape_config, target_relabels
 
 WORKLOAD = "alibabacloud.com/inference-workload"
 ROLE = "rolebasedgroup.workloads.x-k8s.io/role"

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from diagnose import engine
-from diagnose.localprom import _find_binary, _Server
-from diagnose.queries import Scope
-from generators import scenario
-from generators.config import Config, Labels
-from generators.generate import render, rule_groups
-from generators.promql import Matcher, Selector, check, inline, quote
-from generators.rules import record_index
+from inferwatch.diagnose import engine
+from inferwatch.sandbox.localprom import _find_binary, _Server
+from inferwatch.diagnose.queries import Scope
+from inferwatch.sandbox import scenario
+from inferwatch.core.config import Config, Labels
+from inferwatch.generate.writer import render, rule_groups
+from inferwatch.core.promql import Matcher, Selector, check, inline, quote
+from inferwatch.core.rules import record_index
 
 VM_HINT = "run `make setup` (installs the victoria-metrics package: victoria-metrics, vmalert)"
 REL_TOL = 1e-6

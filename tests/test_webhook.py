@@ -17,18 +17,18 @@ from pathlib import Path
 import pytest
 import requests
 
-from diagnose.localprom import LocalAlertmanager, free_port
-from diagnose.sinks import JsonLinesSink, MarkdownDirSink, SlackSink
-from diagnose.webhook import PayloadError, Receiver, engine_diagnose, make_server, parse_notification
-from generators import routing
-from generators.config import Config, parse_config
+from inferwatch.sandbox.localprom import LocalAlertmanager, free_port
+from inferwatch.diagnose.sinks import JsonLinesSink, MarkdownDirSink, SlackSink
+from inferwatch.diagnose.webhook import PayloadError, Receiver, engine_diagnose, make_server, parse_notification
+from inferwatch.generate import routing
+from inferwatch.core.config import Config, parse_config
 
 SCENARIO = "vllm-kv-cache-pressure"
 INCIDENT = "2026-01-01T01:50:00Z"  # the scenario's incident_at (110m after its start)
 CFG = Config()
 LABELS = {"source": "inferwatch", "severity": "warning", "tier": "pod", "namespace": "llm",
           "workload_name": "chat", "backend": "vllm", "model_name": "Qwen/Qwen2.5-7B-Instruct", "pod": "chat-1"}
-INFERWATCH = [sys.executable, "-m", "generators.cli"]
+INFERWATCH = [sys.executable, "-m", "inferwatch.cli"]
 
 
 def payload(alertname: str = "LLMPodKVCacheSaturated", status: str = "firing", fingerprint: str = "a1",
@@ -56,7 +56,7 @@ def test_parse_takes_go_timestamps_and_ignores_unknown_fields():
 
 
 def test_scope_uses_common_labels_under_configured_names():
-    from diagnose.webhook import scope_of
+    from inferwatch.diagnose.webhook import scope_of
     two = payload()
     other = copy.deepcopy(two["alerts"][0])
     other["labels"]["pod"], other["fingerprint"] = "chat-0", "b2"
@@ -350,5 +350,5 @@ def test_connection_options_reach_prometheus_and_diagnose_serve_is_serve():
     finally:
         server.shutdown()
     assert seen and set(seen) == {"tenant-a"}
-    out = subprocess.run([sys.executable, "-m", "diagnose.cli", "serve", "--help"], capture_output=True, text=True)
+    out = subprocess.run([str(Path(sys.executable).parent / "diagnose"), "serve", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--bearer-token-file" in out.stdout and "webhook" in out.stdout

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
-from .rules import HEADER, dump_yaml
+from ..core.config import Config
+from ..core.rules import HEADER, dump_yaml
 
 SOURCE = "inferwatch"
 SEVERITIES = ("critical", "warning", "info")

@@ -1,4 +1,4 @@
-"""One PromQL range query per graph node, for the whole scope, built with `generators.promql`.
+"""One PromQL range query per graph node, for the whole scope, built with `inferwatch.core.promql`.
 
 Signals are written against the normalized recorded series (`llm_model:*`, `llm_pod:*`, `llm_gpu:*`).
 When those are not deployed, each signal is rewritten into the raw engine and dcgm-exporter series that
@@ -22,13 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from generators import promql
-from generators.config import Config
-from generators.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, agg, any_of,
+from ..core import promql
+from ..core.config import Config
+from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, agg, any_of,
                                label_replace, positive)
-from generators.recording import gpu_keys, recording_groups
-from generators.rules import record_index
-from generators.signals import GPU, MODEL, POD, info_names, record_names, signal
+from ..core.records import gpu_keys, recording_groups
+from ..core.rules import record_index
+from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
 from .detectors import Check, checks, gates
 from .graph import Node, Tier

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .catalog import Source, load_catalog
-from .config import Config
-from .promql import Agg, BinOp, Expr, Matcher, Num, Selector, agg, check, positive
-from .recording import _qlabel
-from .rules import HEADER, dump_yaml
-from .signals import GPU, MODEL, POD, info_names, record_names, signal
+from ..core.catalog import Source, load_catalog
+from ..core.config import Config
+from ..core.promql import Agg, BinOp, Expr, Matcher, Num, Selector, agg, check, positive
+from ..core.records import _qlabel
+from ..core.rules import HEADER, dump_yaml
+from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
 # Derived signals are available where their inputs are (or a direct fallback source exists).
 DERIVED_INPUTS = {"prefix_cache_hit": ("prefix_cache_hits", "prefix_cache_queries"),

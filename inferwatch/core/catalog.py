@@ -102,7 +102,7 @@ def load_catalog(name: str) -> Catalog:
     sources = dict(base.sources) if base else {}
     for sig, items in (data.get("signals") or {}).items():
         if sig not in BY_NAME:
-            raise CatalogError(f"{path}: signals.{sig}: not a normalized signal (see generators/signals.py)")
+            raise CatalogError(f"{path}: signals.{sig}: not a normalized signal (see inferwatch/core/signals.py)")
         built = []
         for i, item in enumerate(items):
             where = f"{path}: signals.{sig}[{i}]"

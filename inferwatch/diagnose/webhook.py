@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from generators.config import Config
+from ..core.config import Config
 
 from .sinks import Outcome, Report, Sink
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .catalog import load_catalog, parent
-from .config import BACKENDS, SLO_KINDS, BurnWindow, Config, ConfigError, ModelSLO, Objective, duration_seconds
-from .promql import BinOp, Expr, Matcher, Num, Selector, agg, any_of, number, over_time, positive
-from .rules import AlertingRule, RecordingRule, RuleGroup
-from .signals import MODEL, record_names, signal
+from ..core.catalog import load_catalog, parent
+from ..core.config import BACKENDS, SLO_KINDS, BurnWindow, Config, ConfigError, ModelSLO, Objective, duration_seconds
+from ..core.promql import BinOp, Expr, Matcher, Num, Selector, agg, any_of, number, over_time, positive
+from ..core.rules import AlertingRule, RecordingRule, RuleGroup
+from ..core.signals import MODEL, record_names, signal
 
 ALERT = "LLMModelErrorBudgetBurn"
 BURN_TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")

@@ -11,9 +11,15 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from . import dashboard, recording, routing, scrape
-from .config import Config
-from .rules import RuleGroup, prometheus_rule, rule_file
+from . import dashboard
+
+from ..core import records
+
+from . import routing
+
+from . import scrape
+from ..core.config import Config
+from ..core.rules import RuleGroup, prometheus_rule, rule_file
 
 Producer = Callable[[Config], dict[str, str]]
 
@@ -21,7 +27,7 @@ Producer = Callable[[Config], dict[str, str]]
 def rule_groups(cfg: Config) -> list[RuleGroup]:
     """Every rule group inferwatch ships: recording rules first, then alerts."""
     from .alerts import alert_groups
-    return recording.recording_groups(cfg) + alert_groups(cfg)
+    return records.recording_groups(cfg) + alert_groups(cfg)
 
 
 def rule_artifacts(cfg: Config) -> dict[str, str]:

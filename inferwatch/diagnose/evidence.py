@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Literal
 
-from generators.config import Config
+from ..core.config import Config
 
 from .detectors import Check, checks, evaluate
 from .graph import Node, Tier

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from generators.config import Config
+from ..core.config import Config
 
 from .evidence import Finding, Key, NodeResult, pod_key
 from .graph import BY_ID

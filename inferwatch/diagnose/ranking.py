@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from generators.config import Config
+from ..core.config import Config
 
 from .evidence import Finding, Key, NodeResult, linked, pod_key
 from .graph import BY_ID, EDGES, SYMPTOMS, Tier

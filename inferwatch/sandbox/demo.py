@@ -14,9 +14,7 @@ pod is its job, not the demo's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
-import re
 import signal
 import sys
 import tempfile
@@ -28,18 +26,17 @@ from urllib.parse import urlencode
 
 import requests
 
-from generators import scenario
-from generators.config import duration_seconds, load_config
-from generators.generate import render, rule_groups
-from generators.promql import check, inline
-from generators.rules import AlertingRule, RuleGroup, record_index
+from ..diagnose import engine
+from . import scenario
+from ..core.config import duration_seconds, is_duration, load_config
+from ..generate.writer import render, rule_groups
+from ..core.promql import check, inline
+from ..core.rules import AlertingRule, RuleGroup, record_index
 
 from .localprom import LocalPrometheus, write_openmetrics
 
-DEFAULT_SCENARIO = "demo-incident"
 STEPS = 5
 QUIET_LABELS = {"alertname", "severity", "source", "tier"}  # same on every inferwatch alert or shown apart
-DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 
 
 @dataclass(frozen=True)
@@ -104,13 +101,8 @@ def alerts_at(url: str, groups: list[RuleGroup], at: float) -> AlertCheck:
 
 # ---- diagnosis --------------------------------------------------------------------------------
 
-def diagnose_available() -> bool:
-    return importlib.util.find_spec("diagnose.engine") is not None
-
-
 def run_diagnosis(url: str, at: float, window: str) -> int:
     """The diagnosis engine over the whole demo Prometheus; prints its text report to stdout."""
-    from . import engine  # imported late: the demo works (and says so) before the engine exists
     report = engine.run(url, engine.Scope(), at, window, load_config(None))
     out(report.render("text").rstrip())
     return 0
@@ -193,7 +185,7 @@ def run(name: str, window: str, keep_running: bool) -> int:
             progress(4, f"alerts at the incident time {iso(at)}")
             report_alerts(alerts_at(prom.url, groups, at), at)
             progress(5, f"diagnosis of the {window} before {iso(at)}")
-            code = run_diagnosis(prom.url, at, window) if diagnose_available() else no_diagnosis()
+            code = run_diagnosis(prom.url, at, window)
             if keep_running:
                 keep_alive(explore_hint(prom, sc))
     print(f"stopped Prometheus (pid {pid}); demo took {time.monotonic() - began:.1f}s", file=sys.stderr, flush=True)
@@ -201,9 +193,6 @@ def run(name: str, window: str, keep_running: bool) -> int:
 
 
 def report_alerts(check_: AlertCheck, at: float) -> None:
-    if not check_.rules:
-        out("Alerts: no alerting rules are generated yet (generators/alerts.py), so none can fire.\n")
-        return
     out(f"Alerts firing at {iso(at)}: {len(check_.firing)} "
         f"({check_.rules} alerting rules, each checked over its whole `for` duration)")
     for alert in check_.firing:
@@ -224,35 +213,11 @@ def group_errors(errors: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
     return grouped
 
 
-def no_diagnosis() -> int:
-    out("Diagnosis: the diagnose engine is not installed yet (diagnose/engine.py); nothing to explain.")
-    return 0
-
-
 # ---- command line -------------------------------------------------------------------------------
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo", help="run the whole job on a bundled incident (local Prometheus, no cluster)",
-        description="Start a throwaway Prometheus on 127.0.0.1 loaded with a bundled incident scenario and\n"
-                    "the generated rules, list the alerts that fire at the incident time, explain the\n"
-                    "incident with `diagnose`, then stop everything. Needs only the prometheus and promtool\n"
-                    "binaries (`make setup`): no cluster, no network, well under a minute.\n"
-                    "Progress goes to stderr; the alerts and the diagnosis go to stdout.",
-        epilog="examples:\n  inferwatch demo\n  inferwatch demo --keep-running     # explore in the Prometheus UI\n"
-               "  inferwatch demo --scenario vllm-kv-cache-pressure --window 10m\n\n"
-               "A scenario is any fixtures/scenarios/*.yaml (format: generators/scenario.py).",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                   help=f"scenario name in fixtures/scenarios or a YAML path (default: {DEFAULT_SCENARIO})")
-    p.add_argument("--window", default="15m", help="diagnosis window ending at the incident time (default: 15m)")
-    p.add_argument("--keep-running", action="store_true",
-                   help="leave Prometheus up after the diagnosis and print its URL; Ctrl-C stops it")
-    p.set_defaults(func=cmd_demo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    if not DURATION.fullmatch(args.window):
+def command(args: argparse.Namespace) -> int:
+    """`inferwatch demo` (arguments in inferwatch/cli.py)."""
+    if not is_duration(args.window):
         print(f"inferwatch demo: --window: {args.window!r} is not a duration like 15m or 1h", file=sys.stderr)
         return 2
     try:

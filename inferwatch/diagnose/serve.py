@@ -12,9 +12,9 @@ import sys
 import threading
 from pathlib import Path
 
-from generators.config import is_duration, load_config
+from ..core.config import is_duration, load_config
 
-from .cli import UsageError, add_connection_arguments, connection
+from .command import UsageError, add_connection_arguments, connection
 from .sinks import JsonLinesSink, MarkdownDirSink, SlackSink
 from .webhook import Receiver, engine_diagnose, make_server
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from generators.config import Config, duration_seconds, is_duration
+from ..core.config import Config, duration_seconds, is_duration
 
 from . import graph
 from .client import Connection, PromClient, PrometheusError, Unreachable

@@ -1,6 +1,6 @@
 """Incident scenarios: one fixture format for every kind of test, the demo and the benchmarks.
 
-A scenario (`fixtures/scenarios/*.yaml`) describes pods of one model served by an engine version, a
+A scenario (`inferwatch/sandbox/scenarios/*.yaml`) describes pods of one model served by an engine version, a
 steady baseline, and timed events (a fault on some pods, a restart, a scrape gap). `synthesize()` turns
 it into the raw series the engine, Kubernetes and dcgm-exporter would expose: counters that integrate
 rates, histograms whose buckets follow a log-normal latency around the requested value, gauges, and
@@ -20,10 +20,10 @@ from typing import Any, Iterator
 
 import yaml
 
-from .catalog import load_catalog
-from .config import duration_seconds
+from ..core.catalog import load_catalog
+from ..core.config import duration_seconds
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios"
+FIXTURES = Path(__file__).resolve().parent / "scenarios"  # shipped as package data
 DEFAULT_START = "2026-01-01T00:00:00Z"
 
 BASELINE: dict[str, float] = {

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import slo
-from .config import Config
-from .promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, number, over_time, positive
-from .rules import AlertingRule, RuleGroup
-from .signals import GPU, MODEL, POD, info_names, record_names, signal
+from ..core.config import Config
+from ..core.promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, number, over_time, positive
+from ..core.rules import AlertingRule, RuleGroup
+from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
 SOURCE = "inferwatch"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from .config import Config
-from .rules import HEADER, dump_yaml
+from ..core.config import Config
+from ..core.rules import HEADER, dump_yaml
 
 
 def meta_label(pod_label: str) -> str:

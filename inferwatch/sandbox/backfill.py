@@ -11,9 +11,9 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from generators.config import Config, Duration
-from generators.recording import recording_groups
-from generators.rules import rule_file
+from ..core.config import Config, Duration
+from ..core.records import recording_groups
+from ..core.rules import rule_file
 
 from .localprom import LocalPrometheus
 

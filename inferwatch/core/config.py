@@ -146,7 +146,7 @@ class Dashboard:
     folder: str = ""  # `grafana_folder` annotation, for sidecars with folderAnnotation set
 
 
-# ---- alerts and SLOs (generators/alerts.py, generators/slo.py) --------------------------------
+# ---- alerts and SLOs (inferwatch/generate/alerts.py, generators/slo.py) --------------------------------
 
 SLO_KINDS = ("availability", "ttft", "itl", "e2e_latency")
 
@@ -317,7 +317,7 @@ class Config:
             raise ConfigError("routing: the four receiver names must be non-empty and different")
         if not self.routing.diagnose_url.startswith(("http://", "https://")):
             raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
-        from .slo import check_config  # alerts and SLOs: thresholds against catalog buckets
+        from ..generate.slo import check_config  # alerts and SLOs: thresholds against catalog buckets
         check_config(self)
         d = self.diagnose
         if d.quantile not in self.recording.quantiles:

@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from generators.config import ConfigError, Duration, load_config
+from ..core.config import ConfigError, Duration, load_config
 
 EXIT_HEALTHY, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN = 0, 1, 2, 3, 4
 EXIT_BY_STATUS = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED, "unknown": EXIT_UNKNOWN}
@@ -153,25 +153,3 @@ def command(args: argparse.Namespace) -> int:
         return EXIT_UNREACHABLE
     sys.stdout.write(report.render(args.format))
     return EXIT_BY_STATUS[report.status]
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["serve"]:  # `diagnose serve ...` is `inferwatch serve ...`
-        from generators.cli import main as inferwatch
-        return inferwatch(argv)
-    parser = argparse.ArgumentParser(prog="diagnose", description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage error (or --help)
-        return int(exc.code or 0)
-    try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
