@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.core import schema
 from inferwatch.generate import dashboard
 from inferwatch.core import promql
 from inferwatch.sandbox import scenario
@@ -82,7 +83,7 @@ def test_every_panel_query_runs_and_matches_its_support_claim(loaded):
     custom_gpu = sc.expect.get("dcgm_custom_counters", False)  # the fixture adds the custom-CSV counters
     missing, unexpected, checked = [], [], 0
     for tier, panel, target in every_target():
-        source = dashboard.GPU_SOURCE if tier == GPU else sc.engine
+        source = schema.GPU_SOURCE if tier == GPU else sc.engine
         version = None if tier == GPU else sc.version
         query = promql.check(promql.inline(substitute(target.expr, values), records()))
         result = prom.query(query, at)  # raises on a query error

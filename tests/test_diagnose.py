@@ -25,9 +25,11 @@ from inferwatch.cli import diagnose_main
 from inferwatch.diagnose import engine
 
 from inferwatch.diagnose import graph
-from inferwatch.diagnose.client import Unreachable
+from inferwatch.core.prometheus import Unreachable
 from inferwatch.sandbox.localprom import free_port
-from inferwatch.diagnose.queries import Planner, Scope, Window, node_query
+from inferwatch.diagnose.planner import Planner
+from inferwatch.diagnose.queries import node_query
+from inferwatch.diagnose.scope import Scope, Window
 from inferwatch.sandbox import scenario
 from inferwatch.cli import main as inferwatch_main
 from inferwatch.core.config import Config, load_config, parse_config

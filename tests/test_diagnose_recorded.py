@@ -17,7 +17,9 @@ from inferwatch.diagnose import engine
 from inferwatch.diagnose import graph
 from inferwatch.sandbox.backfill import record_history
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
-from inferwatch.diagnose.queries import NODE, Planner, Scope, Window, followup_query, node_query
+from inferwatch.diagnose.planner import Planner
+from inferwatch.diagnose.queries import NODE, followup_query, node_query
+from inferwatch.diagnose.scope import Scope, Window
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import load_config, parse_config
 

@@ -129,7 +129,7 @@ def claimed_signals(body: Body) -> list[Signal]:
     for sig in SIGNALS:
         if sig.tier != "pod":
             continue
-        inputs = ("prefix_cache_hits", "prefix_cache_queries") if sig.derived else ()
+        inputs = sig.inputs
         if claimed_sources(body, sig) or (inputs and all(claimed_sources(body, next(s for s in SIGNALS if s.name == i))
                                                          for i in inputs)):
             out.append(sig)

@@ -16,7 +16,7 @@ import requests
 
 from inferwatch.diagnose import engine
 from inferwatch.sandbox.localprom import _find_binary, _Server
-from inferwatch.diagnose.queries import Scope
+from inferwatch.diagnose.scope import Scope
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import Config, Labels
 from inferwatch.generate.writer import render, rule_groups

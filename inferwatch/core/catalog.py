@@ -16,7 +16,6 @@ from .promql import Matcher, Selector, matchers_from
 from .signals import BY_NAME
 
 CATALOG_DIR = Path(__file__).parent / "catalogs"
-ENGINE_BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 
 SourceKind = Literal["counter", "gauge", "histogram", "gauge_events"]
 _SOURCE_KEYS = {"metric", "match", "set", "keep", "collector", "kind", "scale", "since", "until", "note",

@@ -78,6 +78,10 @@ class Labels:
         """Labels that join GPU series to the pod using the GPU."""
         return tuple(k for k in (self.cluster, self.namespace, self.pod) if k)
 
+    def gpu_keys(self) -> tuple[str, ...]:
+        """Identity of a GPU series: the pod using it plus dcgm-exporter's own GPU labels."""
+        return tuple(k for k in (self.cluster, self.namespace, self.pod, "hostname", "gpu", "UUID", "modelName") if k)
+
 
 @dataclass(frozen=True)
 class Scrape:

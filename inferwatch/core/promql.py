@@ -15,10 +15,21 @@ from typing import Callable, Iterable, Sequence
 import promql_parser
 
 
+def escape_value(value: str) -> str:
+    """A label value inside double quotes: the one escaper for PromQL strings, OpenMetrics label values
+    and Alertmanager matchers (all three read backslash, quote and newline escapes alike)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+
+
 def quote(value: str) -> str:
     """A PromQL double-quoted string literal for any value (quotes, backslashes, newlines)."""
-    out = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    return f'"{out}"'
+    return f'"{escape_value(value)}"'
+
+
+def regex_escape(text: str) -> str:
+    """An RE2 pattern matching exactly `text`: metacharacters only (re.escape also escapes `-`, which
+    reads badly in rules). The Matcher quotes the result for PromQL."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
 
 
 def number(value: float) -> str:
@@ -151,6 +162,21 @@ class Subquery(Expr):
 
 
 @dataclass(frozen=True)
+class At(Expr):
+    """`(expr)[range:step] @ t`: a subquery pinned to one instant (step-invariant, evaluated once);
+    over a plain selector, the range selector `sel[range] @ t`."""
+    expr: Expr
+    range: str
+    step: str
+    at: float
+
+    def render(self) -> str:
+        if isinstance(self.expr, Selector) and not self.expr.range:
+            return f"{self.expr.render()}[{self.range}] @ {self.at:.3f}"
+        return f"({self.expr.render()})[{self.range}:{self.step}] @ {self.at:.3f}"
+
+
+@dataclass(frozen=True)
 class Agg(Expr):
     op: str  # sum, max, min, avg, count, group, topk, quantile, stddev
     expr: Expr
@@ -227,6 +253,12 @@ def agg(op: str, expr: Expr, by: Iterable[str] | None = None, *, without: Iterab
                without=tuple(without) if without is not None else None)
 
 
+def set_label(expr: Expr, name: str, value: str) -> Call:
+    """`expr` with label `name` set to the literal `value`. label_replace expands `$1` and `$name` in
+    its replacement, so `$` is doubled: a value from a user or an alert stays exactly what it was."""
+    return label_replace(expr, name, value.replace("$", "$$"), "", "")
+
+
 def label_replace(expr: Expr, dst: str, replacement: str, src: str, regex: str) -> Call:
     return Call("label_replace", (expr, Str(dst), Str(replacement), Str(src), Str(regex)))
 
@@ -286,7 +318,7 @@ def _children(expr: Expr) -> tuple[Expr, ...]:
         return (expr.expr,) + ((expr.param,) if expr.param is not None else ())
     if isinstance(expr, BinOp):
         return (expr.lhs, expr.rhs)
-    if isinstance(expr, (Subquery, Paren)):
+    if isinstance(expr, (Subquery, Paren, At)):
         return (expr.expr,)
     return ()
 
@@ -300,7 +332,7 @@ def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
                        param=transform(expr.param, fn) if expr.param is not None else None)
     elif isinstance(expr, BinOp):
         expr = replace(expr, lhs=transform(expr.lhs, fn), rhs=transform(expr.rhs, fn))
-    elif isinstance(expr, (Subquery, Paren)):
+    elif isinstance(expr, (Subquery, Paren, At)):
         expr = replace(expr, expr=transform(expr.expr, fn))
     out = fn(expr)
     return expr if out is None else out
@@ -349,7 +381,7 @@ def _filter(body: Expr, m: Matcher) -> Expr:
     if m.op in ("=~", "!~") and not all(_LITERAL.match(v) for v in values):
         raise PromQLError(f"cannot inline matcher {m.render()}: only literal alternatives like \"a|b\"")
     values = [re.sub(r"\\(.)", r"\1", v) if m.op in ("=~", "!~") else v for v in values]
-    probes = any_of([label_replace(Call("vector", (Num(1),)), m.name, v, "", "") for v in values])
+    probes = any_of([set_label(Call("vector", (Num(1),)), m.name, v) for v in values])
     return BinOp("unless" if m.op.startswith("!") else "and", body, probes, on=(m.name,))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
 from .promql import (Agg, BinOp, Expr, Num, Selector, agg, any_of, histogram_quantile,
-                     label_replace, over_time, positive, rate)
+                     label_replace, over_time, positive, rate, set_label)
 from .rules import RecordingRule, RuleGroup
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
@@ -49,7 +49,7 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     if src.scale is not None:
         expr = expr * src.scale
     for name, value in src.set_labels if set_labels else ():
-        expr = label_replace(expr, name, value, "", "")
+        expr = set_label(expr, name, value)
     return expr
 
 
@@ -99,7 +99,7 @@ def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
             per_pod = source_expr(s, sig, lb.pod_identity(), w, set_labels=False)
             joined = BinOp("*", per_pod, engine_models(cfg, cat), on=lb.join_keys(), group_right=())
             for name, value in s.set_labels:
-                joined = label_replace(joined, name, value, "", "")
+                joined = set_label(joined, name, value)
             exprs.append(joined)
     return {role: any_of(exprs)}
 
@@ -188,11 +188,6 @@ def _kept_labels(sig: Signal, catalogs: list[Catalog]) -> tuple[str, ...]:
 
 # ---- GPU tier ----------------------------------------------------------------------------
 
-def gpu_keys(cfg: Config) -> tuple[str, ...]:
-    lb = cfg.labels
-    return tuple(k for k in (lb.cluster, lb.namespace, lb.pod, "hostname", "gpu", "UUID", "modelName") if k)
-
-
 def gpu_relabel(cfg: Config):
     """Rewrites dcgm-exporter pod/namespace/hostname labels into the configured label names.
     Listed labels other than the target override it, the first listed last (so it wins)."""
@@ -211,7 +206,7 @@ def gpu_relabel(cfg: Config):
 def gpu_group(cfg: Config) -> RuleGroup:
     lb, w = cfg.labels, cfg.recording.rate_window
     cat = load_catalog("dcgm")
-    keys, relabel = gpu_keys(cfg), gpu_relabel(cfg)
+    keys, relabel = lb.gpu_keys(), gpu_relabel(cfg)
     owner = Selector(info_names()["pod"])
     rules = []
     for sig in SIGNALS:

@@ -25,6 +25,8 @@ class Signal:
     agg: Literal["sum", "max"] = "sum"  # how a pod combines engines/ranks (gauges); counters always sum
     keep: tuple[str, ...] = ()  # signal-specific labels kept in aggregations
     derived: bool = False  # computed from other records; catalogs may still give a direct fallback
+    inputs: tuple[str, ...] = ()  # the signals a derived one is computed from
+    formula: str = ""  # how, in words, for the schema reference
 
 
 SIGNALS: tuple[Signal, ...] = (
@@ -45,7 +47,8 @@ SIGNALS: tuple[Signal, ...] = (
            "Preempted (vLLM) or retracted (SGLang) requests per second."),
     Signal("prefix_cache_queries", "pod", "counter", "tokens/s", "Prompt tokens looked up in the prefix cache."),
     Signal("prefix_cache_hits", "pod", "counter", "tokens/s", "Prompt tokens served from the prefix cache."),
-    Signal("prefix_cache_hit", "pod", "ratio", "ratio", "Prefix-cache hit ratio, hits / queries.", derived=True),
+    Signal("prefix_cache_hit", "pod", "ratio", "ratio", "Prefix-cache hit ratio, hits / queries.", derived=True,
+           inputs=("prefix_cache_hits", "prefix_cache_queries"), formula="hits / queries"),
     Signal("kv_transfer_failures", "pod", "counter", "requests/s",
            "Prefill/decode KV transfer or bootstrap failures per second (disaggregated serving).",
            keep=("reason",)),
@@ -66,7 +69,8 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("dram_active", "gpu", "gauge", "ratio", "Device memory interface activity, 0-1.", agg="max"),
     Signal("fb_used_mib", "gpu", "gauge", "MiB", "Framebuffer memory used.", agg="max"),
     Signal("fb_free_mib", "gpu", "gauge", "MiB", "Framebuffer memory free.", agg="max"),
-    Signal("fb_used", "gpu", "ratio", "ratio", "Framebuffer used / (used + free).", derived=True),
+    Signal("fb_used", "gpu", "ratio", "ratio", "Framebuffer used / (used + free).", derived=True,
+           inputs=("fb_used_mib", "fb_free_mib"), formula="used / (used + free)"),
     Signal("power_watts", "gpu", "gauge", "W", "Power draw.", agg="max"),
     Signal("temperature_celsius", "gpu", "gauge", "°C", "GPU temperature.", agg="max"),
     Signal("sm_clock_mhz", "gpu", "gauge", "MHz", "SM clock.", agg="max"),

@@ -130,7 +130,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def command(args: argparse.Namespace) -> int:
-    from .client import PrometheusError
+    from ..core.prometheus import PrometheusError
     from .engine import Scope, run
     try:
         cfg = load_config(args.config)

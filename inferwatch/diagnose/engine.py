@@ -18,10 +18,11 @@ from typing import Any
 from ..core.config import Config, duration_seconds, is_duration
 
 from . import graph
-from .client import Connection, PromClient, PrometheusError, Unreachable
-from .evidence import Key, NodeResult, detect, pod_key
-from .queries import (NODE, PART, NodeQuery, Planner, Scope, Window, followup_query, inventory_query,
-                      node_query)
+from ..core.prometheus import Connection, PromClient, PrometheusError, Unreachable
+from .evidence import NodeResult, detect
+from .planner import Planner
+from .queries import NODE, PART, NodeQuery, followup_query, inventory_query, node_query
+from .scope import Key, Scope, Window, pod_key
 from .ranking import walk
 from .report import Report
 

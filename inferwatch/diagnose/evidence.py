@@ -12,10 +12,13 @@ from statistics import fmean
 from typing import Literal
 
 from ..core.config import Config
+from ..core.schema import sibling_keys
 
 from .detectors import Check, checks, evaluate
 from .graph import Node, Tier
-from .queries import PART, SIGNALS, Key, Window, group_keys, keys
+from .queries import PART
+from .scope import Key, Window, pod_key
+from .signals import SIGNALS, keys
 
 State = Literal["anomalous", "normal", "no_data", "error"]
 
@@ -103,10 +106,6 @@ def linked(cfg: Config, a_tier: Tier, a: dict[str, str], b_tier: Tier, b: dict[s
             if served is not None and other[model] not in served:
                 return False
     return True
-
-
-def pod_key(cfg: Config, labels: dict[str, str]) -> Key:
-    return tuple((k, labels.get(k, "")) for k in cfg.labels.join_keys())
 
 
 def detect(cfg: Config, node: Node, win: Window, result: list[dict], available: set[str],
@@ -199,7 +198,7 @@ def _reference(cfg: Config, c: Check, i: int, parts, key: Key, labels: dict[str,
         pts = [v for t, v in parts.get(f"b{i}", {}).get(key, {}).items() if t in times]
         return fmean(pts) if pts else None
     if c.against == "siblings":
-        group = {k: labels[k] for k in group_keys(cfg, SIGNALS[c.signal].tier) if labels.get(k)}
+        group = {k: labels[k] for k in sibling_keys(cfg.labels, SIGNALS[c.signal].tier) if labels.get(k)}
         vals = [v for gk, pts in parts.get(f"s{i}", {}).items() if dict(gk) == group
                 for t, v in pts.items() if t in times]
         return fmean(vals) if vals else None

@@ -1,9 +1,4 @@
-"""One PromQL range query per graph node, for the whole scope, built with `inferwatch.core.promql`.
-
-Signals are written against the normalized recorded series (`llm_model:*`, `llm_pod:*`, `llm_gpu:*`).
-When those are not deployed, each signal is rewritten into the raw engine and dcgm-exporter series that
-record it (`promql.inline`), and alternatives whose metric names do not exist in this Prometheus are
-pruned, so the query reads exactly the vLLM / SGLang version that is running.
+"""One PromQL range query per graph node, for the whole scope, built as a tree (`inferwatch.core.promql`).
 
 A node's query is the union (`or`) of tagged parts, each carrying a label `inferwatch_part`:
   c<i>       the points where check i holds (Prometheus filters; only anomalies come back)
@@ -20,230 +15,21 @@ conditions that only matter where a threshold beside them in the same `All` held
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, agg, any_of,
-                               label_replace, positive)
-from ..core.records import gpu_keys, recording_groups
-from ..core.rules import record_index
-from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
+from ..core.promql import Agg, At, BinOp, Call, Expr, Num, Selector, Subquery, any_of, set_label
+from ..core.schema import Tier, sibling_keys
+from ..core.signals import GPU, POD
 
 from .detectors import Check, checks, gates
-from .graph import Node, Tier
+from .graph import Node
+from .planner import Planner, Source
+from .scope import Key, Window, pod_matchers
+from .signals import SIGNALS
 
 PART = "inferwatch_part"
 NODE = "inferwatch_node"  # tags the parts of a follow-up query that serves several nodes
-Key = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What to diagnose; every field optional (values are label values, escaped in every query)."""
-    namespace: str | None = None
-    workload: str | None = None
-    model: str | None = None
-    pod: str | None = None
-    cluster: str | None = None
-
-    def matchers(self, cfg: Config, level: str) -> tuple[Matcher, ...]:
-        """Equality matchers for a recorded series of `level` (GPU series carry no model label)."""
-        lb = cfg.labels
-        pairs = [(lb.cluster, self.cluster), (lb.namespace, self.namespace), (lb.workload, self.workload)]
-        if level != GPU:
-            pairs.append((lb.model, self.model))
-        if level != MODEL:
-            pairs.append((lb.pod, self.pod))
-        return tuple(Matcher(name, value) for name, value in pairs if name and value)
-
-    def to_dict(self) -> dict[str, str]:
-        return {k: v for k, v in self.__dict__.items() if v}
-
-
-# ---- signals ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SignalSpec:
-    name: str
-    tier: Tier
-    unit: str
-    build: Callable[[Config], Expr]  # over recorded series
-    direct: bool = False  # the aggregation only restates the record's own labels: read it as is
-
-
-def keys(cfg: Config, tier: Tier) -> tuple[str, ...]:
-    """The labels that identify an entity of a tier."""
-    lb = cfg.labels
-    if tier == "model":
-        return lb.model_keys()
-    if tier == "pod":
-        return lb.pod_keys()
-    return tuple(dict.fromkeys(gpu_keys(cfg) + (lb.workload, lb.backend, lb.role)))
-
-
-def group_keys(cfg: Config, tier: Tier) -> tuple[str, ...]:
-    """Siblings: pods of one model, GPUs of one workload (role kept apart)."""
-    mk = cfg.labels.model_keys()
-    return mk if tier != "gpu" else tuple(k for k in mk if k != cfg.labels.model)
-
-
-def _rec(sig: str, level: str, role: str, *matchers: Matcher) -> Callable[[Config], Selector]:
-    return lambda cfg: Selector(record_names(signal(sig), level, cfg.recording.rate_window)[role], matchers)
-
-
-def _by(op: str, tier: Tier, sel: Callable[[Config], Expr]) -> Callable[[Config], Expr]:
-    return lambda cfg: agg(op, sel(cfg), keys(cfg, tier))
-
-
-def _record(name: str, tier: Tier, unit: str, op: str, sig: str, level: str, role: str) -> SignalSpec:
-    """A signal that is one recorded series, aggregated to the tier's keys when rebuilt from raw series."""
-    return SignalSpec(name, tier, unit, _by(op, tier, _rec(sig, level, role)), direct=True)
-
-
-def _quantile(sig: str) -> Callable[[Config], Expr]:
-    def build(cfg: Config) -> Expr:
-        q = Matcher("quantile", repr(float(cfg.diagnose.quantile)))
-        return agg("max", _rec(sig, MODEL, "quantile", q)(cfg), keys(cfg, "model"))
-    return build
-
-
-def _error_ratio(cfg: Config) -> Expr:
-    mk = keys(cfg, "model")
-    errors = agg("sum", _rec("request_errors", MODEL, "rate")(cfg), mk)
-    return errors / positive(agg("sum", _rec("requests", MODEL, "rate")(cfg), mk))
-
-
-def _present(cfg: Config) -> Expr:
-    return agg("group", Selector(info_names()["pod_model"]), keys(cfg, "pod"))
-
-
-SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
-    SignalSpec("ttft", "model", "s", _quantile("ttft_seconds")),
-    SignalSpec("itl", "model", "s", _quantile("itl_seconds")),
-    SignalSpec("e2e", "model", "s", _quantile("e2e_latency_seconds")),
-    SignalSpec("error_ratio", "model", "ratio", _error_ratio),
-    _record("generation_rate", "model", "tokens/s", "sum", "generation_tokens", MODEL, "rate"),
-    _record("waiting", "pod", "requests", "sum", "requests_waiting", POD, "value"),
-    _record("running", "pod", "requests", "sum", "requests_running", POD, "value"),
-    _record("kv_usage", "pod", "ratio", "max", "kv_cache_usage", POD, "value"),
-    _record("preemptions", "pod", "1/s", "sum", "preemptions", POD, "rate"),
-    _record("prefix_hit", "pod", "ratio", "max", "prefix_cache_hit", POD, "ratio"),
-    _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
-    _record("request_rate", "pod", "requests/s", "sum", "requests", POD, "rate"),
-    SignalSpec("present", "pod", "", _present),
-    _record("xid", "gpu", "XID", "max", "xid_last", GPU, "value"),
-    _record("remapped_rows", "gpu", "rows", "max", "remapped_rows_uncorrectable", GPU, "value"),
-    _record("row_remap_failure", "gpu", "", "max", "row_remap_failure", GPU, "value"),
-    _record("ecc_dbe", "gpu", "errors/s", "sum", "ecc_dbe_errors", GPU, "rate"),
-    _record("sm_clock", "gpu", "MHz", "max", "sm_clock_mhz", GPU, "value"),
-    _record("throttle", "gpu", "s/s", "sum", "throttle", GPU, "rate"),
-    _record("fb_used", "gpu", "ratio", "max", "fb_used", GPU, "ratio"),
-    _record("engine_active", "gpu", "ratio", "max", "engine_active", GPU, "value"),
-)}
-
-
-# ---- recorded or raw --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Source:
-    """A signal's expression for this Prometheus: `mode` recorded | raw | missing, `metrics` it reads."""
-    expr: Expr | None
-    mode: str
-    metrics: tuple[str, ...]
-
-
-class Planner:
-    """Chooses recorded or raw series per signal from the metric names that exist."""
-
-    def __init__(self, cfg: Config, scope: Scope, present: set[str]) -> None:
-        self.cfg, self.scope, self.present = cfg, scope, present
-        self._records = record_index(recording_groups(cfg))
-        self._info = set(info_names().values())
-        self._own = {k: v for k, v in self._records.items() if k not in self._info}
-
-    def source(self, name: str) -> Source:
-        spec = SIGNALS[name]
-        expr = promql.transform(spec.build(self.cfg), self._scoped)
-        recorded = [s.metric for s in promql.selectors(expr)]
-        if all(m in self.present for m in recorded):
-            if spec.direct and isinstance(expr, Agg) and isinstance(expr.expr, Selector):
-                expr = expr.expr  # no per-step regrouping; baselines read raw samples, not subqueries
-            return Source(expr, "recorded", tuple(dict.fromkeys(recorded)))
-        # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
-        own = [s.metric for s in promql.selectors(promql.inline(expr, self._own))
-               if s.metric not in self._info]
-        raw = prune(promql.inline(expr, self._records), self.present)
-        metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
-                                      if m in self.present))
-        if not metrics:
-            return Source(None, "missing", ())
-        return Source(raw, "raw", metrics)
-
-    def _scoped(self, node: Expr) -> Expr | None:
-        if isinstance(node, Selector) and node.metric in self._records:
-            level = node.metric.split(":", 1)[0]
-            return node.with_matchers(*self.scope.matchers(self.cfg, level))
-        return None
-
-
-def prune(expr: Expr, present: set[str]) -> Expr:
-    """Drop `or` alternatives that read only metric names absent from this Prometheus."""
-    def dead(e: Expr) -> bool:
-        sels = promql.selectors(e)
-        return bool(sels) and all(s.metric not in present for s in sels)
-
-    def swap(node: Expr) -> Expr | None:
-        if isinstance(node, BinOp) and node.op == "or":
-            if dead(node.lhs) and not dead(node.rhs):
-                return node.rhs
-            if dead(node.rhs) and not dead(node.lhs):
-                return node.lhs
-        return None
-    return promql.transform(expr, swap)
-
-
-# ---- a node's query ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class At(Expr):
-    """`(expr)[range:step] @ t`: a subquery pinned to one instant (step-invariant, evaluated once)."""
-    expr: Expr
-    range: str
-    step: str
-    at: float
-
-    def render(self) -> str:
-        if isinstance(self.expr, Selector) and not self.expr.range:  # a range selector, not a subquery
-            return f"{self.expr.render()}[{self.range}] @ {self.at:.3f}"
-        return f"({self.expr.render()})[{self.range}:{self.step}] @ {self.at:.3f}"
-
-
-@dataclass(frozen=True)
-class Window:
-    """The time frame of one diagnosis (unix seconds)."""
-    at: float
-    window: float
-    baseline: float
-    step: float
-
-    @property
-    def start(self) -> float:
-        """First point of the range queries: the window and as much again before it."""
-        return self.at - self.window - min(self.window, self.baseline)
-
-    @property
-    def lookback_start(self) -> float:
-        """Start of the baseline."""
-        return self.at - self.window - self.baseline
-
-    @property
-    def window_start(self) -> float:
-        return self.at - self.window
-
-    @property
-    def baseline_step(self) -> float:
-        return max(self.step, self.baseline / 30)
 
 
 def _dur(seconds: float) -> str:
@@ -251,7 +37,7 @@ def _dur(seconds: float) -> str:
 
 
 def _tag(expr: Expr, value: str) -> Expr:
-    return label_replace(expr, PART, value, "", "")
+    return set_label(expr, PART, value)
 
 
 def _value(cfg: Config, spec: str | float, section: object) -> float:
@@ -278,7 +64,7 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
             return [_tag(cond, f"c{i}")]
         held = Call("max_over_time", (recent(cond),))  # entities anomalous lately
         return [_tag(cond, f"c{i}"), _tag(BinOp("and", ref, held), f"b{i}")]
-    group = group_keys(cfg, node_tier_of(check))
+    group = sibling_keys(cfg.labels, node_tier_of(check))
     ref = Agg("quantile", s, by=group, param=Num(0.5))
     cond = BinOp(op, s, _shift(ref, op, factor, check.delta), on=group, group_left=())
     return [_tag(cond, f"c{i}"), _tag(Call("avg_over_time", (recent(ref),)), f"s{i}")]
@@ -355,25 +141,8 @@ def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]]) -> str |
             own = check_parts(cfg, q.node, i, leaves[i], s, q.window, baseline=False) if i in q.deferred else []
             if i in q.baselines:
                 own.append(_tag(_baseline(s, q.window), f"b{i}"))
-            parts += [label_replace(p, NODE, q.node.id, "", "") for p in own]
+            parts += [set_label(p, NODE, q.node.id) for p in own]
     return promql.check(any_of(parts)) if parts else None
-
-
-def pod_matchers(cfg: Config, pods: set[Key]) -> tuple[Matcher, ...]:
-    """Regex matchers selecting these pods (or a few more: each label is matched on its own)."""
-    out = []
-    for name in cfg.labels.join_keys():
-        values = sorted({dict(key).get(name, "") for key in pods})
-        out.append(Matcher(name, "|".join(_regex_literal(v) for v in values), "=~"))
-    return tuple(out)
-
-
-def _regex_literal(value: str) -> str:
-    """`value` as an RE2 pattern that matches exactly it (the Matcher quotes the result for PromQL)."""
-    return "".join("\\" + ch if ch in _REGEX_META else ch for ch in value)
-
-
-_REGEX_META = set("\\.+*?()|[]{}^$")
 
 
 def inventory_query(planner: Planner, win: Window) -> str | None:

@@ -18,7 +18,8 @@ import networkx as nx
 
 from ..core.config import Config
 
-from .evidence import Finding, Key, NodeResult, linked, pod_key
+from .evidence import Finding, NodeResult, linked
+from .scope import Key, pod_key
 from .graph import BY_ID, EDGES, SYMPTOMS, Tier
 
 AFTER_SYMPTOM_FACTOR = 0.5

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..core.config import Config
+from ..core.timefmt import iso
 
-from .evidence import Finding, Key, NodeResult, pod_key
+from .evidence import Finding, NodeResult
+from .scope import Key, pod_key
 from .graph import BY_ID
 from .ranking import RootCause
 
 SCHEMA = "inferwatch.diagnose/v1"
 FORMATS = ("text", "json", "markdown")
 MAX_ENTITIES = 20  # per root cause in the output; the count is always complete
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def entity(cfg: Config, f: Finding, models_of_pod: dict[Key, set[str]]) -> dict[str, str]:

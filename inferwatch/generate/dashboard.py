@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..core.catalog import Source, load_catalog
+from ..core import schema
+from ..core.catalog import load_catalog
+from ..core.schema import Support
 from ..core.config import Config
 from ..core.promql import Agg, BinOp, Expr, Matcher, Num, Selector, agg, check, positive
 from ..core.records import _qlabel
@@ -20,9 +22,6 @@ from ..core.rules import HEADER, dump_yaml
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
 # Derived signals are available where their inputs are (or a direct fallback source exists).
-DERIVED_INPUTS = {"prefix_cache_hit": ("prefix_cache_hits", "prefix_cache_queries"),
-                  "fb_used": ("fb_used_mib", "fb_free_mib")}
-GPU_SOURCE = "dcgm"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 WIDTH, HEIGHT, COLUMNS = 8, 8, 3
 
@@ -52,69 +51,25 @@ class Section:
     panels: tuple[Panel, ...]
 
 
-@dataclass(frozen=True)
-class Support:
-    """Whether a backend can fill a query, and under which conditions (empty: always)."""
-    available: bool
-    conditions: tuple[str, ...] = ()
-
-
-# ---- backend support, from the catalogs -----------------------------------------------------
-
-def sources(backend: str, name: str) -> tuple[Source, ...]:
-    """The catalog sources of a signal; a derived signal counts its inputs' sources when all exist."""
-    cat = load_catalog(backend)
-    direct = cat.of(name)
-    inputs = DERIVED_INPUTS.get(name, ())
-    if inputs and all(cat.of(i) for i in inputs):
-        return direct + tuple(s for i in inputs for s in cat.of(i))
-    return direct
-
-
-def signal_support(backend: str, name: str) -> Support:
-    srcs = sources(backend, name)
-    if not srcs:
-        return Support(False)
-    if any(s.since is None and s.requires is None for s in srcs):
-        return Support(True)
-    conditions = []
-    if all(s.since for s in srcs):
-        conditions.append(f">= {min((s.since for s in srcs), key=version_key)}")
-    if all(s.requires for s in srcs):
-        conditions.append(f"needs {srcs[0].requires}")
-    return Support(True, tuple(conditions))
-
-
 def target_support(backend: str, target: Target) -> Support:
-    parts = [signal_support(backend, s) for s in target.signals]
+    """A query is as supported as its least supported signal (conditions of all of them)."""
+    parts = [schema.support(backend, s) for s in target.signals]
     if not all(p.available for p in parts):
         return Support(False)
-    return Support(True, tuple(dict.fromkeys(c for p in parts for c in p.conditions)))
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in version.split(".") if x.isdigit())
+    since = max((p.since for p in parts if p.since), key=schema.version_key, default=None)
+    return Support(True, since, next((p.requires for p in parts if p.requires), None))
 
 
 def available_at(backend: str, target: Target, version: str | None) -> bool:
-    """True when a default deployment of `backend` at `version` exposes every signal of the target
-    (a source whose version range covers it and that needs no extra flag or exporter CSV)."""
-    def covered(src: Source) -> bool:
-        if src.requires:
-            return False
-        if version is None:
-            return True
-        v = version_key(version)
-        return (not src.since or version_key(src.since) <= v) and (not src.until or v <= version_key(src.until))
-    return all(any(covered(s) for s in sources(backend, name)) for name in target.signals)
+    return schema.available_at(backend, target.signals, version)
 
 
 def support_text(cfg: Config, panel: Panel, tier: str) -> str:
     """One clause per backend: supported (with conditions) or not; GPU panels name dcgm-exporter."""
     if tier == GPU:
-        cat = load_catalog(GPU_SOURCE)
+        cat = load_catalog(schema.GPU_SOURCE)
         extra = [f"{t.name} {', '.join(s.conditions)}" for t in panel.targets
-                 if (s := target_support(GPU_SOURCE, t)).conditions]
+                 if (s := target_support(schema.GPU_SOURCE, t)).conditions]
         default = ["default counters"] if len(extra) < len(panel.targets) else []
         return f"Source: {cat.display} {cat.versions} (any backend): " + "; ".join(default + extra) + "."
     clauses = []

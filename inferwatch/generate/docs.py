@@ -11,23 +11,20 @@ import sys
 from pathlib import Path
 
 from ..core.catalog import Catalog, Source, load_catalog
-from ..core.config import Config
+from ..core.config import BACKENDS, Config
 from ..core.promql import Selector
-from ..core.records import gpu_keys, recording_groups
-from ..core.rules import record_index
+from ..core.schema import GPU_SOURCE, records, tier_keys
 from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names
 
-ENGINE_COLUMNS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 DEFAULT_OUTPUT = Path("docs/schema.md")
 LEVELS = {"pod": (POD, MODEL), "gpu": (GPU,)}
-DERIVED = {"prefix_cache_hit": "hits / queries", "fb_used": "used / (used + free)"}  # how derived signals are computed
 
 
 def render_schema(cfg: Config | None = None) -> str:
     """The whole reference page (markdown)."""
     cfg = cfg or Config()
-    catalogs = {name: load_catalog(name) for name in ENGINE_COLUMNS + ("dcgm",)}
-    recorded = set(record_index(recording_groups(cfg)))
+    catalogs = {name: load_catalog(name) for name in BACKENDS + (GPU_SOURCE,)}
+    recorded = set(records(cfg))
     parts = [_intro(cfg, catalogs), _schema_table(cfg, catalogs, recorded), _info_table(cfg),
              _matrix(catalogs)]
     return "\n".join(parts)
@@ -57,10 +54,7 @@ Label names are configuration (`labels:` in inferwatch.yaml); the tables show th
 
 def _labels(sig: Signal, level: str, cfg: Config, catalogs: dict[str, Catalog]) -> str:
     lb = cfg.labels
-    if level == GPU:
-        keys = gpu_keys(cfg) + (lb.workload, lb.backend, lb.role)
-    else:
-        keys = lb.pod_keys() if level == POD else lb.model_keys()
+    keys = tier_keys(lb, {GPU: "gpu", POD: "pod", MODEL: "model"}[level])
     kept = list(sig.keep)
     for cat in catalogs.values():
         kept += [k for src in cat.of(sig.name) for k in src.keep if k not in kept]
@@ -78,7 +72,7 @@ def _sources(sig: Signal, catalogs: dict[str, Catalog]) -> str:
         metrics = ", ".join(dict.fromkeys(f"`{s.metric}`" for s in srcs))
         cells.append(f"{cat.display}: {metrics}")
     if sig.derived:
-        cells.insert(0, DERIVED[sig.name])
+        cells.insert(0, sig.formula)
     return "<br>".join(cells) or "—"
 
 
@@ -109,7 +103,7 @@ def _info_table(cfg: Config) -> str:
 
 def _cell(srcs: tuple[Source, ...], sig: Signal) -> str:
     """One backend's support for a signal: supported (versions), needs a flag, fallback, not available."""
-    lines = [f"derived: {DERIVED[sig.name]}"] if sig.derived else []
+    lines = [f"derived: {sig.formula}"] if sig.derived else []
     for i, src in enumerate(srcs):
         alternative = i > 0 and src.match == srcs[0].match and src.set_labels == srcs[0].set_labels
         status = "fallback" if sig.derived or alternative or src.kind == "gauge_events" else "yes"
@@ -131,7 +125,7 @@ def _matrix(catalogs: dict[str, Catalog]) -> str:
     for sig in SIGNALS:
         cells = []
         for name, cat in catalogs.items():
-            applies = (sig.tier == "gpu") == (name == "dcgm")
+            applies = (sig.tier == "gpu") == (name == GPU_SOURCE)
             cells.append(_cell(cat.of(sig.name), sig) if applies else "—")
         rows.append(f"| `{sig.name}` | " + " | ".join(cells) + " |")
     return ("## Backend compatibility\n\n"

@@ -14,10 +14,10 @@ import jinja2
 
 from . import slo
 from .alerts import ALERTS, Alert, rules_of, severity_of
+from ..core import schema
 from ..core.catalog import Catalog, load_catalog, parent
 from ..core.config import Config, duration_seconds
 from ..core.promql import check
-from ..core.signals import signal
 
 TEMPLATES = Path(__file__).parent / "templates"
 NOT_AVAILABLE = "-"
@@ -27,32 +27,14 @@ def engines(cfg: Config) -> list[Catalog]:
     return [load_catalog(e) for e in dict.fromkeys(parent(b) for b in cfg.backends)]
 
 
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split(".") if x.isdigit())
-
-
-def signal_support(engine: Catalog, name: str) -> tuple[int, str]:
-    """(rank, text): 0 supported, 1 supported from a version, 2 needs a flag/CSV, 3 not available."""
-    cat = load_catalog("dcgm") if signal(name).tier == "gpu" else engine
-    sources = cat.of(name)
-    if not sources:
-        return 3, NOT_AVAILABLE
-    plain = [s for s in sources if not s.requires]
-    if not plain:
-        return 2, f"needs {sources[0].requires}"
-    if all(s.since for s in plain):
-        return 1, f"yes (>= {min((s.since for s in plain), key=_version_key)})"
-    return 0, "yes"
-
-
 def support(engine: Catalog, a: Alert) -> str:
     """The worst of the alert's signal groups, each group as good as its best signal."""
-    worst = (0, "yes")
+    worst = schema.Support(True)
     for group in a.needs:
-        best = min(signal_support(engine, s) for s in group)
-        worst = max(worst, best)
-    text = worst[1]
-    if a.also_needs and worst[0] < 3:
+        best = min((schema.support(engine.engine, s) for s in group), key=lambda x: x.rank)
+        worst = max(worst, best, key=lambda x: x.rank)
+    text = worst.text() if worst.available else NOT_AVAILABLE
+    if a.also_needs and worst.available:
         text += f"; needs {a.also_needs.split(' (')[0]}"
     return text
 

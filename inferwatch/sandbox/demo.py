@@ -24,13 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 
-import requests
 
 from ..diagnose import engine
 from . import scenario
 from ..core.config import duration_seconds, is_duration, load_config
 from ..generate.writer import render, rule_groups
 from ..core.promql import check, inline
+from ..core.prometheus import PromClient
+from ..core.timefmt import iso
 from ..core.rules import AlertingRule, RuleGroup, record_index
 
 from .localprom import LocalPrometheus, write_openmetrics
@@ -64,18 +65,10 @@ class AlertCheck:
 
 # ---- alerts at a past instant -----------------------------------------------------------------
 
-def query_range(url: str, expr: str, start: float, end: float, step: float) -> list[dict]:
-    r = requests.get(url + "/api/v1/query_range", timeout=60,
-                     params={"query": expr, "start": start, "end": end, "step": step})
-    body = r.json()
-    if body.get("status") != "success":
-        raise RuntimeError(f"{body.get('errorType')}: {body.get('error')}")
-    return body["data"]["result"]
-
-
 def alerts_at(url: str, groups: list[RuleGroup], at: float) -> AlertCheck:
     """Alerts that would be firing at `at`: true at every evaluation of the last `for` duration."""
     index = record_index(groups)
+    client = PromClient(url, timeout=60)
     firing, errors, count = [], [], 0
     for group in groups:
         step = duration_seconds(group.interval)
@@ -86,7 +79,7 @@ def alerts_at(url: str, groups: list[RuleGroup], at: float) -> AlertCheck:
             hold = duration_seconds(rule.for_ or "0s")
             try:
                 expr = check(inline(rule.expr, index))
-                result = query_range(url, expr, at - hold, at, step)
+                result = client.query_range(expr, at - hold, at, step, timeout=60)
             except (ValueError, RuntimeError) as exc:
                 errors.append((rule.alert, str(exc).splitlines()[0]))
                 continue
@@ -109,10 +102,6 @@ def run_diagnosis(url: str, at: float, window: str) -> int:
 
 
 # ---- the demo -----------------------------------------------------------------------------------
-
-def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def progress(n: int, text: str) -> None:
     print(f"[{n}/{STEPS}] {text}", file=sys.stderr, flush=True)

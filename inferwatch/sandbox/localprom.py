@@ -36,6 +36,8 @@ from typing import Any, Self, TextIO
 
 import requests
 
+from ..core.prometheus import PromClient
+
 Series = tuple[Mapping[str, str], Sequence[tuple[float, float]]]
 
 SETUP_HINT = "run `make setup` (installs the prometheus and prometheus-alertmanager packages)"
@@ -298,17 +300,12 @@ class LocalPrometheus(_Server):
 
     def query(self, expr: str, time: float | datetime | None = None) -> list[Any]:
         """Instant query; returns `data.result` (for scalars: `[ts, "value"]`)."""
-        params: dict[str, Any] = {"query": expr}
-        if time is not None:
-            params["time"] = time.timestamp() if isinstance(time, datetime) else time
-        r = requests.get(self.url + "/api/v1/query", params=params, timeout=30)
-        try:
-            body = r.json()
-        except ValueError:
-            raise RuntimeError(f"query {expr!r}: HTTP {r.status_code}: {r.text[:500]}") from None
-        if body.get("status") != "success":
-            raise RuntimeError(f"query {expr!r} failed: {body.get('errorType')}: {body.get('error')}")
-        return body["data"]["result"]
+        at = time.timestamp() if isinstance(time, datetime) else time
+        return self.client().query(expr, at, timeout=30)
+
+    def client(self) -> PromClient:
+        """The product's own client, pointed at this server."""
+        return PromClient(self.url, timeout=30)
 
 
 class LocalAlertmanager(_Server):

@@ -1,6 +1,8 @@
 """A small client for the Prometheus HTTP query API (Prometheus, Thanos Query, Mimir, VictoriaMetrics, ARMS).
 
-Only three endpoints are used: range queries, instant queries and `label/__name__/values`. Connection
+The one owner of talking to a query API: `diagnose`, the webhook, the demo and the test harness all
+query through `PromClient`. Only three endpoints are used: range queries, instant queries and
+`label/__name__/values`. Connection
 options cover what real clusters need (bearer token, basic auth, CA bundle or insecure TLS, extra headers
 such as `X-Scope-OrgID`). Secrets live only in the session's headers and auth: error messages name the
 URL without its user-info and never echo a header value. Every request is counted, so the benchmark can
@@ -108,8 +110,12 @@ class PromClient:
         params = {"query": expr, "start": start, "end": end, "step": step, "timeout": f"{timeout:g}s"}
         return self._get("/api/v1/query_range", params, timeout)["result"]
 
-    def query(self, expr: str, at: float, timeout: float) -> list[dict]:
-        params = {"query": expr, "time": at, "timeout": f"{timeout:g}s"}
+    def query(self, expr: str, at: float | None = None, timeout: float | None = None) -> list[Any]:
+        """Instant query at `at` (default: the server's now); `data.result` (for scalars `[ts, "value"]`)."""
+        timeout = self.timeout if timeout is None else timeout
+        params: dict[str, Any] = {"query": expr, "timeout": f"{timeout:g}s"}
+        if at is not None:
+            params["time"] = at
         return self._get("/api/v1/query", params, timeout)["result"]
 
     # ---- transport -----------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+"""Time as people and APIs read it: one RFC 3339 form (UTC, whole seconds, `Z`) for every report and log."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+
+def iso(t: float | datetime | None) -> str | None:
+    """`2026-01-01T01:50:00Z` from unix seconds or an aware datetime; None stays None."""
+    if t is None:
+        return None
+    when = t if isinstance(t, datetime) else datetime.fromtimestamp(t, timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,77 @@
+"""Recorded or raw: how each signal is read from the Prometheus at hand.
+
+Signals are written against the normalized recorded series (`llm_model:*`, `llm_pod:*`, `llm_gpu:*`).
+When those are not deployed, each signal is rewritten into the raw engine and dcgm-exporter series that
+record them (`promql.inline` over `schema.records`), and alternatives whose metric names do not exist in
+this Prometheus are pruned, so the query reads exactly the vLLM / SGLang version that is running.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core import promql
+from ..core.config import Config
+from ..core.promql import Agg, BinOp, Expr, Selector
+from ..core.schema import records
+from ..core.signals import info_names
+
+from .scope import Scope
+from .signals import SIGNALS
+
+
+@dataclass(frozen=True)
+class Source:
+    """A signal's expression for this Prometheus: `mode` recorded | raw | missing, `metrics` it reads."""
+    expr: Expr | None
+    mode: str
+    metrics: tuple[str, ...]
+
+
+class Planner:
+    """Chooses recorded or raw series per signal from the metric names that exist."""
+
+    def __init__(self, cfg: Config, scope: Scope, present: set[str]) -> None:
+        self.cfg, self.scope, self.present = cfg, scope, present
+        self._records = records(cfg)
+        self._info = set(info_names().values())
+        self._own = {k: v for k, v in self._records.items() if k not in self._info}
+
+    def source(self, name: str) -> Source:
+        spec = SIGNALS[name]
+        expr = promql.transform(spec.build(self.cfg), self._scoped)
+        recorded = [s.metric for s in promql.selectors(expr)]
+        if all(m in self.present for m in recorded):
+            if spec.direct and isinstance(expr, Agg) and isinstance(expr.expr, Selector):
+                expr = expr.expr  # no per-step regrouping; baselines read raw samples, not subqueries
+            return Source(expr, "recorded", tuple(dict.fromkeys(recorded)))
+        # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
+        own = [s.metric for s in promql.selectors(promql.inline(expr, self._own))
+               if s.metric not in self._info]
+        raw = prune(promql.inline(expr, self._records), self.present)
+        metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
+                                      if m in self.present))
+        if not metrics:
+            return Source(None, "missing", ())
+        return Source(raw, "raw", metrics)
+
+    def _scoped(self, node: Expr) -> Expr | None:
+        if isinstance(node, Selector) and node.metric in self._records:
+            level = node.metric.split(":", 1)[0]
+            return node.with_matchers(*self.scope.matchers(self.cfg, level))
+        return None
+
+
+def prune(expr: Expr, present: set[str]) -> Expr:
+    """Drop `or` alternatives that read only metric names absent from this Prometheus."""
+    def dead(e: Expr) -> bool:
+        sels = promql.selectors(e)
+        return bool(sels) and all(s.metric not in present for s in sels)
+
+    def swap(node: Expr) -> Expr | None:
+        if isinstance(node, BinOp) and node.op == "or":
+            if dead(node.lhs) and not dead(node.rhs):
+                return node.rhs
+            if dead(node.rhs) and not dead(node.lhs):
+                return node.lhs
+        return None
+    return promql.transform(expr, swap)
