@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -321,8 +321,6 @@ class Config:
             raise ConfigError("routing: the four receiver names must be non-empty and different")
         if not self.routing.diagnose_url.startswith(("http://", "https://")):
             raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
-        from ..generate.slo import check_config  # alerts and SLOs: thresholds against catalog buckets
-        check_config(self)
         d = self.diagnose
         if d.quantile not in self.recording.quantiles:
             raise ConfigError(f"diagnose.quantile: {d.quantile} is not one of recording.quantiles")
@@ -334,21 +332,29 @@ class Config:
 
 # ---- loading ----------------------------------------------------------------------------------
 
-def load_config(path: str | Path | None) -> Config:
-    """Defaults when `path` is None; otherwise the file, validated. Raises ConfigError."""
+Check = Callable[["Config"], None]
+
+
+def load_config(path: str | Path | None, checks: Sequence[Check] = ()) -> Config:
+    """Defaults when `path` is None; otherwise the file, validated. Raises ConfigError.
+
+    `checks` validate the sections a pipeline reads beyond the core ones (generate passes its SLO and
+    alert checks, `inferwatch.generate.writer.CHECKS`); errors carry the file and line all the same."""
     if path is None:
         cfg = Config()
         cfg.validate()
+        for check in checks:
+            check(cfg)
         return cfg
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), checks)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
+def parse_config(text: str, source: str = "<config>", checks: Sequence[Check] = ()) -> Config:
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -361,6 +367,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         cfg = _build(Config, node, source, "")
     try:
         cfg.validate()
+        for check in checks:
+            check(cfg)
     except ConfigError as exc:
         line = _line_of(node, str(exc))
         raise ConfigError(f"{source}:{line}: {exc}" if line else f"{source}: {exc}") from None

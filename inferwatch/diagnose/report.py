@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import failures
 from ..core.config import Config
 from ..core.timefmt import iso
 
@@ -82,7 +83,7 @@ class Report:
             "onset_vs_symptom": "after" if r.after_symptom else "before_or_with",
             "evidence": [dict(e.to_dict(), entity=entity(self.cfg, f, self.models_of_pod))
                          for f in shown[:3] for e in f.evidence],
-            "next_step": node.next_step,
+            "next_step": failures.BY_ID[r.cause].remedy_text(),
         }
 
     # ---- renderings ------------------------------------------------------------------------------

@@ -55,14 +55,14 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "group_key": self.group_key, "status": self.status,
-                "alertnames": list(self.alertnames), "scope": self.scope, "at": iso(self.at),
-                "received_at": iso(self.received_at), "duration_seconds": round(self.duration_seconds, 3),
+                "alertnames": list(self.alertnames), "scope": self.scope, "at": iso(self.at, fraction=True),
+                "received_at": iso(self.received_at, fraction=True), "duration_seconds": round(self.duration_seconds, 3),
                 "outcome": "diagnosed" if self.ok else "failed", "error": self.error,
                 "report": self.report.to_dict() if self.report is not None else None}
 
     def markdown(self) -> str:
         head = (f"# Diagnosis: {self.title()}\n\n"
-                f"- diagnosed at: {iso(self.at)} (latest alert start)\n"
+                f"- diagnosed at: {iso(self.at, fraction=True)} (latest alert start)\n"
                 f"- scope: {', '.join(f'{k}={v}' for k, v in self.scope.items() if v) or 'everything'}\n"
                 f"- group key: `{self.group_key}`\n\n")
         if self.report is None:

@@ -37,6 +37,7 @@ from typing import Any, Self, TextIO
 import requests
 
 from ..core.prometheus import PromClient
+from ..core.promql import escape_value
 
 Series = tuple[Mapping[str, str], Sequence[tuple[float, float]]]
 
@@ -52,13 +53,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _series_prefix(labels: Mapping[str, str]) -> tuple[str, str]:
     name = labels["__name__"]
-    pairs = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items() if k != "__name__")
+    pairs = ",".join(f'{k}="{escape_value(str(v))}"' for k, v in labels.items() if k != "__name__")
     return name, f"{name}{{{pairs}}} " if pairs else f"{name} "
 
 
