@@ -85,7 +85,7 @@ class Labels:
 
 @dataclass(frozen=True)
 class Scrape:
-    """The collection step of the product document: which pods, which port, path and interval."""
+    """Which pods Prometheus scrapes for engine metrics: selector labels, port, path and interval."""
     name: str = "inferwatch-llm-inference"
     namespace: str = "monitoring"  # where the PodMonitor object lives
     namespaces: tuple[str, ...] = ()  # namespaces to scrape; empty = all
