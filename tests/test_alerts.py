@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from inferwatch.sandbox import scenario
+from inferwatch.core.labels import BURN_TIERS as TIERS
 from inferwatch.core.config import Config, ConfigError, duration_seconds, load_config, parse_config
 from inferwatch.generate.writer import CHECKS, rule_groups
 from inferwatch.core.promql import Agg, BinOp, selectors, walk
@@ -53,7 +54,6 @@ class Quiet:
 
 
 CHAT, RAG, CODE = "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-14B-Instruct", "Qwen/Qwen2.5-Coder-7B-Instruct"
-TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")
 
 CASES: dict[str, list[Fires | Quiet]] = {
     SLO_BURN: [

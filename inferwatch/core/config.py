@@ -249,7 +249,11 @@ class Alerts:
 
 @dataclass(frozen=True)
 class DiagnoseThresholds:
-    """Absolute limits the diagnosis compares with (besides each series' own baseline and its siblings)."""
+    """Absolute limits the diagnosis compares with (besides each series' own baseline and its siblings).
+
+    Where an alert tests the same condition (`alerts.*`), the diagnosis' number is the same or more
+    sensitive: an alert must stay quiet on a busy healthy pod, the diagnosis looks for what contributes
+    to a symptom already confirmed. The pairs are listed in core/failures.py and tested."""
     ttft_seconds: float = 2.0  # model p-quantile TTFT
     itl_seconds: float = 0.2
     e2e_seconds: float = 30.0

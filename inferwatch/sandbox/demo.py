@@ -30,6 +30,7 @@ from . import scenario
 from ..core.config import duration_seconds, is_duration, load_config
 from ..generate.writer import render, rule_groups
 from ..core.promql import check, inline
+from ..core.labels import SEVERITY, SOURCE_LABEL, TIER
 from ..core.prometheus import PromClient
 from ..core.timefmt import iso
 from ..core.rules import AlertingRule, RuleGroup, record_index
@@ -37,7 +38,7 @@ from ..core.rules import AlertingRule, RuleGroup, record_index
 from .localprom import LocalPrometheus, write_openmetrics
 
 STEPS = 5
-QUIET_LABELS = {"alertname", "severity", "source", "tier"}  # same on every inferwatch alert or shown apart
+QUIET_LABELS = {"alertname", SEVERITY, SOURCE_LABEL, TIER}  # same on every inferwatch alert or shown apart
 
 
 @dataclass(frozen=True)

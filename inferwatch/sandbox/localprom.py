@@ -281,8 +281,7 @@ class LocalPrometheus(_Server):
         """/-/ready already implies the blocks are open; this guards against an empty TSDB."""
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            r = requests.get(self.url + "/api/v1/label/__name__/values", timeout=10)
-            if r.ok and r.json()["data"]:
+            if self.client().metric_names(0, time.time() + 86400 * 365):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"backfilled data not queryable after {READY_TIMEOUT:.0f}s "
