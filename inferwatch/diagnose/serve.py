@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -66,8 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listen", type=_listen, default="127.0.0.1:9095", metavar="HOST:PORT",
                    help="address to listen on (default 127.0.0.1:9095; port 0 picks a free one)")
-    p.add_argument("--prometheus", type=_http_url, required=True, metavar="URL",
-                   help="Prometheus (or compatible) base URL the diagnosis queries")
+    p.add_argument("--prometheus", type=_http_url, metavar="URL", default=os.environ.get("INFERWATCH_PROMETHEUS_URL"),
+                   help="Prometheus (or compatible) base URL the diagnosis queries; default $INFERWATCH_PROMETHEUS_URL")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml: label names must match the alerts'")
     add_connection_arguments(p)
     p.add_argument("--window", type=_window, metavar="DURATION",
@@ -76,6 +77,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown-dir", type=Path, metavar="DIR", help="write one markdown report per diagnosis")
     p.add_argument("--slack-url", type=_http_url, metavar="URL",
                    help="Slack-compatible incoming webhook that gets a short report")
+    p.add_argument("--slack-url-file", type=Path, metavar="PATH",
+                   help="file holding the Slack webhook URL (a mounted Secret; keeps the URL out of `ps`)")
     p.add_argument("--concurrency", type=_positive, default=2, metavar="N", help="diagnoses run at once (default 2)")
     p.add_argument("--queue-size", type=_positive, default=100, metavar="N",
                    help="notifications waiting for a worker before answering 503 (default 100)")
@@ -88,14 +91,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def sinks_from(args: argparse.Namespace) -> list:
+def slack_url(args: argparse.Namespace) -> str | None:
+    """--slack-url, or the URL in --slack-url-file; raises UsageError naming the option."""
+    if args.slack_url and args.slack_url_file:
+        raise UsageError("--slack-url and --slack-url-file: give one")
+    if not args.slack_url_file:
+        return args.slack_url
+    try:
+        text = args.slack_url_file.read_text().strip()
+    except OSError as exc:
+        raise UsageError(f"--slack-url-file {args.slack_url_file}: {exc.strerror}") from None
+    try:
+        return _http_url(text)
+    except argparse.ArgumentTypeError:  # never echo the file's content: it is a secret
+        raise UsageError(f"--slack-url-file {args.slack_url_file}: does not hold an http(s):// URL") from None
+
+
+def sinks_from(args: argparse.Namespace, slack: str | None) -> list:
     sinks: list = []
-    if args.jsonl or not (args.markdown_dir or args.slack_url):
+    if args.jsonl or not (args.markdown_dir or slack):
         sinks.append(JsonLinesSink(args.jsonl or "-"))
     if args.markdown_dir:
         sinks.append(MarkdownDirSink(args.markdown_dir))
-    if args.slack_url:
-        sinks.append(SlackSink(args.slack_url))
+    if slack:
+        sinks.append(SlackSink(slack))
     return sinks
 
 
@@ -104,11 +123,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     window = args.window or cfg.diagnose.window
     try:
+        if not args.prometheus:
+            raise UsageError("--prometheus URL is required (or set INFERWATCH_PROMETHEUS_URL)")
         conn = connection(args)
+        sinks = sinks_from(args, slack_url(args))
     except UsageError as exc:
         print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks_from(args),
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks,
                         concurrency=args.concurrency, queue_size=args.queue_size,
                         diagnose_resolved=args.diagnose_resolved)
     host, port = args.listen

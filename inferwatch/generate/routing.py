@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from ..core.config import Config
 from ..core.rules import HEADER, dump_yaml
+from .receiver import diagnose_url
 
 SOURCE = "inferwatch"
 SEVERITIES = ("critical", "warning", "info")
@@ -70,7 +71,7 @@ def receivers(cfg: Config) -> list[Commented]:
     return [
         Commented("Diagnose webhook (`inferwatch serve`): sees every inferwatch alert and never pages.",
                   {"name": r.diagnose_receiver,
-                   "webhook_configs": [{"url": r.diagnose_url, "send_resolved": True, "max_alerts": 0}]}),
+                   "webhook_configs": [{"url": diagnose_url(cfg), "send_resolved": True, "max_alerts": 0}]}),
         Commented("Placeholder, fill in: severity=critical pages (pagerduty_configs, opsgenie_configs, ...).",
                   {"name": r.pager_receiver}),
         Commented("Placeholder, fill in: severity=warning opens a ticket or a chat message (slack_configs, ...).",

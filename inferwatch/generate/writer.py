@@ -15,7 +15,7 @@ from . import dashboard
 
 from ..core import records
 
-from . import routing
+from . import receiver, routing
 
 from . import scrape
 from ..core.config import Config
@@ -46,7 +46,7 @@ def runbook_artifacts(cfg: Config) -> dict[str, str]:
 
 
 PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts, dashboard.artifacts,
-                             runbook_artifacts]
+                             runbook_artifacts, receiver.artifacts]
 
 
 def render(cfg: Config) -> dict[str, str]:
