@@ -157,7 +157,6 @@ class ReceiverDeploy:
     image: str = "inferwatch:0.1.0"  # built from the repository's Containerfile and pushed by you
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     public_url: str = ""  # base URL people open reports under (GET /reports/<id>); empty: the Service's
-    grafana_url: str = ""  # Grafana base URL: reports link each query to Explore too
     secret: str = "inferwatch-diagnose"
     bearer_token_key: str = ""  # Secret key holding a bearer token for Prometheus
     username: str = ""  # basic auth user for Prometheus; the password is Secret key `password_key`
@@ -296,6 +295,8 @@ class Diagnose:
     query_timeout: Duration = Duration("10s")
     deadline: Duration = Duration("30s")  # for the whole diagnosis
     concurrency: int = 8
+    grafana_url: str = ""  # Grafana base URL: HTML reports link every query to Explore there too
+    grafana_datasource: str = "prometheus"  # uid of the Prometheus data source in that Grafana
     thresholds: DiagnoseThresholds = field(default_factory=DiagnoseThresholds)
 
 
@@ -348,10 +349,10 @@ class Config:
             raise ConfigError(f"receiver.name: {rc.name!r} is not a Kubernetes Service name (DNS-1035 label)")
         if not 0 < rc.port < 65536:
             raise ConfigError(f"receiver.port: {rc.port} is not a TCP port")
-        for key in ("prometheus_url", "public_url", "grafana_url"):
-            url = getattr(rc, key)
+        for key, url in (("receiver.prometheus_url", rc.prometheus_url), ("receiver.public_url", rc.public_url),
+                         ("diagnose.grafana_url", self.diagnose.grafana_url)):
             if url and not url.startswith(("http://", "https://")):
-                raise ConfigError(f"receiver.{key}: {url!r} is not an http(s) URL")
+                raise ConfigError(f"{key}: {url!r} is not an http(s) URL")
         from ..generate.slo import check_config  # alerts and SLOs: thresholds against catalog buckets
         check_config(self)
         d = self.diagnose

@@ -49,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     when.add_argument("--at", metavar="TIME", help="end of the incident window: RFC 3339 (2026-01-01T01:50:00Z) "
                                                    "or unix seconds; default now")
     when.add_argument("--window", metavar="DURATION", help="incident window before --at (default from config: 15m)")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output (default text)")
+    p.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
+                   help="output (default text); html is one self-contained page with a chart per finding")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml (label names, thresholds, query limits)")
     add_connection_arguments(p)
     p.set_defaults(func=command)
@@ -141,7 +142,7 @@ def command(args: argparse.Namespace) -> int:
         if args.cluster and not cfg.labels.cluster:
             raise UsageError("--cluster needs labels.cluster in the config (the name of the cluster label)")
         report = run(args.prometheus, scope, parse_at(args.at), str(Duration(args.window or cfg.diagnose.window)),
-                     cfg, **connection(args))
+                     cfg, charts=args.format == "html", **connection(args))
     except ConfigError as exc:
         print(f"diagnose: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,5 +1,6 @@
-"""The diagnosis result and its three renderings: text (a tree read in ten seconds), JSON (the stable
-schema documented in docs/diagnose.md) and markdown (for an incident channel or ticket)."""
+"""The diagnosis result and its renderings: text (a tree read in ten seconds), JSON (the stable schema
+documented in docs/diagnose.md), markdown (for an incident channel or ticket) and a self-contained HTML
+page with charts (diagnose/html.py)."""
 from __future__ import annotations
 
 import json
@@ -9,12 +10,13 @@ from typing import Any
 
 from ..core.config import Config
 
+from .charts import Chart
 from .evidence import Finding, Key, NodeResult, pod_key
 from .graph import BY_ID
 from .ranking import RootCause
 
 SCHEMA = "inferwatch.diagnose/v1"
-FORMATS = ("text", "json", "markdown")
+FORMATS = ("text", "json", "markdown", "html")
 MAX_ENTITIES = 20  # per root cause in the output; the count is always complete
 
 
@@ -52,6 +54,9 @@ class Report:
     cfg: Config = field(repr=False, default_factory=Config)
     models_of_pod: dict[Key, set[str]] = field(repr=False, default_factory=dict)
     timings: dict[str, float] = field(repr=False, default_factory=dict)  # seconds per request (benchmarks)
+    charts: list[Chart] = field(repr=False, default_factory=list)  # only when asked for (the HTML page)
+    prometheus_url: str = ""  # without credentials: the HTML page links every query there
+    query_texts: dict[str, str] = field(repr=False, default_factory=dict)  # node -> its PromQL
 
     # ---- JSON ------------------------------------------------------------------------------------
 
@@ -99,6 +104,9 @@ class Report:
             return "\n".join(self._lines(md=False)) + "\n"
         if fmt == "markdown":
             return "\n".join(self._lines(md=True)) + "\n"
+        if fmt == "html":
+            from .html import page
+            return page(self)
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
     def _lines(self, md: bool) -> list[str]:

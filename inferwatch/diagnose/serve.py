@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -28,7 +29,8 @@ examples:
       --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url https://hooks.slack.com/services/T/B/X
 
 Alertmanager side: `inferwatch generate` writes alertmanager/inferwatch-routes.yaml, whose diagnose
-receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics.
+receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics,
+GET /reports/<id> (the HTML pages of --markdown-dir).
 """
 
 
@@ -74,7 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=_window, metavar="DURATION",
                    help="incident window ending at the alerts' start (default: diagnose.window, 15m)")
     p.add_argument("--jsonl", metavar="PATH", help="append one JSON object per diagnosis ('-' = stdout)")
-    p.add_argument("--markdown-dir", type=Path, metavar="DIR", help="write one markdown report per diagnosis")
+    p.add_argument("--markdown-dir", type=Path, metavar="DIR",
+                   help="report folder: one HTML page (with charts) and one markdown file per diagnosis, "
+                        "served at GET /reports/<id>")
+    p.add_argument("--public-url", type=_http_url, metavar="URL",
+                   help="base URL people reach this receiver at; markdown and chat messages link the HTML "
+                        "report there (default: the --listen address)")
     p.add_argument("--slack-url", type=_http_url, metavar="URL",
                    help="Slack-compatible incoming webhook that gets a short report")
     p.add_argument("--slack-url-file", type=Path, metavar="PATH",
@@ -130,21 +137,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks,
-                        concurrency=args.concurrency, queue_size=args.queue_size,
-                        diagnose_resolved=args.diagnose_resolved)
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn, charts=bool(args.markdown_dir)),
+                        sinks, concurrency=args.concurrency, queue_size=args.queue_size,
+                        diagnose_resolved=args.diagnose_resolved, public_url=args.public_url)
     host, port = args.listen
     try:
         server = make_server(receiver, host, port, args.max_body)
     except OSError as exc:
         print(f"inferwatch serve: --listen {host}:{port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    if not args.public_url:
+        name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+        receiver.public_url = f"http://{name}:{server.server_address[1]}"
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     receiver.start()
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    log.info("listening on http://%s:%d (POST /alerts, GET /healthz, GET /metrics); diagnosing against %s",
+    log.info("listening on http://%s:%d (POST /alerts, GET /healthz, /metrics, /reports/<id>); diagnosing against %s",
              host, server.server_address[1], args.prometheus)
     while not stop.wait(0.5):
         pass

@@ -69,6 +69,7 @@ def container_args(cfg: Config) -> list[str]:
     rc = cfg.receiver
     args = ["--listen", f"0.0.0.0:{rc.port}", "--prometheus", rc.prometheus_url,
             "--config", f"{CONFIG_DIR}/inferwatch.yaml", "--jsonl", "-", "--markdown-dir", REPORT_DIR,
+            "--public-url", rc.public_url or service_url(cfg),
             "--shutdown-grace", f"{rc.shutdown_grace.seconds():g}"]
     if rc.username:
         args += ["--username", rc.username]
