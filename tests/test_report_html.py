@@ -97,6 +97,8 @@ def test_the_page_loads_offline_with_the_chain_and_a_chart_per_finding(browser, 
         assert cause.locator("polyline.faulty title").all_text_contents() == ["chat-1"]
         assert "chat-0" in cause.locator("polyline.sibling title").all_text_contents()
         assert page.locator("table.evidence").count() == len(findings)
+        # The charts cost one query more than the diagnosis itself.
+        assert f"{data['stats']['queries'] + 1} queries in" in page.locator("footer").inner_text()
         shot = page.screenshot(full_page=True)
         assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
         if os.environ.get("INFERWATCH_SCREENSHOT"):
@@ -171,3 +173,19 @@ def test_the_receiver_serves_the_page_and_its_messages_link_it(scenario_promethe
         assert page.locator('figure.chart[data-node="kv_cache_pressure"] polyline.faulty').count() == 1
     finally:
         page.close()
+
+
+def test_a_faulty_gpu_is_drawn_over_the_gpus_of_its_workload(scenario_prometheus):
+    from inferwatch.core.config import Config
+    from inferwatch.diagnose.engine import Scope, run
+    report = run(scenario_prometheus("diag-two-faults").url, Scope(), 1767232200.0, "15m", Config(), charts=True)
+    charts = {c.node: c for c in report.charts}
+    assert set(charts) == {s for s, _ in report.symptoms} | {r.cause for r in report.root_causes}
+    gpu = charts["gpu_hardware_fault"]
+    faulty = [(line.entity["pod"], line.entity["gpu"]) for line in gpu.lines if line.faulty]
+    siblings = [line.entity["pod"] for line in gpu.lines if not line.faulty]
+    assert faulty == [("chat-2", "0")] and sorted(siblings) == ["chat-0", "chat-1"]
+    assert max(v for _, v in gpu.lines[0].points) == 48 and gpu.reference == 0  # XID 48 over threshold 0
+    assert gpu.start < gpu.onset < gpu.at and gpu.start < gpu.window_start < gpu.at
+    text = report.render("html")
+    assert text.count('<figure class="chart"') == len(charts) and "chat-2 gpu0" in text

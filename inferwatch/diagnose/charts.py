@@ -142,7 +142,7 @@ def _chart(cfg: Config, node: Node, kind: str, check: Check, findings: list[Find
         spec = threshold.threshold
         chart.reference = float(getattr(cfg.diagnose.thresholds, spec)) if isinstance(spec, str) else float(spec)
         chart.reference_label = "threshold"
-    else:
+    elif any(c.signal == check.signal and c.against == "baseline" for c in checks(node.detector)):
         before = [v for line in lines if line.faulty for t, v in line.points if t < win.window_start]
         if before:
             chart.reference, chart.reference_label = median(before), "baseline (median)"
