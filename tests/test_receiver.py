@@ -202,3 +202,17 @@ def test_a_slack_url_file_that_holds_no_url_is_named_and_never_echoed(tmp_path):
                           "--slack-url-file", str(secret)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and f"--slack-url-file {secret}: does not hold an http(s):// URL" in res.stderr
     assert "SECRET" not in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ("receiver: {name: Inferwatch_Diagnose}", "inferwatch.yaml:1: receiver.name: 'Inferwatch_Diagnose' is not"),
+    ("receiver:\n  memory_limit: 512MB", "inferwatch.yaml:2: receiver.memory_limit: '512MB' is not a Kubernetes"),
+    ("receiver: {port: 70000}", "receiver.port: 70000 is not a TCP port"),
+    ("receiver: {prometheus_url: 'prometheus:9090'}", "receiver.prometheus_url: 'prometheus:9090' is not"),
+    ("receiver: {username: u, password_key: ''}", "receiver.password_key: basic auth"),
+])
+def test_receiver_config_mistakes_are_named(text, message):
+    from inferwatch.core.config import ConfigError
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "inferwatch.yaml")
+    assert message in str(info.value)

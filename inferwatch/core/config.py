@@ -20,6 +20,7 @@ import yaml
 BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 
 class ConfigError(ValueError):
@@ -349,6 +350,13 @@ class Config:
             raise ConfigError(f"receiver.name: {rc.name!r} is not a Kubernetes Service name (DNS-1035 label)")
         if not 0 < rc.port < 65536:
             raise ConfigError(f"receiver.port: {rc.port} is not a TCP port")
+        for key in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+            if not _QUANTITY.match(getattr(rc, key)):
+                raise ConfigError(f"receiver.{key}: {getattr(rc, key)!r} is not a Kubernetes quantity like 100m or 512Mi")
+        if not rc.image or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", rc.secret):
+            raise ConfigError("receiver: image must be set and secret must be a Kubernetes object name")
+        if rc.username and not rc.password_key:
+            raise ConfigError("receiver.password_key: basic auth (receiver.username) needs the Secret key of the password")
         for key, url in (("receiver.prometheus_url", rc.prometheus_url), ("receiver.public_url", rc.public_url),
                          ("diagnose.grafana_url", self.diagnose.grafana_url)):
             if url and not url.startswith(("http://", "https://")):

@@ -107,6 +107,6 @@ def draw(chart: Chart) -> str:
 
 
 def legend(chart: Chart) -> list[tuple[str, str, Line]]:
-    """(colour, name, line) in drawing order for the faulty lines, then one grey entry for the siblings."""
+    """(colour, name, line) of each faulty line, in the colours `draw` gives them."""
     faulty = [line for line in chart.lines if line.faulty]
     return [(FAULTY_COLOURS[i % len(FAULTY_COLOURS)], label(line.entity), line) for i, line in enumerate(faulty)]
