@@ -20,6 +20,7 @@ import yaml
 BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 
 class ConfigError(ValueError):
@@ -129,7 +130,7 @@ class Output:
 class Routing:
     """The Alertmanager fragment: receiver names the user fills in, the diagnose webhook and the timers.
     Receivers are placeholders so the generated file never holds a secret (pager keys, Slack URLs)."""
-    diagnose_url: str = "http://inferwatch-diagnose.monitoring.svc:9095/alerts"
+    diagnose_url: str = ""  # empty: the generated receiver's Service (receiver.name, namespace, port)
     diagnose_receiver: str = "inferwatch-diagnose"
     pager_receiver: str = "inferwatch-pager"
     ticket_receiver: str = "inferwatch-ticket"
@@ -148,6 +149,30 @@ class Dashboard:
     namespace: str = "monitoring"  # of the ConfigMap
     labels: dict[str, str] = field(default_factory=lambda: {"grafana_dashboard": "1"})
     folder: str = ""  # `grafana_folder` annotation, for sidecars with folderAnnotation set
+
+
+@dataclass(frozen=True)
+class ReceiverDeploy:
+    """`inferwatch serve` in the cluster (generate/receiver.py): Deployment, Service, ServiceMonitor and
+    the ConfigMap with this config. Credentials stay in a Secret the user creates (`secret`): the
+    manifests name its keys, never a value. An empty key leaves that credential out."""
+    name: str = "inferwatch-diagnose"
+    namespace: str = "monitoring"
+    port: int = 9095
+    image: str = "inferwatch:0.1.0"  # built from the repository's Containerfile and pushed by you
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    public_url: str = ""  # base URL people open reports under (GET /reports/<id>); empty: the Service's
+    secret: str = "inferwatch-diagnose"
+    bearer_token_key: str = ""  # Secret key holding a bearer token for Prometheus
+    username: str = ""  # basic auth user for Prometheus; the password is Secret key `password_key`
+    password_key: str = "password"
+    slack_url_key: str = ""  # Secret key holding a Slack-compatible incoming webhook URL
+    shutdown_grace: Duration = Duration("30s")  # drain on SIGTERM; the pod gets this plus 10s
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "512Mi"
+    monitor_labels: dict[str, str] = field(default_factory=dict)  # so a Prometheus selects the ServiceMonitor
 
 
 # ---- alerts and SLOs (inferwatch/generate/alerts.py, generators/slo.py) --------------------------------
@@ -279,6 +304,8 @@ class Diagnose:
     query_timeout: Duration = Duration("10s")
     deadline: Duration = Duration("30s")  # for the whole diagnosis
     concurrency: int = 8
+    grafana_url: str = ""  # Grafana base URL: HTML reports link every query to Explore there too
+    grafana_datasource: str = "prometheus"  # uid of the Prometheus data source in that Grafana
     thresholds: DiagnoseThresholds = field(default_factory=DiagnoseThresholds)
 
 
@@ -292,6 +319,7 @@ class Config:
     output: Output = field(default_factory=Output)
     dashboard: Dashboard = field(default_factory=Dashboard)
     routing: Routing = field(default_factory=Routing)
+    receiver: ReceiverDeploy = field(default_factory=ReceiverDeploy)
     alerts: Alerts = field(default_factory=Alerts)
     slo: SLO = field(default_factory=SLO)
     diagnose: Diagnose = field(default_factory=Diagnose)
@@ -323,8 +351,24 @@ class Config:
                      self.routing.ticket_receiver, self.routing.null_receiver]
         if not all(receivers) or len(set(receivers)) != len(receivers):
             raise ConfigError("routing: the four receiver names must be non-empty and different")
-        if not self.routing.diagnose_url.startswith(("http://", "https://")):
+        if self.routing.diagnose_url and not self.routing.diagnose_url.startswith(("http://", "https://")):
             raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
+        rc = self.receiver
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", rc.name):
+            raise ConfigError(f"receiver.name: {rc.name!r} is not a Kubernetes Service name (DNS-1035 label)")
+        if not 0 < rc.port < 65536:
+            raise ConfigError(f"receiver.port: {rc.port} is not a TCP port")
+        for key in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+            if not _QUANTITY.match(getattr(rc, key)):
+                raise ConfigError(f"receiver.{key}: {getattr(rc, key)!r} is not a Kubernetes quantity like 100m or 512Mi")
+        if not rc.image or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", rc.secret):
+            raise ConfigError("receiver: image must be set and secret must be a Kubernetes object name")
+        if rc.username and not rc.password_key:
+            raise ConfigError("receiver.password_key: basic auth (receiver.username) needs the Secret key of the password")
+        for key, url in (("receiver.prometheus_url", rc.prometheus_url), ("receiver.public_url", rc.public_url),
+                         ("diagnose.grafana_url", self.diagnose.grafana_url)):
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{key}: {url!r} is not an http(s) URL")
         d = self.diagnose
         if d.quantile not in self.recording.quantiles:
             raise ConfigError(f"diagnose.quantile: {d.quantile} is not one of recording.quantiles")

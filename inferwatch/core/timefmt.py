@@ -11,3 +11,8 @@ def iso(t: float | datetime | None, fraction: bool = False) -> str | None:
         return None
     when = (t if isinstance(t, datetime) else datetime.fromtimestamp(t, timezone.utc)).astimezone(timezone.utc)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fraction and when.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def clock(t: float) -> str:
+    """`01:50` (UTC): a chart axis label."""
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M")

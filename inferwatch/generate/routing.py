@@ -11,20 +11,17 @@ from dataclasses import dataclass
 
 from ..core import failures
 from ..core.config import Config
-from ..core.labels import BURN_TIER, BURN_TIERS, SEVERITIES, SEVERITY, SOURCE, SOURCE_LABEL, TIER
-from ..core.promql import escape_value, regex_escape
+from ..core import labels
+from ..core.labels import BURN_TIER, BURN_TIERS, OURS, SEVERITIES, SEVERITY, TIER, matcher
+from ..core.promql import regex_escape
 from ..core.rules import HEADER, dump_yaml
+from .receiver import diagnose_url
 
 
-OURS = f'{SOURCE_LABEL}="{SOURCE}"'
 
 ROUTES_FILE = "alertmanager/inferwatch-routes.yaml"
 SAMPLE_FILE = "alertmanager/alertmanager-sample.yaml"
 
-
-def matcher(name: str, op: str, value: str) -> str:
-    """One Alertmanager matcher in the classic syntax (0.25 and later), value quoted and escaped."""
-    return f'{name}{op}"{escape_value(value)}"'
 
 
 def one_of(name: str, values: tuple[str, ...], negate: bool = False) -> str:
@@ -42,9 +39,7 @@ class Commented:
 
 
 def group_by(cfg: Config) -> list[str]:
-    """One notification per model incident: the model's identity plus the alert name."""
-    lb = cfg.labels
-    return [k for k in (lb.cluster, lb.namespace, lb.workload, lb.model) if k] + ["alertname"]
+    return labels.group_by(cfg.labels)
 
 
 def route(cfg: Config) -> dict:
@@ -74,7 +69,7 @@ def receivers(cfg: Config) -> list[Commented]:
     return [
         Commented("Diagnose webhook (`inferwatch serve`): sees every inferwatch alert and never pages.",
                   {"name": r.diagnose_receiver,
-                   "webhook_configs": [{"url": r.diagnose_url, "send_resolved": True, "max_alerts": 0}]}),
+                   "webhook_configs": [{"url": diagnose_url(cfg), "send_resolved": True, "max_alerts": 0}]}),
         Commented("Placeholder, fill in: severity=critical pages (pagerduty_configs, opsgenie_configs, ...).",
                   {"name": r.pager_receiver}),
         Commented("Placeholder, fill in: severity=warning opens a ticket or a chat message (slack_configs, ...).",

@@ -14,7 +14,7 @@ from typing import Callable
 from ..core import records
 from ..core.config import Check, Config
 from ..core.rules import RuleGroup, prometheus_rule, rule_file
-from . import alerts, dashboard, routing, runbooks, scrape, slo
+from . import alerts, dashboard, receiver, routing, runbooks, scrape, slo
 
 Producer = Callable[[Config], dict[str, str]]
 
@@ -38,7 +38,7 @@ def rule_artifacts(cfg: Config) -> dict[str, str]:
 
 
 PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts, dashboard.artifacts,
-                             runbooks.artifacts]
+                             runbooks.artifacts, receiver.artifacts]
 
 
 def render(cfg: Config) -> dict[str, str]:
