@@ -38,6 +38,8 @@ class Body:
     path: Path
     engine: str                # vllm | sglang
     version: tuple[int, ...]
+    profile: str | None        # vllm: v1 | v0 (`-v0` in the file name)
+    show_hidden: bool          # `-show-hidden-X.Y`: --show-hidden-metrics-for-version X.Y
 
     @property
     def pod(self) -> str:
@@ -48,7 +50,9 @@ def bodies() -> list[Body]:
     out = []
     for path in sorted(EXPOSITIONS.glob("*.prom")):
         engine, version = re.match(r"^(vllm|sglang)-(\d+(?:\.\d+)*)", path.stem).groups()
-        out.append(Body(path, engine, tuple(int(x) for x in version.split("."))))
+        profile = ("v0" if "-v0" in path.stem else "v1") if engine == "vllm" else None
+        out.append(Body(path, engine, tuple(int(x) for x in version.split(".")), profile,
+                        "-show-hidden-" in path.stem))
     return out
 
 
@@ -109,28 +113,33 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split("."))
 
 
-def claims(src: Source, version: tuple[int, ...]) -> bool:
-    """Does the source say this version exposes it without extra flags? (since/until are inclusive;
-    `until: 0.11` covers every 0.11.x)."""
-    if src.requires:
+def _after(version: tuple[int, ...], bound: str | None) -> bool:
+    return bool(bound) and version[:len(_version(bound))] > _version(bound)
+
+
+def claims(src: Source, body: Body) -> bool:
+    """Does the source say this body exposes it? (since/until are inclusive, `until: 0.11` covers every
+    0.11.x; a default body stops at `until`, a show-hidden body at `hidden_until`; other flags never.)"""
+    if src.requires or (src.profile and src.profile != body.profile):
         return False
-    if src.since and version[:len(_version(src.since))] < _version(src.since):
+    if src.since and body.version[:len(_version(src.since))] < _version(src.since):
         return False
-    return not (src.until and version[:len(_version(src.until))] > _version(src.until))
+    return not _after(body.version, src.hidden_until if body.show_hidden and src.hidden_until else src.until)
 
 
 def claimed_sources(body: Body, sig: Signal) -> list[Source]:
-    return [s for s in load_catalog(body.engine).of(sig.name) if claims(s, body.version)]
+    return [s for s in load_catalog(body.engine).of(sig.name) if claims(s, body)]
 
 
 def claimed_signals(body: Body) -> list[Signal]:
-    """Pod-tier signals with a claimed source; a derived ratio when its inputs are claimed."""
+    """Pod-tier signals with a claimed source present before any event; a derived ratio when its inputs
+    are claimed."""
     out = []
     for sig in SIGNALS:
         if sig.tier != "pod":
             continue
         inputs = ("prefix_cache_hits", "prefix_cache_queries") if sig.derived else ()
-        if claimed_sources(body, sig) or (inputs and all(claimed_sources(body, next(s for s in SIGNALS if s.name == i))
+        if any(not s.after_first_event for s in claimed_sources(body, sig)) or (inputs and all(claimed_sources(body, next(s for s in SIGNALS if s.name == i))
                                                          for i in inputs)):
             out.append(sig)
     return out
@@ -183,18 +192,53 @@ def test_every_claimed_catalog_source_exists_in_the_real_body(prometheus, body):
 
 @pytest.mark.parametrize("body", bodies(), ids=lambda b: b.path.stem)
 def test_version_ranges_are_not_too_narrow(prometheus, body):
-    """A source the catalog says this version lacks (since/until) must indeed be absent."""
+    """A series the catalog says this body lacks (profile, since/until, hidden window) must indeed be
+    absent; one series listed under two profiles is judged once, by all its entries."""
     present = []
     for sig in (s for s in SIGNALS if s.tier == "pod"):
-        for src in load_catalog(body.engine).of(sig.name):
-            if not src.requires and not claims(src, body.version) and not source_has_data(prometheus, body, sig, src):
+        srcs = load_catalog(body.engine).of(sig.name)
+        for src in load_catalog(body.engine).series_of(sig.name):
+            same = [s for s in srcs if s.series_key() == src.series_key()]
+            if (not any(s.requires or claims(s, body) for s in same)
+                    and not source_has_data(prometheus, body, sig, src)):
                 present.append(f"{sig.name}: {src.metric} ({src.versions()})")
     assert not present, f"{body.path.name} exposes sources its catalog excludes for this version: {present}"
 
 
-def test_bodies_cover_both_engines_and_advance_counters():
-    found = {(b.engine, b.version[:2]) for b in bodies()}
-    assert {("vllm", (0, 9)), ("vllm", (0, 11)), ("vllm", (0, 33)), ("sglang", (0, 4)), ("sglang", (0, 5))} <= found
+def test_bodies_cover_every_claimed_version_profile_and_hidden_window():
+    """A default V1 body of each vLLM minor from 0.8, a V0 body of each minor 0.6-0.10, show-hidden
+    bodies for both hidden windows, and SGLang bodies across the catalog's range."""
+    found = {(b.engine, b.version[:2], b.profile, b.show_hidden) for b in bodies()}
+    v1 = {(0, 8), (0, 9), (0, 10), (0, 11), (0, 13), (0, 14), (0, 33)}
+    assert {("vllm", v, "v1", False) for v in v1} <= found
+    assert {("vllm", (0, m), "v0", False) for m in (6, 7, 8, 9, 10)} <= found
+    assert {("vllm", (0, 11), "v1", True), ("vllm", (0, 13), "v1", True), ("vllm", (0, 8), "v0", True)} <= found
+    sglang = {b.version[:3] for b in bodies() if b.engine == "sglang"}
+    assert {(0, 4, 4), (0, 4, 6), (0, 4, 10), (0, 5, 1), (0, 5, 3), (0, 5, 10), (0, 5, 23)} <= sglang
+
+
+def _pod_value(prometheus, body: Body, record: str) -> list[float]:
+    query = check(inline(Selector(record, (Matcher("pod", body.pod),)), INDEX))
+    return [float(r["value"][1]) for r in prometheus.query(query, T1)]
+
+
+def test_v0_and_hidden_names_resolve_the_same_signals(prometheus):
+    """V0 (no `engine` label, a hit-rate gauge instead of counters) gives KV usage, ITL and the hit
+    ratio; a default 0.11 body has only the new KV name, a show-hidden one both, counted once."""
+    by_stem = {b.path.stem: b for b in bodies()}
+    w = CFG.recording.rate_window
+    hit = record_names(next(s for s in SIGNALS if s.name == "prefix_cache_hit"), POD, w)["ratio"]
+    kv = record_names(next(s for s in SIGNALS if s.name == "kv_cache_usage"), POD, w)["value"]
+    assert _pod_value(prometheus, by_stem["vllm-0.7.3-v0"], hit) == [pytest.approx(0.37)]
+    assert _pod_value(prometheus, by_stem["vllm-0.8.5-v0"], hit) == []          # hidden in 0.8 by default
+    assert _pod_value(prometheus, by_stem["vllm-0.8.5-v0-show-hidden-0.7"], hit) == [pytest.approx(0.37)]
+    for stem in ("vllm-0.7.3-v0", "vllm-0.11.0", "vllm-0.11.0-show-hidden-0.10", "vllm-0.9.2"):
+        assert _pod_value(prometheus, by_stem[stem], kv) == [pytest.approx(0.41)], stem
+    default = parse_body(by_stem["vllm-0.11.0"].path.read_text())
+    assert not any(lb["__name__"] == "vllm:gpu_cache_usage_perc" for lb, _, _ in default)
+
+
+def test_bodies_advance_counters():
     labels, samples = next((lb, s) for lb, s in scraped_series(bodies()[0])
                            if lb["__name__"].endswith("_count") and "_created" not in lb["__name__"])
     assert samples[1][1] == samples[0][1] + ADVANCE and samples[1][0] - samples[0][0] == 60

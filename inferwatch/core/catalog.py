@@ -20,7 +20,7 @@ ENGINE_BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 
 SourceKind = Literal["counter", "gauge", "histogram", "gauge_events"]
 _SOURCE_KEYS = {"metric", "match", "set", "keep", "collector", "kind", "scale", "since", "until", "note",
-                "requires", "per_model", "after_first_event"}
+                "requires", "per_model", "after_first_event", "profile", "hidden_until"}
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,35 @@ class Source:
     # The engine creates the series only when the first such event happens (a labelled counter with no
     # pre-created children): absent, not zero, until then, so a fallback or `or` covers the gap.
     after_first_event: bool = False
+    # The engine profile exposing it (vLLM: v0 or v1); None: every profile.
+    profile: str | None = None
+    # Versions after `until` up to this one still expose it with --show-hidden-metrics-for-version.
+    hidden_until: str | None = None
+
+    def series_key(self) -> tuple:
+        """What the recorded expression depends on: two profiles' entries of one name record once."""
+        return (self.metric, self.kind, self.match, self.set_labels, self.keep, self.collector, self.scale,
+                self.per_model)
+
+    def hidden_flag(self) -> str | None:
+        """The flag restoring a hidden name: the previous minor release, as vLLM's server expects."""
+        return "--show-hidden-metrics-for-version=<previous minor>" if self.hidden_until else None
 
     def selector(self, suffix: str = "") -> Selector:
         return Selector(self.metric + suffix, self.match + self.collector.match)
 
     def versions(self) -> str:
         if self.since and self.until:
-            return f"{self.since} - {self.until}"
-        if self.since:
-            return f">= {self.since}"
-        if self.until:
-            return f"<= {self.until}"
-        return "all"
+            text = f"{self.since} - {self.until}"
+        elif self.since:
+            text = f">= {self.since}"
+        elif self.until:
+            text = f"<= {self.until}"
+        else:
+            text = "all"
+        if self.hidden_until:
+            text += f" (to {self.hidden_until} with {self.hidden_flag()})"
+        return text
 
 
 @dataclass(frozen=True)
@@ -74,9 +91,21 @@ class Catalog:
     buckets: dict[str, tuple[float, ...]]
     collectors: dict[str, Collector]
     path: Path
+    profiles: dict[str, str] = field(default_factory=dict)  # engine profile -> what it is (vLLM V1 / V0)
 
-    def of(self, signal: str) -> tuple[Source, ...]:
-        return self.sources.get(signal, ())
+    def of(self, signal: str, profile: str | None = None) -> tuple[Source, ...]:
+        """A signal's sources in order; with `profile`, only those that profile exposes."""
+        srcs = self.sources.get(signal, ())
+        return srcs if profile is None else tuple(s for s in srcs if s.profile in (None, profile))
+
+    def series_of(self, signal: str) -> tuple[Source, ...]:
+        """The sources to record: one per distinct series (profiles may list one name twice)."""
+        seen, out = set(), []
+        for s in self.of(signal):
+            if s.series_key() not in seen:
+                seen.add(s.series_key())
+                out.append(s)
+        return tuple(out)
 
     def metrics(self) -> set[str]:
         return {s.metric for srcs in self.sources.values() for s in srcs}
@@ -98,6 +127,8 @@ def load_catalog(name: str) -> Catalog:
         spec = spec or {}
         collectors[cname] = Collector(tuple(spec.get("partition", ())), bool(spec.get("replicated", False)),
                                       matchers_from(spec.get("match")))
+    profiles = dict(base.profiles) if base else {}
+    profiles.update(data.get("profiles") or {})
     default_collector = Collector()
     sources = dict(base.sources) if base else {}
     for sig, items in (data.get("signals") or {}).items():
@@ -109,6 +140,8 @@ def load_catalog(name: str) -> Catalog:
             unknown = set(item) - _SOURCE_KEYS
             if unknown:
                 raise CatalogError(f"{where}: unknown keys {sorted(unknown)}")
+            if item.get("profile") is not None and item["profile"] not in profiles:
+                raise CatalogError(f"{where}: unknown profile {item['profile']!r} (declare it under profiles:)")
             cname = item.get("collector")
             if cname is not None and cname not in collectors:
                 raise CatalogError(f"{where}: unknown collector {cname!r}")
@@ -119,14 +152,15 @@ def load_catalog(name: str) -> Catalog:
                 collector=collectors[cname] if cname else default_collector,
                 scale=item.get("scale"), since=_v(item.get("since")), until=_v(item.get("until")),
                 note=item.get("note"), requires=item.get("requires"), per_model=item.get("per_model", True),
-                after_first_event=bool(item.get("after_first_event", False))))
+                after_first_event=bool(item.get("after_first_event", False)),
+                profile=item.get("profile"), hidden_until=_v(item.get("hidden_until"))))
         sources[sig] = tuple(built)
     buckets = dict(base.buckets) if base else {}
     buckets.update({k: tuple(float(x) for x in v) for k, v in (data.get("buckets") or {}).items()})
     return Catalog(engine=data["engine"], display=data.get("display", data["engine"]),
                    versions=data.get("versions", base.versions if base else ""),
                    requires=data.get("requires", base.requires if base else ""),
-                   sources=sources, buckets=buckets, collectors=collectors, path=path)
+                   sources=sources, buckets=buckets, collectors=collectors, path=path, profiles=profiles)
 
 
 def _default_kind(signal_kind: str) -> SourceKind:

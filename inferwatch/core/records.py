@@ -77,14 +77,14 @@ def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> Rule
 def engine_models(cfg: Config, cat: Catalog) -> Expr:
     """One series per (pod, model) an engine serves, from its own running-requests gauge."""
     keys, w = cfg.labels.pod_keys(), cfg.recording.rate_window
-    running = [source_expr(s, signal("requests_running"), keys, w) for s in cat.of("requests_running")]
+    running = [source_expr(s, signal("requests_running"), keys, w) for s in cat.series_of("requests_running")]
     return Agg("group", any_of(running), by=keys)
 
 
 def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
     """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
     lb, w = cfg.labels, cfg.recording.rate_window
-    srcs = cat.of(sig.name)
+    srcs = cat.series_of(sig.name)
     if sig.kind == "histogram":
         return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
     if sig.kind == "ratio":
@@ -121,7 +121,7 @@ def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[Recor
     exprs: list[Expr] = [hits / positive(queries)]
     if level == POD:
         for cat in catalogs:
-            for s in cat.of("prefix_cache_hit"):
+            for s in cat.series_of("prefix_cache_hit"):
                 fallback = source_expr(s, hit, lb.pod_keys(), w)
                 exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
     else:
