@@ -92,17 +92,42 @@ def advanced(labels: dict[str, str], value: float, kind: str) -> float:
     return value
 
 
-def scraped_series(body: Body) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
-    target = {"namespace": "llm", "pod": body.pod, "workload_name": "chat", "job": "inference",
-              "instance": f"{body.pod}:8000"}
-    return [({**labels, **target}, [(T0, value), (T1, advanced(labels, value, kind))])
+def scraped_series(body: Body, pod: str | None = None, rename=lambda name: name, target: dict | None = None
+                   ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    pod = pod or body.pod
+    target = target if target is not None else {"namespace": "llm", "pod": pod, "workload_name": "chat",
+                                                "job": "inference", "instance": f"{pod}:8000"}
+    return [({**labels, "__name__": rename(labels["__name__"]), **target}, [(T0, value), (T1, advanced(labels, value, kind))])
             for labels, value, kind in parse_body(body.path.read_text())]
+
+
+def _stem(stem: str) -> Body:
+    return next(b for b in bodies() if b.path.stem == stem)
+
+
+def underscored(name: str) -> str:
+    return name.replace("sglang:", "sglang_", 1)
+
+
+def colliding_series() -> list:
+    """Names that collide or drift: SGLang stored with `_` (pod sglang-underscore), with both spellings
+    (sglang-both), and a vLLM pod beside a router reusing `vllm:` names: the router's own series with a
+    `server` label on the same pod, and a target outside the inference PodMonitor (no workload label)."""
+    sg, vl = _stem("sglang-0.5.23"), _stem("vllm-0.33.0")
+    router = {"namespace": "llm", "pod": "router-0", "job": "router", "instance": "router-0:8000"}
+    return (scraped_series(sg, "sglang-underscore", underscored)
+            + scraped_series(sg, "sglang-both") + scraped_series(sg, "sglang-both", underscored)
+            + scraped_series(vl, "vllm-routed")
+            + [({"__name__": "vllm:num_requests_running", "server": "http://vllm-routed:8000", "namespace": "llm",
+                 "pod": "vllm-routed", "workload_name": "chat", "job": "inference", "instance": "vllm-routed:8000",
+                 "model_name": "Qwen/Qwen2.5-7B-Instruct"}, [(T0, 500.0), (T1, 500.0)])]
+            + scraped_series(vl, target=router))
 
 
 @pytest.fixture(scope="module")
 def prometheus():
     buf = io.StringIO()
-    write_openmetrics([s for body in bodies() for s in scraped_series(body)], buf)
+    write_openmetrics([s for body in bodies() for s in scraped_series(body)] + colliding_series(), buf)
     with LocalPrometheus(buf.getvalue()) as prom:
         yield prom
 
@@ -261,3 +286,30 @@ def test_catalog_buckets_are_the_engines_real_boundaries(engine):
         assert sorted(bounds) == sorted(les[metric]), f"{engine} {signal} ({metric})"
         checked += 1
     assert checked == len(cat.buckets) >= 6
+
+
+def _signal_value(prometheus, pod: str, signal_name: str, role: str) -> list[float]:
+    sig = next(s for s in SIGNALS if s.name == signal_name)
+    name = record_names(sig, POD, CFG.recording.rate_window)[role]
+    query = check(inline(Selector(name, (Matcher("pod", pod),)), INDEX))
+    return sorted(float(r["value"][1]) for r in prometheus.query(query, T1))
+
+
+def test_sglang_underscore_spelling_resolves_every_signal_and_never_double_counts(prometheus):
+    body = _stem("sglang-0.5.23")
+    for sig in claimed_signals(body):
+        role = next(iter(record_names(sig, POD, CFG.recording.rate_window)))
+        if record_names(sig, POD, CFG.recording.rate_window)[role] not in INDEX:
+            continue
+        colon = _signal_value(prometheus, body.pod, sig.name, role)
+        assert colon, sig.name
+        assert _signal_value(prometheus, "sglang-underscore", sig.name, role) == colon, sig.name
+        assert _signal_value(prometheus, "sglang-both", sig.name, role) == colon, sig.name
+
+
+def test_router_series_and_foreign_targets_stay_out_of_the_pod_tier(prometheus):
+    """The router's `vllm:num_requests_running{server=...}` (500) on an engine pod is not added to the
+    engine's 24, and a target outside the inference PodMonitor records nothing."""
+    assert _signal_value(prometheus, "vllm-routed", "requests_running", "value") == [24.0]
+    for signal_name, role in (("requests_running", "value"), ("requests", "rate"), ("ttft_seconds", "count")):
+        assert _signal_value(prometheus, "router-0", signal_name, role) == [], signal_name

@@ -5,7 +5,7 @@ for dcgm-exporter. This module only loads and checks them; `recording.py` turns 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -19,6 +19,8 @@ CATALOG_DIR = Path(__file__).parent / "catalogs"
 ENGINE_BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 
 SourceKind = Literal["counter", "gauge", "histogram", "gauge_events"]
+_CATALOG_KEYS = {"engine", "extends", "display", "versions", "requires", "profiles", "targets", "spellings",
+                 "collectors", "signals", "buckets"}
 _SOURCE_KEYS = {"metric", "match", "set", "keep", "collector", "kind", "scale", "since", "until", "note",
                 "requires", "per_model", "after_first_event", "profile", "hidden_until"}
 
@@ -54,6 +56,9 @@ class Source:
     profile: str | None = None
     # Versions after `until` up to this one still expose it with --show-hidden-metrics-for-version.
     hidden_until: str | None = None
+    # Matchers every series of the backend needs (catalog `targets:`; records add the workload label):
+    # they keep series of other exporters that reuse the engine's names out of the pod tier.
+    target_match: tuple[Matcher, ...] = ()
 
     def series_key(self) -> tuple:
         """What the recorded expression depends on: two profiles' entries of one name record once."""
@@ -65,7 +70,7 @@ class Source:
         return "--show-hidden-metrics-for-version=<previous minor>" if self.hidden_until else None
 
     def selector(self, suffix: str = "") -> Selector:
-        return Selector(self.metric + suffix, self.match + self.collector.match)
+        return Selector(self.metric + suffix, self.match + self.collector.match + self.target_match)
 
     def versions(self) -> str:
         if self.since and self.until:
@@ -92,6 +97,9 @@ class Catalog:
     collectors: dict[str, Collector]
     path: Path
     profiles: dict[str, str] = field(default_factory=dict)  # engine profile -> what it is (vLLM V1 / V0)
+    # Other spellings of the engine's name prefix that pipelines store (`sglang:` -> `sglang_`).
+    spellings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    targets: tuple[Matcher, ...] = ()  # matchers on every series of the backend (see Source.target_match)
 
     def of(self, signal: str, profile: str | None = None) -> tuple[Source, ...]:
         """A signal's sources in order; with `profile`, only those that profile exposes."""
@@ -99,12 +107,17 @@ class Catalog:
         return srcs if profile is None else tuple(s for s in srcs if s.profile in (None, profile))
 
     def series_of(self, signal: str) -> tuple[Source, ...]:
-        """The sources to record: one per distinct series (profiles may list one name twice)."""
+        """The sources to record, in order: one per distinct series (profiles may list one name twice),
+        each followed by its other spellings, so `or` takes the first spelling a pod has."""
         seen, out = set(), []
         for s in self.of(signal):
-            if s.series_key() not in seen:
-                seen.add(s.series_key())
-                out.append(s)
+            if s.series_key() in seen:
+                continue
+            seen.add(s.series_key())
+            out.append(s)
+            for prefix, others in self.spellings.items():
+                if s.metric.startswith(prefix):
+                    out += [replace(s, metric=o + s.metric[len(prefix):]) for o in others]
         return tuple(out)
 
     def metrics(self) -> set[str]:
@@ -121,6 +134,9 @@ def load_catalog(name: str) -> Catalog:
     if not path.exists():
         raise CatalogError(f"no catalog for {name!r} (looked for {path})")
     data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - _CATALOG_KEYS
+    if unknown:
+        raise CatalogError(f"{path}: unknown keys {sorted(unknown)}")
     base = load_catalog(data["extends"]) if data.get("extends") else None
     collectors = dict(base.collectors) if base else {}
     for cname, spec in (data.get("collectors") or {}).items():
@@ -128,6 +144,8 @@ def load_catalog(name: str) -> Catalog:
         collectors[cname] = Collector(tuple(spec.get("partition", ())), bool(spec.get("replicated", False)),
                                       matchers_from(spec.get("match")))
     profiles = dict(base.profiles) if base else {}
+    target_match = matchers_from(data["targets"]) if "targets" in data else (base.targets if base else ())
+    spellings = {k: tuple(v) for k, v in (data.get("spellings") or (base.spellings if base else {})).items()}
     profiles.update(data.get("profiles") or {})
     default_collector = Collector()
     sources = dict(base.sources) if base else {}
@@ -153,14 +171,16 @@ def load_catalog(name: str) -> Catalog:
                 scale=item.get("scale"), since=_v(item.get("since")), until=_v(item.get("until")),
                 note=item.get("note"), requires=item.get("requires"), per_model=item.get("per_model", True),
                 after_first_event=bool(item.get("after_first_event", False)),
-                profile=item.get("profile"), hidden_until=_v(item.get("hidden_until"))))
+                profile=item.get("profile"), hidden_until=_v(item.get("hidden_until")),
+                target_match=target_match))
         sources[sig] = tuple(built)
     buckets = dict(base.buckets) if base else {}
     buckets.update({k: tuple(float(x) for x in v) for k, v in (data.get("buckets") or {}).items()})
     return Catalog(engine=data["engine"], display=data.get("display", data["engine"]),
                    versions=data.get("versions", base.versions if base else ""),
                    requires=data.get("requires", base.requires if base else ""),
-                   sources=sources, buckets=buckets, collectors=collectors, path=path, profiles=profiles)
+                   sources=sources, buckets=buckets, collectors=collectors, path=path, profiles=profiles,
+                   spellings=spellings, targets=target_match)
 
 
 def _default_kind(signal_kind: str) -> SourceKind:

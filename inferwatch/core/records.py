@@ -8,9 +8,11 @@ Groups, evaluated in this order of dependency:
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
-from .promql import (Agg, BinOp, Expr, Num, Selector, agg, any_of, histogram_quantile,
+from .promql import (Agg, BinOp, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile,
                      label_replace, over_time, positive, rate)
 from .rules import RecordingRule, RuleGroup
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
@@ -55,6 +57,14 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
 
 # ---- pod tier, one group per engine -------------------------------------------------------
 
+def engine_sources(cfg: Config, cat: Catalog, name: str) -> tuple[Source, ...]:
+    """A signal's recorded sources, limited to engine targets: only series scraped by the inference
+    PodMonitor carry the workload label (generate/scrape.py), so another job reusing the engine's names
+    (a router, a gateway) never reaches the pod tier; the catalog's `targets:` exclude the rest."""
+    need = Matcher(cfg.labels.workload, ".+", "=~")
+    return tuple(replace(s, target_match=s.target_match + (need,)) for s in cat.series_of(name))
+
+
 def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> RuleGroup:
     """Pod-tier records for one backend. A -pd backend records only what it adds to its parent."""
     cat = load_catalog(backend)
@@ -77,14 +87,14 @@ def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> Rule
 def engine_models(cfg: Config, cat: Catalog) -> Expr:
     """One series per (pod, model) an engine serves, from its own running-requests gauge."""
     keys, w = cfg.labels.pod_keys(), cfg.recording.rate_window
-    running = [source_expr(s, signal("requests_running"), keys, w) for s in cat.series_of("requests_running")]
+    running = [source_expr(s, signal("requests_running"), keys, w) for s in engine_sources(cfg, cat, "requests_running")]
     return Agg("group", any_of(running), by=keys)
 
 
 def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
     """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
     lb, w = cfg.labels, cfg.recording.rate_window
-    srcs = cat.series_of(sig.name)
+    srcs = engine_sources(cfg, cat, sig.name)
     if sig.kind == "histogram":
         return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
     if sig.kind == "ratio":
@@ -121,7 +131,7 @@ def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[Recor
     exprs: list[Expr] = [hits / positive(queries)]
     if level == POD:
         for cat in catalogs:
-            for s in cat.series_of("prefix_cache_hit"):
+            for s in engine_sources(cfg, cat, "prefix_cache_hit"):
                 fallback = source_expr(s, hit, lb.pod_keys(), w)
                 exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
     else:

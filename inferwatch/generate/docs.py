@@ -36,6 +36,10 @@ def render_schema(cfg: Config | None = None) -> str:
 def _intro(cfg: Config, catalogs: dict[str, Catalog]) -> str:
     lb = cfg.labels
     engines = "\n".join(f"| {c.display} | {c.versions} | {c.requires} |" for c in catalogs.values())
+    targets = "; ".join(f"{c.display}: `{{{', '.join(m.render() for m in c.targets)}}}`"
+                        for n, c in catalogs.items() if c.targets and not n.endswith("-pd")) or "none"
+    spellings = "; ".join(f"{c.display}: " + ", ".join(f"`{o}` for `{p}`" for p, os in c.spellings.items() for o in os)
+                          for n, c in catalogs.items() if c.spellings and not n.endswith("-pd")) or "none"
     profiles = "\n".join(f"- {c.display} {p.upper()}: {text}" for name, c in catalogs.items()
                          if not name.endswith("-pd") for p, text in c.profiles.items())
     return f"""# Normalized schema and backend compatibility
@@ -58,6 +62,11 @@ Label names are configuration (`labels:` in inferwatch.yaml); the tables show th
 Engine profiles with their own names and labels (a column each in the matrix below; prefill/decode
 columns describe the first):
 {profiles}
+
+Only engine targets feed the pod tier: every source selector requires `{lb.workload}` (set only on
+targets of the inference PodMonitor, see `kubernetes/podmonitor.yaml`), plus the backend's own target
+matchers ({targets}); other spellings of a backend's names resolve after its own, never added to them
+({spellings}).
 
 Versions are those whose DEFAULT `/metrics` body has the series, checked on real bodies of each version
 (`fixtures/expositions/`); a name vLLM hides after deprecation is listed with the versions that restore
