@@ -20,7 +20,7 @@ from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 from inferwatch.core.catalog import Source, load_catalog
 from inferwatch.core.config import Config
 from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, check, inline, label_replace
-from inferwatch.core.records import recording_groups, source_expr
+from inferwatch.core.records import RATIOS, recording_groups, source_expr
 from inferwatch.core.rules import record_index
 from inferwatch.core.signals import POD, SIGNALS, Signal, record_names
 
@@ -40,6 +40,12 @@ class Body:
     version: tuple[int, ...]
     profile: str | None        # vllm: v1 | v0 (`-v0` in the file name)
     show_hidden: bool          # `-show-hidden-X.Y`: --show-hidden-metrics-for-version X.Y
+    features: frozenset[str]   # `-lora-spec-nixl` / `-lora-spec-pd`: served with those features, events driven
+
+    @property
+    def catalog(self) -> str:
+        """Bodies of a prefill/decode deployment are checked against the -pd catalog (a superset)."""
+        return f"{self.engine}-pd" if "pd" in self.features else self.engine
 
     @property
     def pod(self) -> str:
@@ -51,8 +57,9 @@ def bodies() -> list[Body]:
     for path in sorted(EXPOSITIONS.glob("*.prom")):
         engine, version = re.match(r"^(vllm|sglang)-(\d+(?:\.\d+)*)", path.stem).groups()
         profile = ("v0" if "-v0" in path.stem else "v1") if engine == "vllm" else None
+        features = frozenset({"nixl": "pd"}.get(f, f) for f in ("lora", "spec", "nixl", "pd") if f"-{f}" in path.stem)
         out.append(Body(path, engine, tuple(int(x) for x in version.split(".")), profile,
-                        "-show-hidden-" in path.stem))
+                        "-show-hidden-" in path.stem, features))
     return out
 
 
@@ -145,7 +152,7 @@ def _after(version: tuple[int, ...], bound: str | None) -> bool:
 def claims(src: Source, body: Body) -> bool:
     """Does the source say this body exposes it? (since/until are inclusive, `until: 0.11` covers every
     0.11.x; a default body stops at `until`, a show-hidden body at `hidden_until`; other flags never.)"""
-    if src.requires or (src.profile and src.profile != body.profile):
+    if (src.requires and src.feature not in body.features) or (src.profile and src.profile != body.profile):
         return False
     if src.since and body.version[:len(_version(src.since))] < _version(src.since):
         return False
@@ -153,7 +160,13 @@ def claims(src: Source, body: Body) -> bool:
 
 
 def claimed_sources(body: Body, sig: Signal) -> list[Source]:
-    return [s for s in load_catalog(body.engine).of(sig.name) if claims(s, body)]
+    return [s for s in load_catalog(body.catalog).of(sig.name) if claims(s, body)]
+
+
+def expected(src: Source, body: Body) -> bool:
+    """A series created by its first event (a 5xx, a retraction, a transfer) is expected only in bodies
+    whose capture drove those events (the feature bodies)."""
+    return not src.after_first_event or src.feature in body.features
 
 
 def claimed_signals(body: Body) -> list[Signal]:
@@ -163,8 +176,8 @@ def claimed_signals(body: Body) -> list[Signal]:
     for sig in SIGNALS:
         if sig.tier != "pod":
             continue
-        inputs = ("prefix_cache_hits", "prefix_cache_queries") if sig.derived else ()
-        if any(not s.after_first_event for s in claimed_sources(body, sig)) or (inputs and all(claimed_sources(body, next(s for s in SIGNALS if s.name == i))
+        inputs = RATIOS[sig.name][:2] if sig.name in RATIOS else ()
+        if any(expected(s, body) for s in claimed_sources(body, sig)) or (inputs and all(claimed_sources(body, next(s for s in SIGNALS if s.name == i))
                                                          for i in inputs)):
             out.append(sig)
     return out
@@ -211,7 +224,8 @@ def source_has_data(prometheus, body: Body, sig: Signal, src: Source) -> list[st
 def test_every_claimed_catalog_source_exists_in_the_real_body(prometheus, body):
     """Sources marked `after_first_event` (a 5xx, a retraction) cannot show in a body without that event."""
     missing = [m for sig in claimed_signals(body) for src in claimed_sources(body, sig)
-               if not src.after_first_event for m in source_has_data(prometheus, body, sig, src)]
+               if expected(src, body)
+               for m in source_has_data(prometheus, body, sig, src)]
     assert not missing, f"{body.path.name} lacks what the {body.engine} catalog claims for it: {missing}"
 
 
@@ -221,8 +235,8 @@ def test_version_ranges_are_not_too_narrow(prometheus, body):
     absent; one series listed under two profiles is judged once, by all its entries."""
     present = []
     for sig in (s for s in SIGNALS if s.tier == "pod"):
-        srcs = load_catalog(body.engine).of(sig.name)
-        for src in load_catalog(body.engine).series_of(sig.name):
+        srcs = load_catalog(body.catalog).of(sig.name)
+        for src in load_catalog(body.catalog).series_of(sig.name):
             same = [s for s in srcs if s.series_key() == src.series_key()]
             if (not any(s.requires or claims(s, body) for s in same)
                     and not source_has_data(prometheus, body, sig, src)):
@@ -313,3 +327,25 @@ def test_router_series_and_foreign_targets_stay_out_of_the_pod_tier(prometheus):
     assert _signal_value(prometheus, "vllm-routed", "requests_running", "value") == [24.0]
     for signal_name, role in (("requests_running", "value"), ("requests", "rate"), ("ttft_seconds", "count")):
         assert _signal_value(prometheus, "router-0", signal_name, role) == [], signal_name
+
+
+@pytest.mark.parametrize("stem, expected", [
+    # vLLM: LoRA from the newest lora_requests_info series (2 running, 1 waiting, --max-loras 4); spec
+    # and NIXL counters each advanced by ADVANCE in the minute, so the ratios are 10/10 and 1 + 10/10.
+    ("vllm-0.14.0-lora-spec-nixl", {("lora_adapters_running", "value"): 2, ("lora_adapters_waiting", "value"): 1,
+                                    ("lora_adapters_max", "value"): 4, ("spec_accept_rate", "ratio"): 1.0,
+                                    ("spec_accept_length", "ratio"): 2.0, ("kv_transfers", "rate"): None}),
+    ("vllm-0.33.0-lora-spec-nixl", {("lora_adapters_running", "value"): 2, ("kv_transfer_queue", "value"): 0,
+                                    ("kv_transfer_timeouts", "rate"): None}),
+    # SGLang: gauges as the scheduler set them. (None: a rate, positive.)
+    ("sglang-0.5.23-lora-spec-pd", {("spec_accept_length", "ratio"): 2.6, ("spec_accept_rate", "ratio"): 0.53,
+                                    ("lora_adapters_running", "value"): 4, ("lora_adapters_max", "value"): 4,
+                                    ("kv_bootstrap_queue", "value"): 2, ("kv_prealloc_queue", "value"): 1,
+                                    ("kv_transfer_queue", "value"): 3}),
+    ("sglang-0.4.6.post5-lora-spec-pd", {("kv_bootstrap_queue", "value"): 0, ("spec_accept_length", "ratio"): 2.6}),
+])
+def test_surface_signals_have_the_engines_values(prometheus, stem, expected):
+    pod = _stem(stem).pod
+    for (signal_name, role), value in expected.items():
+        got = _signal_value(prometheus, pod, signal_name, role)
+        assert (len(got) == 1 and got[0] > 0) if value is None else got == [pytest.approx(value)], signal_name

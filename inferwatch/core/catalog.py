@@ -18,11 +18,11 @@ from .signals import BY_NAME
 CATALOG_DIR = Path(__file__).parent / "catalogs"
 ENGINE_BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 
-SourceKind = Literal["counter", "gauge", "histogram", "gauge_events"]
+SourceKind = Literal["counter", "gauge", "histogram", "gauge_events", "label_count", "label_value"]
 _CATALOG_KEYS = {"engine", "extends", "display", "versions", "requires", "profiles", "targets", "spellings",
                  "collectors", "signals", "buckets"}
 _SOURCE_KEYS = {"metric", "match", "set", "keep", "collector", "kind", "scale", "since", "until", "note",
-                "requires", "per_model", "after_first_event", "profile", "hidden_until"}
+                "requires", "per_model", "after_first_event", "profile", "hidden_until", "feature", "label"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,11 @@ class Source:
     profile: str | None = None
     # Versions after `until` up to this one still expose it with --show-hidden-metrics-for-version.
     hidden_until: str | None = None
+    # The serving feature (lora, spec, pd) whose flag (`requires`) or first event (`after_first_event`)
+    # brings the series: tests expect it in bodies captured with that feature.
+    feature: str | None = None
+    # label_count / label_value kinds: the info label holding a comma-joined list / a number.
+    label: str | None = None
     # Matchers every series of the backend needs (catalog `targets:`; records add the workload label):
     # they keep series of other exporters that reuse the engine's names out of the pod tier.
     target_match: tuple[Matcher, ...] = ()
@@ -172,6 +177,7 @@ def load_catalog(name: str) -> Catalog:
                 note=item.get("note"), requires=item.get("requires"), per_model=item.get("per_model", True),
                 after_first_event=bool(item.get("after_first_event", False)),
                 profile=item.get("profile"), hidden_until=_v(item.get("hidden_until")),
+                feature=item.get("feature"), label=item.get("label"),
                 target_match=target_match))
         sources[sig] = tuple(built)
     buckets = dict(base.buckets) if base else {}

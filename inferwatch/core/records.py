@@ -31,6 +31,8 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     suffix = f"_{part}" if part else ""
     sel = src.selector(suffix)
     by = keys + src.keep + (("le",) if part == "bucket" else ())
+    if src.kind in ("label_count", "label_value"):
+        return label_number(src, keys)
     if src.kind in ("counter", "histogram"):
         inner: Expr = rate(sel, window)
         op = "sum"
@@ -53,6 +55,26 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     for name, value in src.set_labels if set_labels else ():
         expr = label_replace(expr, name, value, "", "")
     return expr
+
+
+LABEL_NUMBERS = 32  # label_count / label_value read numbers 0..32 (adapters, LoRA slots)
+
+
+def label_number(src: Source, keys: tuple[str, ...]) -> Expr:
+    """The number an info label of the newest series per target holds: a count of comma-joined names
+    (label_count) or the label's number (label_value). PromQL cannot turn a label into a value, so each
+    possible number is one matcher, kept where its series is the target's newest (largest timestamp)."""
+    sel = src.selector()
+    newest = agg("max", sel, keys)
+    branches = []
+    for k in range(LABEL_NUMBERS + 1):
+        if src.kind == "label_value":
+            pattern = str(k)
+        else:
+            pattern = "" if k == 0 else "[^,]+" + "(,[^,]+)" * (k - 1)
+        one = sel.with_matchers(Matcher(src.label, pattern, "=~"))
+        branches.append(BinOp("==", one, newest, on=keys, group_left=()) * 0 + k)
+    return agg("max", any_of(branches), keys)
 
 
 # ---- pod tier, one group per engine -------------------------------------------------------
@@ -123,21 +145,34 @@ def derived_pod_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
     return RuleGroup("inferwatch-pod", cfg.recording.interval, tuple(rules), "inferwatch-pod")
 
 
+# Derived ratios: (numerator, denominator, offset added). A catalog may give a direct gauge fallback.
+RATIOS = {
+    "prefix_cache_hit": ("prefix_cache_hits", "prefix_cache_queries", 0),
+    "spec_accept_rate": ("spec_accepted_tokens", "spec_draft_tokens", 0),
+    "spec_accept_length": ("spec_accepted_tokens", "spec_drafts", 1),   # + the bonus token per step
+}
+
+
 def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[RecordingRule]:
     w, lb = cfg.recording.rate_window, cfg.labels
-    hit = signal("prefix_cache_hit")
-    hits = Selector(record_names(signal("prefix_cache_hits"), level, w)["rate"])
-    queries = Selector(record_names(signal("prefix_cache_queries"), level, w)["rate"])
-    exprs: list[Expr] = [hits / positive(queries)]
-    if level == POD:
-        for cat in catalogs:
-            for s in engine_sources(cfg, cat, "prefix_cache_hit"):
-                fallback = source_expr(s, hit, lb.pod_keys(), w)
-                exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
-    else:
-        # Pods that only expose a hit-rate gauge: average their ratios (no counters to sum).
-        exprs.append(agg("avg", Selector(record_names(hit, POD, w)["ratio"]), lb.model_keys()))
-    return [RecordingRule(record_names(hit, level, w)["ratio"], any_of(exprs))]
+    rules = []
+    for name, (num, den, offset) in RATIOS.items():
+        ratio = signal(name)
+        if not any(c.of(name) or (c.of(num) and c.of(den)) for c in catalogs):
+            continue
+        derived: Expr = (Selector(record_names(signal(num), level, w)["rate"])
+                         / positive(Selector(record_names(signal(den), level, w)["rate"])))
+        exprs: list[Expr] = [derived + offset if offset else derived]
+        if level == POD:
+            for cat in catalogs:
+                for s in engine_sources(cfg, cat, name):
+                    fallback = source_expr(s, ratio, lb.pod_keys(), w)
+                    exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
+        else:
+            # Pods that only expose a gauge: average their ratios (no counters to sum).
+            exprs.append(agg("avg", Selector(record_names(ratio, POD, w)["ratio"]), lb.model_keys()))
+        rules.append(RecordingRule(record_names(ratio, level, w)["ratio"], any_of(exprs)))
+    return rules
 
 
 def _histogram_summaries(cfg: Config, level: str) -> list[RecordingRule]:

@@ -20,7 +20,8 @@ from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_
 ENGINE_COLUMNS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
 DEFAULT_OUTPUT = Path("docs/schema.md")
 LEVELS = {"pod": (POD, MODEL), "gpu": (GPU,)}
-DERIVED = {"prefix_cache_hit": "hits / queries", "fb_used": "used / (used + free)"}  # how derived signals are computed
+DERIVED = {"prefix_cache_hit": "hits / queries", "fb_used": "used / (used + free)",  # how derived signals are computed
+           "spec_accept_rate": "accepted / draft tokens", "spec_accept_length": "1 + accepted tokens / drafts"}
 
 
 def render_schema(cfg: Config | None = None) -> str:
