@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,9 @@ import pytest
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 from inferwatch.core.catalog import Source, load_catalog
 from inferwatch.core.config import Config
-from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, check, inline, label_replace
+from inferwatch.core.promql import (BinOp, Call, Expr, Matcher, Num, Selector, check, inline, label_replace,
+                                   selectors, transform)
+from inferwatch.generate import dashboard
 from inferwatch.core.records import RATIOS, recording_groups, source_expr
 from inferwatch.core.rules import record_index
 from inferwatch.core.signals import POD, SIGNALS, Signal, record_names
@@ -349,3 +351,45 @@ def test_surface_signals_have_the_engines_values(prometheus, stem, expected):
     for (signal_name, role), value in expected.items():
         got = _signal_value(prometheus, pod, signal_name, role)
         assert (len(got) == 1 and got[0] > 0) if value is None else got == [pytest.approx(value)], signal_name
+
+
+def grafana(node, values: dict[str, str]):
+    """Grafana's interpolation of one selected value: `x=~"$x"` becomes `x="value"`."""
+    if isinstance(node, Selector):
+        return replace(node, matchers=tuple(Matcher(m.name, values[m.value[1:]]) if m.value.startswith("$") else m
+                                            for m in node.matchers))
+    return None
+
+
+SURFACE_ROWS = ("Prefill/decode KV transfer", "Speculative decoding", "LoRA adapters")
+
+
+@pytest.mark.parametrize("stem", ["vllm-0.33.0-lora-spec-nixl", "vllm-0.14.0-lora-spec-nixl",
+                                  "sglang-0.5.23-lora-spec-pd", "sglang-0.5.10-lora-spec-pd"])
+def test_surface_panels_show_real_bodies(prometheus, stem):
+    """Every query of the LoRA, speculative-decoding and KV-transfer rows, with the dashboard variables
+    set, returns data for a body of a backend and version its description claims (with the features on),
+    and nothing where it claims the backend has no such series."""
+    body = _stem(stem)
+    values = {"namespace": "llm", "workload_name": "chat", "model_name": "Qwen/Qwen2.5-7B-Instruct"}
+    version = ".".join(map(str, body.version))
+    missing, unexpected, checked = [], [], 0
+    for _, section in dashboard.sections(CFG):
+        if section.title not in SURFACE_ROWS:
+            continue
+        for panel in section.panels:
+            for target in panel.targets:
+                expr = inline(transform(target.expr, lambda n: grafana(n, values)), INDEX)
+                per_pod = not all(sel.metric.startswith("llm_model:") for sel in selectors(target.expr))
+                query = check(for_pod(expr, body.pod) if per_pod else expr)  # model tier: every body's pods
+                got = prometheus.query(query, T1)
+                checked += 1
+                claimed = all(any(claims(s, body) for s in dashboard.sources(body.catalog, name))
+                              for name in target.signals)
+                if claimed and not got:
+                    missing.append(f"{panel.title} / {target.name}")
+                if not dashboard.target_support(body.catalog, target).available and got:
+                    unexpected.append(f"{panel.title} / {target.name}")
+    assert checked >= 14
+    assert not missing, f"{stem}: no data for {missing}"
+    assert not unexpected, f"{stem}: data where unsupported: {unexpected}"

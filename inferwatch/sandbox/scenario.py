@@ -115,6 +115,7 @@ class Profile:
     streaming_label: bool = False
     aborted: bool = True
     token_hist: bool = True
+    spec_gauges: tuple[str, ...] = ()  # SGLang: speculative-decoding gauges, 0 without speculative decoding
 
 
 PROFILES: dict[tuple[str, str], Profile] = {
@@ -126,12 +127,15 @@ PROFILES: dict[tuple[str, str], Profile] = {
     ("vllm", "0.33"): Profile(("vllm:kv_cache_usage_perc",), ("",), ("vllm:inter_token_latency_seconds",),
                               error_reason=True),
     ("sglang", "0.4.5"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                 queue_hist=False, aborted=False, token_hist=False),
+                                 queue_hist=False, aborted=False, token_hist=False,
+                                 spec_gauges=("sglang:spec_accept_length",)),
     ("sglang", "0.5.3"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                 sched_labels=("tp_rank", "pp_rank"), retract="gauge"),
+                                 sched_labels=("tp_rank", "pp_rank"), retract="gauge",
+                                 spec_gauges=("sglang:spec_accept_length",)),
     ("sglang", "0.5.23"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
                                   sched_labels=("tp_rank", "pp_rank", "moe_ep_rank"), retract="counter",
-                                  streaming_label=True),
+                                  streaming_label=True,
+                                  spec_gauges=("sglang:spec_accept_length", "sglang:spec_accept_rate")),
 }
 
 def _engine_buckets(engine: str) -> dict[str, tuple[float, ...]]:
@@ -382,6 +386,8 @@ def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share
         acc.gauge({"__name__": "sglang:num_queue_reqs", **labels}, t, st["waiting"] * share)
         acc.gauge({"__name__": "sglang:token_usage", **labels}, t, st["kv_usage"])
         acc.gauge({"__name__": "sglang:cache_hit_rate", **labels}, t, st["prefix_hit_ratio"])
+        for name in prof.spec_gauges:
+            acc.gauge({"__name__": name, **labels}, t, 0.0)
         acc.gauge({"__name__": "sglang:gen_throughput", **labels}, t,
                   st["request_rate"] * share * st["generation_tokens"])
         if prof.retract == "counter":
