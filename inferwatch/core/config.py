@@ -254,6 +254,7 @@ class DiagnoseThresholds:
     waiting_requests: float = 2.0  # requests queued in one pod
     kv_cache_usage: float = 0.9
     preemptions_per_second: float = 0.01
+    kv_transfer_failures_per_second: float = 0.01  # failed prefill/decode KV transfers in one pod
     fb_used_ratio: float = 0.97  # engines preallocate ~0.9 of GPU memory; beyond this is pressure
     engine_saturated: float = 0.9  # GPU engine activity (0-1)
     engine_idle: float = 0.35  # activity below this while requests wait = host-bound

@@ -80,6 +80,22 @@ NODES: tuple[Node, ...] = (
          Check("present", "!=", "vanished"),
          "kubectl describe / logs --previous on the pod named: OOMKilled, crash loop, eviction or a node "
          "failure; check GPU XIDs on its node.", reach="model"),
+    Node("spec_acceptance_drop", "cause", "pod", "speculative-decoding acceptance dropped",
+         Check("spec_accept", "<", "baseline", factor="change_factor", delta=0.05),
+         "Fewer draft tokens are accepted, so each verify step emits fewer tokens: check the traffic mix "
+         "(new language, task or sampling temperature), the draft model or its version; lower "
+         "num_speculative_tokens (vLLM) / --speculative-num-draft-tokens (SGLang) or turn speculation off "
+         "for this traffic."),
+    Node("kv_transfer_slow", "cause", "pod", "prefill-to-decode KV transfers are slow or failing",
+         any_of(Check("kv_transfer_failures", ">", "threshold", "kv_transfer_failures_per_second"),
+                Check("kv_transfer_time", ">", "baseline", factor="change_factor", delta=0.01)),
+         "Decode pods wait for the prefill pods' KV cache: check the RDMA/UCX path between the roles (NIXL "
+         "or Mooncake logs, NIC errors), a restarted peer and the bootstrap server; see LLMPodKVTransferFailing.",
+         reach="model"),
+    Node("lora_slots_exhausted", "cause", "pod", "every LoRA adapter slot is in use and requests wait for one",
+         Check("lora_starved", ">", "threshold", 0.0),
+         "Requests for adapters not loaded wait until a slot frees: raise --max-loras (vLLM) / "
+         "--max-loras-per-batch (SGLang), route each adapter to fewer pods, or merge hot adapters."),
     # ---- GPU causes ---------------------------------------------------------------------------
     Node("gpu_hardware_fault", "cause", "gpu", "the GPU reports a hardware error",  # row 10
          any_of(all_of(Check("xid", "!=", "baseline"), Check("xid", ">", "threshold", 0.0)),
@@ -115,17 +131,19 @@ NODES: tuple[Node, ...] = (
 # parent -> children ("can be caused by")
 EDGES: dict[str, tuple[str, ...]] = {
     "ttft_high": ("queue_backlog", "kv_cache_pressure", "prefix_cache_miss", "long_prompts", "gpu_throttling",
-                  "gpu_hardware_fault", "host_bottleneck", "gpu_compute_saturation"),
+                  "gpu_hardware_fault", "host_bottleneck", "gpu_compute_saturation", "kv_transfer_slow",
+                  "lora_slots_exhausted"),
     "itl_high": ("kv_cache_pressure", "large_decode_batch", "long_prompts", "gpu_throttling", "gpu_hardware_fault",
-                 "host_bottleneck", "gpu_compute_saturation"),
+                 "host_bottleneck", "gpu_compute_saturation", "spec_acceptance_drop"),
     "e2e_latency_high": ("queue_backlog", "kv_cache_pressure", "large_decode_batch", "long_prompts",
                          "prefix_cache_miss", "gpu_throttling", "gpu_hardware_fault", "host_bottleneck",
-                         "gpu_compute_saturation"),
-    "error_rate_high": ("gpu_hardware_fault", "gpu_memory_pressure", "replica_unavailable"),
-    "throughput_drop": ("replica_unavailable", "gpu_hardware_fault", "gpu_throttling", "host_bottleneck"),
+                         "gpu_compute_saturation", "spec_acceptance_drop", "kv_transfer_slow"),
+    "error_rate_high": ("gpu_hardware_fault", "gpu_memory_pressure", "replica_unavailable", "kv_transfer_slow"),
+    "throughput_drop": ("replica_unavailable", "gpu_hardware_fault", "gpu_throttling", "host_bottleneck",
+                        "spec_acceptance_drop"),
     "queue_backlog": ("kv_cache_pressure", "traffic_surge", "load_imbalance", "replica_unavailable", "long_prompts",
                       "prefix_cache_miss", "large_decode_batch", "gpu_throttling", "gpu_hardware_fault",
-                      "host_bottleneck", "gpu_compute_saturation"),
+                      "host_bottleneck", "gpu_compute_saturation", "lora_slots_exhausted"),
     "kv_cache_pressure": ("long_prompts", "large_decode_batch", "traffic_surge"),
     "large_decode_batch": ("traffic_surge", "load_imbalance"),
     "traffic_surge": ("replica_unavailable",),

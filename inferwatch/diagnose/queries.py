@@ -114,6 +114,21 @@ def _error_ratio(cfg: Config) -> Expr:
     return errors / positive(agg("sum", _rec("requests", MODEL, "rate")(cfg), mk))
 
 
+def _kv_transfer_time(cfg: Config) -> Expr:
+    """Mean seconds per prefill/decode KV transfer of a pod."""
+    pk = keys(cfg, "pod")
+    return (agg("sum", _rec("kv_transfer_time", POD, "rate")(cfg), pk)
+            / positive(agg("sum", _rec("kv_transfers", POD, "rate")(cfg), pk)))
+
+
+def _lora_starved(cfg: Config) -> Expr:
+    """Adapters that waiting requests need, on pods whose adapter slots are all in use."""
+    pk = keys(cfg, "pod")
+    full = BinOp(">=", agg("max", _rec("lora_adapters_running", POD, "value")(cfg), pk),
+                 agg("max", _rec("lora_adapters_max", POD, "value")(cfg), pk), on=pk)
+    return BinOp("and", agg("max", _rec("lora_adapters_waiting", POD, "value")(cfg), pk), full, on=pk)
+
+
 def _present(cfg: Config) -> Expr:
     return agg("group", Selector(info_names()["pod_model"]), keys(cfg, "pod"))
 
@@ -132,6 +147,10 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
     _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
     _record("request_rate", "pod", "requests/s", "sum", "requests", POD, "rate"),
     SignalSpec("present", "pod", "", _present),
+    _record("spec_accept", "pod", "ratio", "max", "spec_accept_rate", POD, "ratio"),
+    SignalSpec("kv_transfer_time", "pod", "s", _kv_transfer_time),
+    _record("kv_transfer_failures", "pod", "1/s", "sum", "kv_transfer_failures", POD, "rate"),
+    SignalSpec("lora_starved", "pod", "adapters", _lora_starved),
     _record("xid", "gpu", "XID", "max", "xid_last", GPU, "value"),
     _record("remapped_rows", "gpu", "rows", "max", "remapped_rows_uncorrectable", GPU, "value"),
     _record("row_remap_failure", "gpu", "", "max", "row_remap_failure", GPU, "value"),
@@ -176,7 +195,7 @@ class Planner:
         raw = prune(promql.inline(expr, self._records), self.present)
         metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
                                       if m in self.present))
-        if not metrics:
+        if not metrics or empty(raw, self.present):
             return Source(None, "missing", ())
         return Source(raw, "raw", metrics)
 
@@ -185,6 +204,22 @@ class Planner:
             level = node.metric.split(":", 1)[0]
             return node.with_matchers(*self.scope.matchers(self.cfg, level))
         return None
+
+
+def empty(expr: Expr, present: set[str]) -> bool:
+    """True when the expression can return nothing here: a selector of an absent metric, or an operation
+    one of whose required operands is empty (a LoRA info gauge joined with the pod's models)."""
+    if isinstance(expr, Selector):
+        return expr.metric not in present
+    if isinstance(expr, BinOp):
+        if expr.op == "or":
+            return empty(expr.lhs, present) and empty(expr.rhs, present)
+        if expr.op == "unless":
+            return empty(expr.lhs, present)
+        sides = [e for e in (expr.lhs, expr.rhs) if not isinstance(e, Num)]
+        return any(empty(e, present) for e in sides)
+    children = [c for c in promql._children(expr) if not isinstance(c, Num)]
+    return bool(children) and any(empty(c, present) for c in children if promql.selectors(c))
 
 
 def prune(expr: Expr, present: set[str]) -> Expr:
