@@ -59,6 +59,9 @@ class Labels:
     backend: LabelName = LabelName("backend")
     model: LabelName = LabelName("model_name")
     role: LabelName = LabelName("role")
+    # The serving instance a pod belongs to (one or more pods: a LeaderWorkerSet / RoleBasedGroup group),
+    # set at scrape time (generate/scrape.py); worker pods' GPUs are attributed through it.
+    instance: LabelName = LabelName("inference_instance")
     cluster: str = ""  # empty: single cluster; otherwise kept in every aggregation
 
     def pod_keys(self) -> tuple[str, ...]:
@@ -92,6 +95,11 @@ class Scrape:
     backend_pod_labels: tuple[str, ...] = ("alibabacloud.com/inference-backend",
                                            "alibabacloud.com/inference_backend")
     role_pod_labels: tuple[str, ...] = ("rolebasedgroup.workloads.x-k8s.io/role",)
+    # A multi-node instance: (group name, group index) pod labels joined as `<name>-<index>`, the first
+    # pair a pod carries wins; else `instance_pod_labels`; else the pod is its own instance.
+    instance_group_pod_labels: tuple[tuple[str, str], ...] = (
+        ("leaderworkerset.sigs.k8s.io/name", "leaderworkerset.sigs.k8s.io/group-index"),)
+    instance_pod_labels: tuple[str, ...] = ("rolebasedgroup.workloads.x-k8s.io/group-unique-key",)
     monitor_labels: dict[str, str] = field(default_factory=dict)  # so a Prometheus selects the PodMonitor
 
 

@@ -253,18 +253,45 @@ def gpu_relabel(cfg: Config):
     return apply
 
 
+def instance_rules(cfg: Config) -> list[RecordingRule]:
+    """Which serving instance every scraped pod belongs to (from `up`, which carries the scrape-time
+    instance label even for worker pods that export nothing), and each instance's engine pod."""
+    lb, names = cfg.labels, info_names()
+    jk = lb.join_keys()
+    ik = tuple(k for k in (lb.cluster, lb.namespace, lb.instance) if k)
+    scraped = Selector("up", (Matcher(lb.workload, ".+", "=~"), Matcher(lb.instance, ".+", "=~")))
+    engine = BinOp("*", Selector(names["pod"]), Selector(names["pod_instance"]), on=jk, group_left=(lb.instance,))
+    return [RecordingRule(names["pod_instance"], agg("group", scraped, jk + (lb.instance,))),
+            RecordingRule(names["instance_engine"],
+                          agg("group", engine, ik + tuple(k for k in (lb.pod, lb.workload, lb.backend, lb.role))))]
+
+
+def via_instance(cfg: Config, gpu: Expr) -> Expr:
+    """GPUs of pods that export no engine metrics (multi-node workers), relabelled to their instance's
+    engine pod (`pod`, workload, backend, role); the worker's own name stays in `gpu_pod`."""
+    lb, names = cfg.labels, info_names()
+    jk = lb.join_keys()
+    ik = tuple(k for k in (lb.cluster, lb.namespace, lb.instance) if k)
+    workers = BinOp("unless", gpu, Selector(names["pod"]), on=jk)
+    tagged = label_replace(BinOp("*", workers, Selector(names["pod_instance"]), on=jk, group_left=(lb.instance,)),
+                           "gpu_pod", "$1", lb.pod, "(.*)")
+    engine = Agg("topk", Selector(names["instance_engine"]), by=ik, param=Num(1))
+    return BinOp("*", tagged, engine, on=ik, group_left=tuple(k for k in (lb.pod, lb.workload, lb.backend, lb.role)))
+
+
 def gpu_group(cfg: Config) -> RuleGroup:
     lb, w = cfg.labels, cfg.recording.rate_window
     cat = load_catalog("dcgm")
     keys, relabel = gpu_keys(cfg), gpu_relabel(cfg)
     owner = Selector(info_names()["pod"])
-    rules = []
+    rules = instance_rules(cfg)
     for sig in SIGNALS:
         if sig.tier != "gpu" or sig.derived:
             continue
         exprs = [source_expr(s, sig, keys, w, relabel=relabel) for s in cat.of(sig.name)]
         joined = BinOp("*", any_of(exprs), owner, on=lb.join_keys(),
                        group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
+        joined = joined.or_(via_instance(cfg, any_of(exprs)))
         n = record_names(sig, GPU, w)
         rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
     used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])
