@@ -254,6 +254,8 @@ def test_bodies_cover_every_claimed_version_profile_and_hidden_window():
     assert {("vllm", v, "v1", False) for v in v1} <= found
     assert {("vllm", (0, m), "v0", False) for m in (6, 7, 8, 9, 10)} <= found
     assert {("vllm", (0, 11), "v1", True), ("vllm", (0, 13), "v1", True), ("vllm", (0, 8), "v0", True)} <= found
+    surfaces = {(b.engine, b.version[:2]) for b in bodies() if b.features >= {"lora", "spec", "pd"}}
+    assert {("vllm", (0, 14)), ("vllm", (0, 16)), ("vllm", (0, 33)), ("sglang", (0, 4)), ("sglang", (0, 5))} <= surfaces
     sglang = {b.version[:3] for b in bodies() if b.engine == "sglang"}
     assert {(0, 4, 4), (0, 4, 6), (0, 4, 10), (0, 5, 1), (0, 5, 3), (0, 5, 10), (0, 5, 23)} <= sglang
 

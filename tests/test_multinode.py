@@ -1,5 +1,5 @@
-"""Multi-node instances on real engine bodies: a vLLM LeaderWorkerSet group (the leader exports engine
-metrics, the worker holds GPUs and exports nothing) and an SGLang instance across two nodes (both export
+"""Multi-node instances on real engine bodies: a vLLM LeaderWorkerSet group (the leader `big-0`, named like
+its group, exports engine metrics; the worker `big-0-1` holds GPUs and exports nothing) and an SGLang instance across two nodes (both export
 scheduler metrics, the second labelled pp_rank="1").
 
 The bodies come from fixtures/expositions (the engines' own metric code); the scrape-time labels are the
@@ -78,7 +78,8 @@ def test_worker_gpus_belong_to_the_instance_engine_pod(prometheus):
     assert {m["pod"] for m in by_uuid.values()} == {"big-0"}          # attributed to the instance's engine pod
     assert {m["backend"] for m in by_uuid.values()} == {"vllm"}
     assert {by_uuid[u].get("gpu_pod") for u in ("GPU-node-b-0", "GPU-node-b-1")} == {"big-0-1"}
-    assert "gpu_pod" not in by_uuid["GPU-node-a-0"]
+    assert by_uuid["GPU-node-a-0"]["gpu_pod"] == "big-0"                # the pod holding the GPU
+    assert {m["inference_instance"] for m in by_uuid.values()} == {"big-0"}
     assert {float(r["value"][1]) for r in got if r["metric"]["UUID"].startswith("GPU-node-b")} == {0.8}
 
 

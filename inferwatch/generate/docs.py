@@ -124,9 +124,6 @@ def _info_table(cfg: Config) -> str:
         (names["model_pods"], lb.model_keys(), "Number of pods serving a model."),
         (names["pod_instance"], lb.join_keys() + (lb.instance,),
          "The serving instance of every scraped pod, engine or multi-node worker (from `up`)."),
-        (names["instance_engine"], tuple(k for k in (lb.cluster, lb.namespace, lb.instance, lb.pod, lb.workload,
-                                                      lb.backend, lb.role) if k),
-         "The engine pod of each instance: a worker's GPUs are recorded under it (`gpu_pod` keeps the worker)."),
     ]
     body = "\n".join(f"| `{n}` | {', '.join(f'`{k}`' for k in keys)} | {meaning} |" for n, keys, meaning in rows)
     return f"## Inventory series\n\n| series | labels | meaning |\n|---|---|---|\n{body}\n"

@@ -35,6 +35,10 @@ def signal_support(engine: Catalog, name: str) -> tuple[int, str]:
     """(rank, text): 0 supported, 1 supported from a version, 2 needs a flag/CSV, 3 not available."""
     cat = load_catalog("dcgm") if signal(name).tier == "gpu" else engine
     sources = cat.of(name)
+    if not sources and cat is engine and not engine.engine.endswith("-pd") \
+            and (pd := load_catalog(f"{engine.engine}-pd")).of(name):
+        rank, text = signal_support(pd, name)  # a prefill/decode signal: only the -pd backend has it
+        return rank, text if rank == 3 else f"{pd.display}: {text}"
     if not sources:
         return 3, NOT_AVAILABLE
     plain = [s for s in sources if not s.requires]
