@@ -78,8 +78,8 @@ def test_worker_gpus_belong_to_the_instance_engine_pod(prometheus):
     assert {m["pod"] for m in by_uuid.values()} == {"big-0"}          # attributed to the instance's engine pod
     assert {m["backend"] for m in by_uuid.values()} == {"vllm"}
     assert {by_uuid[u].get("gpu_pod") for u in ("GPU-node-b-0", "GPU-node-b-1")} == {"big-0-1"}
-    assert by_uuid["GPU-node-a-0"]["gpu_pod"] == "big-0"                # the pod holding the GPU
-    assert {m["inference_instance"] for m in by_uuid.values()} == {"big-0"}
+    assert "gpu_pod" not in by_uuid["GPU-node-a-0"]                     # the engine pod's own GPUs
+    assert {by_uuid[u]["inference_instance"] for u in ("GPU-node-b-0", "GPU-node-b-1")} == {"big-0"}
     assert {float(r["value"][1]) for r in got if r["metric"]["UUID"].startswith("GPU-node-b")} == {0.8}
 
 

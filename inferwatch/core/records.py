@@ -256,24 +256,25 @@ def gpu_relabel(cfg: Config):
 def instance_rules(cfg: Config) -> list[RecordingRule]:
     """Which serving instance every scraped pod belongs to, from `up`: it carries the scrape-time instance
     label (generate/scrape.py) even for worker pods that export nothing."""
-    lb = cfg.labels
-    scraped = Selector("up", (Matcher(lb.workload, ".+", "=~"), Matcher(lb.instance, ".+", "=~")))
-    return [RecordingRule(info_names()["pod_instance"], agg("group", scraped, lb.join_keys() + (lb.instance,)))]
-
-
-def gpu_join(cfg: Config, gpu: Expr) -> Expr:
-    """GPU series labelled with the engine pod they serve. A LeaderWorkerSet leader is named like its
-    group (`<name>-<index>`, the instance label), so a worker's GPUs are moved to the pod its instance is
-    named after (the worker stays in `gpu_pod`); a GPU whose move finds no engine pod keeps its own pod
-    (`or on`), and the join with the engine pods keeps whichever of the two is an engine pod."""
-    lb = cfg.labels
+    lb, names = cfg.labels, info_names()
     jk = lb.join_keys()
-    engine_of = label_replace(Selector(info_names()["pod_instance"]), "engine_pod", "$1", lb.instance, "(.*)")
-    moved = label_replace(BinOp("*", gpu, engine_of, on=jk, group_left=("engine_pod", lb.instance)),
+    scraped = Selector("up", (Matcher(lb.workload, ".+", "=~"), Matcher(lb.instance, ".+", "=~")))
+    return [RecordingRule(names["pod_instance"], agg("group", scraped, jk + (lb.instance,)))]
+
+
+def via_instance(cfg: Config, gpu: Expr) -> Expr:
+    """GPUs of pods that export no engine metrics (multi-node workers), recorded under the engine pod of
+    their instance: a LeaderWorkerSet leader is named like its group (`<name>-<index>`, the instance
+    label). The holder stays in `gpu_pod`. Reads `llm_pod:instance:info`, which diagnose leaves as is
+    on raw series: absent there, the whole branch is pruned (diagnose/queries.py)."""
+    lb, names = cfg.labels, info_names()
+    jk = lb.join_keys()
+    workers = BinOp("unless", gpu, Selector(names["pod"]), on=jk)
+    engine_of = label_replace(Selector(names["pod_instance"]), "engine_pod", "$1", lb.instance, "(.*)")
+    moved = label_replace(BinOp("*", workers, engine_of, on=jk, group_left=("engine_pod", lb.instance)),
                           "gpu_pod", "$1", lb.pod, "(.*)")
     moved = label_replace(label_replace(moved, lb.pod, "$1", "engine_pod", "(.+)"), "engine_pod", "", "", "")
-    return BinOp("*", BinOp("or", moved, gpu, on=jk), Selector(info_names()["pod"]), on=jk,
-                 group_left=(lb.workload, lb.backend, lb.role))
+    return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
 
 
 def gpu_group(cfg: Config) -> RuleGroup:
@@ -286,7 +287,9 @@ def gpu_group(cfg: Config) -> RuleGroup:
         if sig.tier != "gpu" or sig.derived:
             continue
         exprs = [source_expr(s, sig, keys, w, relabel=relabel) for s in cat.of(sig.name)]
-        joined = gpu_join(cfg, any_of(exprs))
+        joined = BinOp("*", any_of(exprs), owner, on=lb.join_keys(),
+                       group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
+        joined = joined.or_(via_instance(cfg, any_of(exprs)))
         n = record_names(sig, GPU, w)
         rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
     used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])

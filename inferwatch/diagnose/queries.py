@@ -180,6 +180,9 @@ class Planner:
         self._records = record_index(recording_groups(cfg))
         self._info = set(info_names().values())
         self._own = {k: v for k, v in self._records.items() if k not in self._info}
+        # Multi-node GPU attribution reads the instance inventory as recorded: without the rules
+        # deployed it is absent and `prune` drops that branch (raw GPU queries stay short).
+        self._raw = {k: v for k, v in self._records.items() if k != info_names()["pod_instance"]}
 
     def source(self, name: str) -> Source:
         spec = SIGNALS[name]
@@ -192,7 +195,7 @@ class Planner:
         # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
         own = [s.metric for s in promql.selectors(promql.inline(expr, self._own))
                if s.metric not in self._info]
-        raw = prune(promql.inline(expr, self._records), self.present)
+        raw = prune(promql.inline(expr, self._raw), self.present)
         metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
                                       if m in self.present))
         if not metrics or empty(raw, self.present):
@@ -223,10 +226,9 @@ def empty(expr: Expr, present: set[str]) -> bool:
 
 
 def prune(expr: Expr, present: set[str]) -> Expr:
-    """Drop `or` alternatives that read only metric names absent from this Prometheus."""
+    """Drop `or` alternatives that cannot return data here (see `empty`)."""
     def dead(e: Expr) -> bool:
-        sels = promql.selectors(e)
-        return bool(sels) and all(s.metric not in present for s in sels)
+        return empty(e, present)
 
     def swap(node: Expr) -> Expr | None:
         if isinstance(node, BinOp) and node.op == "or":
