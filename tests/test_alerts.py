@@ -290,6 +290,8 @@ def test_every_alert_has_a_firing_and_a_quiet_case():
                           if r.alert == case.alert and case.labels.items() <= r.labels.items()}
             else:
                 quiet |= {r.alert for r in rules if case.alert in ("*", r.alert)}
+    fired |= {(name,) for name in BODY_ALERTS}  # tested on real bodies below
+    quiet |= set(BODY_ALERTS)
     keys = {coverage_key(r) for r in rules}
     assert not sorted(keys - fired), f"alerts without a firing case in CASES: {sorted(keys - fired)}"
     assert not sorted({k[0] for k in keys} - quiet), f"alerts without a quiet case: {sorted({k[0] for k in keys} - quiet)}"
@@ -459,3 +461,75 @@ if __name__ == "__main__" and sys.argv[1:] == ["--detection"]:
         with tempfile.TemporaryDirectory() as tmp:
             for (slo_name, tier), minutes in sorted(detection_minutes(eng, Path(tmp)).items()):
                 print(f"{eng:7} {slo_name:13} {tier:12} {minutes:6.0f} min")
+
+
+# ---- alerts on real engine bodies (serving surfaces the scenarios do not synthesize) ------------------
+
+FAILED_TRANSFERS = re.compile(r"(num_(bootstrap|transfer)_failed_reqs|nixl_num_failed_transfers)_total$")
+HELD = re.compile(r"failed|expired|retries|aborted")  # other failure counters: no failures of that kind
+KV_BODIES = {"sglang-0.5.23-lora-spec-pd": ("sglang-pd", 2), "vllm-0.33.0-lora-spec-nixl": ("vllm-pd", 1)}
+BODY_ALERTS = ("LLMPodKVTransferFailing",)  # covered here: a firing and a near-miss case each
+
+
+def body_series(stem: str, pod: str, failures: dict[int, float]) -> list[scenario.Series]:
+    """A real prefill/decode body scraped every minute for 30 minutes: counters and histograms grow by
+    10 a minute, gauges and other failure counters hold, and the failed-transfer counters grow by
+    `failures[minute]` (cumulative)."""
+    from test_expositions import EXPOSITIONS, parse_body
+    backend = KV_BODIES[stem][0]
+    target = {"namespace": "llm", "pod": pod, "workload_name": "chat", "backend": backend, "role": "prefill",
+              "job": "inference", "instance": f"{pod}:8000"}
+    out = []
+    for labels, value, kind in parse_body((EXPOSITIONS / f"{stem}.prom").read_text()):
+        name = labels["__name__"]
+        grows = kind == "histogram" or (kind == "counter" and name.endswith("_total"))
+        samples, total = [], value
+        for minute in range(31):
+            if FAILED_TRANSFERS.search(name):
+                total += failures.get(minute, 0.0)
+            elif grows and minute and not HELD.search(name):
+                total += 10.0
+            samples.append((minute * 60.0, total))
+        out.append(({**labels, **target}, samples))
+    return out
+
+
+def kv_transfer_case(tmp_path: Path, failures: dict[int, float], tests: list[dict]) -> subprocess.CompletedProcess:
+    series = [s for stem in KV_BODIES for s in body_series(stem, stem.split("-")[0] + "-prefill-0", failures)]
+    paths, order = write_rules(DEFAULT, tmp_path)
+    doc = {"rule_files": paths, "evaluation_interval": "1m", "group_eval_order": order,
+           "tests": [{"name": "kv-transfer", "interval": "1m",
+                      "input_series": scenario.promtool_input_series(series, 0.0, 60.0), "alert_rule_test": tests}]}
+    (tmp_path / "kv.test.yaml").write_text(yaml.dump(doc, Dumper=DUMPER, sort_keys=False, width=10_000))
+    return subprocess.run(["promtool", "test", "rules", "kv.test.yaml"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+
+
+def kv_transfer_alert(stem: str, value: float) -> dict:
+    backend, _ = KV_BODIES[stem]
+    pod = stem.split("-")[0] + "-prefill-0"
+    labels = {"namespace": "llm", "workload_name": "chat", "backend": backend, "model_name": CHAT, "role": "prefill",
+              "pod": pod, "severity": "warning", "source": "inferwatch", "tier": "pod"}
+    rule = next(r for r in alert_rules(DEFAULT) if r.alert == "LLMPodKVTransferFailing")
+    description = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], rule.annotations["description"])
+    description = description.replace('{{ printf "%.2f" $value }}', f"{value:.2f}")
+    return {"exp_labels": labels, "exp_annotations": {**rule.annotations, "description": description}}
+
+
+def test_kv_transfer_failures_fire_on_real_prefill_decode_bodies(tmp_path):
+    """One failure a minute per failure counter from minute 5 (vLLM NIXL: failed transfers; SGLang:
+    bootstrap and transfer failures): quiet before, firing after `for` with the summed rate."""
+    failures = {m: 1.0 for m in range(5, 31)}
+    tests = [{"eval_time": "4m", "alertname": "LLMPodKVTransferFailing", "exp_alerts": []},
+             {"eval_time": "20m", "alertname": "LLMPodKVTransferFailing",
+              "exp_alerts": [kv_transfer_alert(stem, n / 60) for stem, (_, n) in KV_BODIES.items()]}]
+    res = kv_transfer_case(tmp_path, failures, tests)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
+
+
+def test_kv_transfer_single_failure_is_a_near_miss(tmp_path):
+    """One failed transfer in half an hour (a peer restart) stays below the rate threshold."""
+    tests = [{"eval_time": at, "alertname": "LLMPodKVTransferFailing", "exp_alerts": []}
+             for at in ("11m", "15m", "20m", "30m")]
+    res = kv_transfer_case(tmp_path, {10: 1.0}, tests)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]

@@ -143,7 +143,12 @@ def test_descriptions_state_backend_support_from_the_catalogs():
 def test_dashboard_layout_and_variables():
     d = dashboard.dashboard_json(CFG)
     rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
-    assert rows == ["Model level", "Pod level", "GPU per pod"]
+    assert rows == ["Model level", "Pod level", "GPU per pod", "Prefill/decode KV transfer", "Speculative decoding",
+                    "LoRA adapters"]
+    assert not any(p["collapsed"] for p in d["panels"] if p["type"] == "row")  # the default backends have them all
+    vllm_only = dashboard.dashboard_json(parse_config("backends: [vllm]\n"))
+    collapsed = {p["title"]: len(p["panels"]) for p in vllm_only["panels"] if p["type"] == "row" and p["collapsed"]}
+    assert collapsed == {"Prefill/decode KV transfer": 6}  # its panels kept inside the collapsed row
     names = [v["name"] for v in d["templating"]["list"]]
     assert names == ["datasource", "namespace", "workload_name", "model_name"]
     cells = [(x, y) for p in d["panels"] for x in range(p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"])

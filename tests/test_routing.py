@@ -37,6 +37,7 @@ ROUTING_CASES: dict[tuple[str, str], tuple[str, ...]] = {
     ("LLMPodPreemptionStorm", "warning"): TICKET,
     ("LLMPodPrefixCacheHitRatioCollapse", "info"): NOWHERE,
     ("LLMPodLoadImbalance", "info"): NOWHERE,
+    ("LLMPodKVTransferFailing", "warning"): TICKET,
     ("LLMGPUXidError", "warning"): TICKET,
     ("LLMGPUEccOrRowRemapFailure", "warning"): TICKET,
     ("LLMGPUThrottled", "warning"): TICKET,

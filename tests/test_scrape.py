@@ -23,7 +23,9 @@ ROLE = "rolebasedgroup.workloads.x-k8s.io/role"
 
 
 def relabel_pairs(endpoint_relabelings: list[dict]) -> list[tuple[str, str]]:
-    return [(r["sourceLabels"][0], r["targetLabel"]) for r in endpoint_relabelings]
+    """(source, target) of the one-label relabelings; the instance ones are tested on their own."""
+    return [(r["sourceLabels"][0], r["targetLabel"]) for r in endpoint_relabelings
+            if r["targetLabel"] != "inference_instance"]
 
 
 def test_pod_monitor_selects_workload_pods_on_the_configured_endpoint():
@@ -39,7 +41,8 @@ def test_pod_monitor_selects_workload_pods_on_the_configured_endpoint():
         (meta_label("alibabacloud.com/inference-backend"), "backend"),
         (meta_label(ROLE), "role"),
     ]
-    assert all(r["regex"] == "(.+)" and r["action"] == "replace" for r in endpoint["relabelings"])
+    assert all(r["regex"] == "(.+)" and r["action"] == "replace" for r in endpoint["relabelings"]
+               if r["targetLabel"] != "inference_instance")
 
 
 def test_both_backend_label_spellings_reach_one_meta_label():
@@ -84,7 +87,8 @@ labels: {namespace: pod_namespace, pod: pod_name, role: rbg_role}
 def test_plain_and_operator_relabelings_agree():
     cfg = Config(labels=Labels(namespace="pod_namespace", pod="pod_name"))
     job = scrape_config(cfg)["scrape_configs"][0]
-    plain = [(r["source_labels"][0], r["target_label"]) for r in job["relabel_configs"] if r.get("action") == "replace"]
+    plain = [(r["source_labels"][0], r["target_label"]) for r in job["relabel_configs"]
+             if r.get("action") == "replace" and r["target_label"] != "inference_instance"]
     assert plain == target_relabels(cfg) == relabel_pairs(pod_monitor(cfg)["spec"]["podMetricsEndpoints"][0]["relabelings"])
 
 
@@ -126,11 +130,19 @@ def test_real_prometheus_relabels_pods_as_documented(tmp_path):
     """Both backend spellings, the role, the workload; pods without the workload label or port are dropped."""
     wl, present = meta_label(WORKLOAD), meta_label(WORKLOAD).replace("_label_", "_labelpresent_", 1)
     backend = meta_label("alibabacloud.com/inference-backend")
+    lws, lws_index = meta_label("leaderworkerset.sigs.k8s.io/name"), meta_label("leaderworkerset.sigs.k8s.io/group-index")
+    rbg = meta_label("rolebasedgroup.workloads.x-k8s.io/group-unique-key")
     targets = [
         pod_target("chat-0", **{present: "true", wl: "chat", backend: "vllm"}),
         pod_target("chat-pd-0", **{present: "true", wl: "chat-pd", backend: "sglang-pd", meta_label(ROLE): "prefill"}),
         pod_target("bare", **{present: "true", wl: "bare"}),                # scraped without a backend label
         pod_target("other", **{backend: "vllm"}),                           # no workload label: dropped
+        # a LeaderWorkerSet group (leader and worker share the instance) inside a RoleBasedGroup
+        pod_target("big-0", **{present: "true", wl: "big", backend: "vllm", lws: "big", lws_index: "0",
+                               rbg: "grp-7"}),
+        pod_target("big-0-1", **{present: "true", wl: "big", backend: "vllm", lws: "big", lws_index: "0",
+                                 rbg: "grp-7"}),
+        pod_target("rbg-only", **{present: "true", wl: "big", rbg: "grp-9"}),
         pod_target("grpc-only", **{present: "true", wl: "chat", "__meta_kubernetes_pod_container_port_name": "grpc"}),
     ]
     job = scrape_config(Config())["scrape_configs"][0]
@@ -138,9 +150,12 @@ def test_real_prometheus_relabels_pods_as_documented(tmp_path):
     with LocalPrometheus(workdir=tmp_path) as prom:
         (tmp_path / "prometheus.yml").write_text(dump_yaml({"scrape_configs": [job]}))
         prom.reload()
-        active = wait_for_targets(prom.url, 3)
+        active = wait_for_targets(prom.url, 6)
     got = {t["labels"]["pod"]: t["labels"] for t in active}
-    assert set(got) == {"chat-0", "chat-pd-0", "bare"}
+    assert set(got) == {"chat-0", "chat-pd-0", "bare", "big-0", "big-0-1", "rbg-only"}
+    instance = {pod: labels["inference_instance"] for pod, labels in got.items()}
+    assert instance == {"chat-0": "chat-0", "chat-pd-0": "chat-pd-0", "bare": "bare", "big-0": "big-0",
+                        "big-0-1": "big-0", "rbg-only": "grp-9"}
     assert {k: got["chat-0"][k] for k in ("namespace", "workload_name", "backend", "container")} == {
         "namespace": "llm", "workload_name": "chat", "backend": "vllm", "container": "engine"}
     assert (got["chat-pd-0"]["backend"], got["chat-pd-0"]["role"]) == ("sglang-pd", "prefill")

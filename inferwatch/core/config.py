@@ -60,6 +60,9 @@ class Labels:
     backend: LabelName = LabelName("backend")
     model: LabelName = LabelName("model_name")
     role: LabelName = LabelName("role")
+    # The serving instance a pod belongs to (one or more pods: a LeaderWorkerSet / RoleBasedGroup group),
+    # set at scrape time (generate/scrape.py); worker pods' GPUs are attributed through it.
+    instance: LabelName = LabelName("inference_instance")
     cluster: str = ""  # empty: single cluster; otherwise kept in every aggregation
 
     def pod_keys(self) -> tuple[str, ...]:
@@ -97,6 +100,11 @@ class Scrape:
     backend_pod_labels: tuple[str, ...] = ("alibabacloud.com/inference-backend",
                                            "alibabacloud.com/inference_backend")
     role_pod_labels: tuple[str, ...] = ("rolebasedgroup.workloads.x-k8s.io/role",)
+    # A multi-node instance: (group name, group index) pod labels joined as `<name>-<index>`, the first
+    # pair a pod carries wins; else `instance_pod_labels`; else the pod is its own instance.
+    instance_group_pod_labels: tuple[tuple[str, str], ...] = (
+        ("leaderworkerset.sigs.k8s.io/name", "leaderworkerset.sigs.k8s.io/group-index"),)
+    instance_pod_labels: tuple[str, ...] = ("rolebasedgroup.workloads.x-k8s.io/group-unique-key",)
     monitor_labels: dict[str, str] = field(default_factory=dict)  # so a Prometheus selects the PodMonitor
 
 
@@ -265,6 +273,7 @@ class Alerts:
     prefix_hit_drop: float = 0.5  # alert when the hit ratio falls below (1 - drop) x its baseline
     prefix_hit_min_baseline: float = 0.2  # only for pods whose cache usually hits this often
     imbalance_factor: float = 3.0  # a pod's queue over this many times its siblings' average
+    kv_transfer_failure_rate: float = 0.01  # failed or expired KV transfers per second in one pod (3 in 5m)
     gpu_temperature_celsius: float = 85.0
     gpu_clock_drop: float = 0.2  # SM clock below (1 - drop) x its 1h maximum
     gpu_fb_used_ratio: float = 0.97  # engines preallocate ~0.9; beyond this allocations fail
@@ -286,6 +295,7 @@ class DiagnoseThresholds:
     waiting_requests: float = 2.0  # requests queued in one pod
     kv_cache_usage: float = 0.9
     preemptions_per_second: float = 0.01
+    kv_transfer_failures_per_second: float = 0.01  # failed prefill/decode KV transfers in one pod
     fb_used_ratio: float = 0.97  # engines preallocate ~0.9 of GPU memory; beyond this is pressure
     engine_saturated: float = 0.9  # GPU engine activity (0-1)
     engine_idle: float = 0.35  # activity below this while requests wait = host-bound

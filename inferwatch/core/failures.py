@@ -101,6 +101,24 @@ FAILURES: tuple[FailureMode, ...] = (
                 Inhibition(("LLMPodTargetDown",), "pod", ("LLMPodTargetDown",),
                            "A pod whose target is down explains every other pod-tier cause alert of that pod "
                            "(stale or missing series); its GPU alerts stay, they may be why it is down.")),
+    FailureMode("spec_acceptance_drop", (),
+                {"any": ("check the traffic mix (a new language, task or sampling temperature), the draft model "
+                         "and its version", "turn speculation off for this traffic if acceptance stays low"),
+                 "vllm": ("lower `num_speculative_tokens`",),
+                 "sglang": ("lower `--speculative-num-draft-tokens`",)}),
+    FailureMode("kv_transfer_slow", ("LLMPodKVTransferFailing",),
+                {"any": ("check the RDMA/UCX path between the prefill and decode roles (NIC errors, MTU, "
+                         "security groups) and a restarted peer", "compare with the decode pods' TTFT and restarts",
+                         "drain the node with the failing NIC"),
+                 "vllm": ("check UCX/NIXL logs on both roles (`UCX_LOG_LEVEL=info`)",
+                          "raise `VLLM_NIXL_ABORT_REQUEST_TIMEOUT` if blocks expire under load"),
+                 "sglang": ("check `--disaggregation-ib-device`, the bootstrap server and its port",
+                            "raise `SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT` / `..._WAITING_TIMEOUT` under load")},
+                thresholds=(SharedThreshold("kv_transfer_failure_rate", "kv_transfer_failures_per_second", ">"),)),
+    FailureMode("lora_slots_exhausted", (),
+                {"any": ("route each adapter to fewer pods, or merge hot adapters",),
+                 "vllm": ("raise `--max-loras`",),
+                 "sglang": ("raise `--max-loras-per-batch`",)}),
     FailureMode("gpu_hardware_fault", ("LLMGPUXidError", "LLMGPUEccOrRowRemapFailure"),
                 {"any": ("cordon the node and restart the pod elsewhere",
                          "look the XID up in NVIDIA's XID catalog (79 = fallen off the bus, 48 = double-bit ECC; "

@@ -307,11 +307,11 @@ def selectors(expr: Expr) -> list[Selector]:
 
 def walk(expr: Expr, visit: Callable[[Expr], None]) -> None:
     visit(expr)
-    for child in _children(expr):
+    for child in children(expr):
         walk(child, visit)
 
 
-def _children(expr: Expr) -> tuple[Expr, ...]:
+def children(expr: Expr) -> tuple[Expr, ...]:
     if isinstance(expr, Call):
         return expr.args
     if isinstance(expr, Agg):

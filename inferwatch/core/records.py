@@ -8,9 +8,11 @@ Groups, evaluated in this order of dependency:
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
-from .promql import (Agg, BinOp, Expr, Num, Selector, agg, any_of, histogram_quantile,
+from .promql import (Agg, BinOp, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile,
                      label_replace, over_time, positive, rate, set_label)
 from .rules import RecordingRule, RuleGroup
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
@@ -29,6 +31,8 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     suffix = f"_{part}" if part else ""
     sel = src.selector(suffix)
     by = keys + src.keep + (("le",) if part == "bucket" else ())
+    if src.kind in ("label_count", "label_value"):
+        return label_number(src, keys)
     if src.kind in ("counter", "histogram"):
         inner: Expr = rate(sel, window)
         op = "sum"
@@ -53,7 +57,35 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     return expr
 
 
+LABEL_NUMBERS = 32  # label_count / label_value read numbers 0..32 (adapters, LoRA slots)
+
+
+def label_number(src: Source, keys: tuple[str, ...]) -> Expr:
+    """The number an info label of the newest series per target holds: a count of comma-joined names
+    (label_count) or the label's number (label_value). PromQL cannot turn a label into a value, so each
+    possible number is one matcher, kept where its series is the target's newest (largest timestamp)."""
+    sel = src.selector()
+    newest = agg("max", sel, keys)
+    branches = []
+    for k in range(LABEL_NUMBERS + 1):
+        if src.kind == "label_value":
+            pattern = str(k)
+        else:
+            pattern = "" if k == 0 else "[^,]+" + "(,[^,]+)" * (k - 1)
+        one = sel.with_matchers(Matcher(src.label, pattern, "=~"))
+        branches.append(BinOp("==", one, newest, on=keys, group_left=()) * 0 + k)
+    return agg("max", any_of(branches), keys)
+
+
 # ---- pod tier, one group per engine -------------------------------------------------------
+
+def engine_sources(cfg: Config, cat: Catalog, name: str) -> tuple[Source, ...]:
+    """A signal's recorded sources, limited to engine targets: only series scraped by the inference
+    PodMonitor carry the workload label (generate/scrape.py), so another job reusing the engine's names
+    (a router, a gateway) never reaches the pod tier; the catalog's `targets:` exclude the rest."""
+    need = Matcher(cfg.labels.workload, ".+", "=~")
+    return tuple(replace(s, target_match=s.target_match + (need,)) for s in cat.series_of(name))
+
 
 def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> RuleGroup:
     """Pod-tier records for one backend. A -pd backend records only what it adds to its parent."""
@@ -77,14 +109,14 @@ def engine_group(cfg: Config, backend: str, base: Catalog | None = None) -> Rule
 def engine_models(cfg: Config, cat: Catalog) -> Expr:
     """One series per (pod, model) an engine serves, from its own running-requests gauge."""
     keys, w = cfg.labels.pod_keys(), cfg.recording.rate_window
-    running = [source_expr(s, signal("requests_running"), keys, w) for s in cat.of("requests_running")]
+    running = [source_expr(s, signal("requests_running"), keys, w) for s in engine_sources(cfg, cat, "requests_running")]
     return Agg("group", any_of(running), by=keys)
 
 
 def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
     """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
     lb, w = cfg.labels, cfg.recording.rate_window
-    srcs = cat.of(sig.name)
+    srcs = engine_sources(cfg, cat, sig.name)
     if sig.kind == "histogram":
         return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
     if sig.kind == "ratio":
@@ -113,21 +145,31 @@ def derived_pod_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
     return RuleGroup("inferwatch-pod", cfg.recording.interval, tuple(rules), "inferwatch-pod")
 
 
+# Derived ratios: (numerator, denominator, offset added). A catalog may give a direct gauge fallback.
+# Pod-tier ratios computed from two counters' records: name -> (numerator, denominator, offset).
+RATIOS = {s.name: (*s.inputs, s.offset) for s in SIGNALS if s.derived and s.tier == "pod"}
+
+
 def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[RecordingRule]:
     w, lb = cfg.recording.rate_window, cfg.labels
-    hit = signal("prefix_cache_hit")
-    hits = Selector(record_names(signal("prefix_cache_hits"), level, w)["rate"])
-    queries = Selector(record_names(signal("prefix_cache_queries"), level, w)["rate"])
-    exprs: list[Expr] = [hits / positive(queries)]
-    if level == POD:
-        for cat in catalogs:
-            for s in cat.of("prefix_cache_hit"):
-                fallback = source_expr(s, hit, lb.pod_keys(), w)
-                exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
-    else:
-        # Pods that only expose a hit-rate gauge: average their ratios (no counters to sum).
-        exprs.append(agg("avg", Selector(record_names(hit, POD, w)["ratio"]), lb.model_keys()))
-    return [RecordingRule(record_names(hit, level, w)["ratio"], any_of(exprs))]
+    rules = []
+    for name, (num, den, offset) in RATIOS.items():
+        ratio = signal(name)
+        if not any(c.of(name) or (c.of(num) and c.of(den)) for c in catalogs):
+            continue
+        derived: Expr = (Selector(record_names(signal(num), level, w)["rate"])
+                         / positive(Selector(record_names(signal(den), level, w)["rate"])))
+        exprs: list[Expr] = [derived + offset if offset else derived]
+        if level == POD:
+            for cat in catalogs:
+                for s in engine_sources(cfg, cat, name):
+                    fallback = source_expr(s, ratio, lb.pod_keys(), w)
+                    exprs.append(label_replace(fallback, lb.backend, cat.engine, lb.backend, ""))
+        else:
+            # Pods that only expose a gauge: average their ratios (no counters to sum).
+            exprs.append(agg("avg", Selector(record_names(ratio, POD, w)["ratio"]), lb.model_keys()))
+        rules.append(RecordingRule(record_names(ratio, level, w)["ratio"], any_of(exprs)))
+    return rules
 
 
 def _histogram_summaries(cfg: Config, level: str) -> list[RecordingRule]:
@@ -203,18 +245,43 @@ def gpu_relabel(cfg: Config):
     return apply
 
 
+def instance_rules(cfg: Config) -> list[RecordingRule]:
+    """Which serving instance every scraped pod belongs to, from `up`: it carries the scrape-time instance
+    label (generate/scrape.py) even for worker pods that export nothing."""
+    lb, names = cfg.labels, info_names()
+    jk = lb.join_keys()
+    scraped = Selector("up", (Matcher(lb.workload, ".+", "=~"), Matcher(lb.instance, ".+", "=~")))
+    return [RecordingRule(names["pod_instance"], agg("group", scraped, jk + (lb.instance,)))]
+
+
+def via_instance(cfg: Config, gpu: Expr) -> Expr:
+    """GPUs of pods that export no engine metrics (multi-node workers), recorded under the engine pod of
+    their instance: a LeaderWorkerSet leader is named like its group (`<name>-<index>`, the instance
+    label). The holder stays in `gpu_pod`. Reads `llm_pod:instance:info`, which diagnose leaves as is
+    on raw series: absent there, the whole branch is pruned (diagnose/queries.py)."""
+    lb, names = cfg.labels, info_names()
+    jk = lb.join_keys()
+    workers = BinOp("unless", gpu, Selector(names["pod"]), on=jk)
+    engine_of = label_replace(Selector(names["pod_instance"]), "engine_pod", "$1", lb.instance, "(.*)")
+    moved = label_replace(BinOp("*", workers, engine_of, on=jk, group_left=("engine_pod", lb.instance)),
+                          "gpu_pod", "$1", lb.pod, "(.*)")
+    moved = label_replace(label_replace(moved, lb.pod, "$1", "engine_pod", "(.+)"), "engine_pod", "", "", "")
+    return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
+
+
 def gpu_group(cfg: Config) -> RuleGroup:
     lb, w = cfg.labels, cfg.recording.rate_window
     cat = load_catalog("dcgm")
     keys, relabel = lb.gpu_keys(), gpu_relabel(cfg)
     owner = Selector(info_names()["pod"])
-    rules = []
+    rules = instance_rules(cfg)
     for sig in SIGNALS:
         if sig.tier != "gpu" or sig.derived:
             continue
         exprs = [source_expr(s, sig, keys, w, relabel=relabel) for s in cat.of(sig.name)]
         joined = BinOp("*", any_of(exprs), owner, on=lb.join_keys(),
                        group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
+        joined = joined.or_(via_instance(cfg, any_of(exprs)))
         n = record_names(sig, GPU, w)
         rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
     used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])

@@ -27,6 +27,7 @@ class Signal:
     derived: bool = False  # computed from other records; catalogs may still give a direct fallback
     inputs: tuple[str, ...] = ()  # the signals a derived one is computed from
     formula: str = ""  # how, in words, for the schema reference
+    offset: float = 0.0  # added to inputs[0] / inputs[1] (the bonus token of a speculative verify step)
 
 
 SIGNALS: tuple[Signal, ...] = (
@@ -54,6 +55,36 @@ SIGNALS: tuple[Signal, ...] = (
            keep=("reason",)),
     Signal("kv_transfer_queue", "pod", "gauge", "requests",
            "Requests waiting on a KV transfer between prefill and decode.", agg="sum"),
+    # pod tier: prefill/decode KV transfer (disaggregated serving)
+    Signal("kv_transfers", "pod", "counter", "transfers/s",
+           "KV-cache transfers per second (vLLM NIXL: per TP rank, not per request)."),
+    Signal("kv_transfer_time", "pod", "counter", "s/s",
+           "Seconds spent in KV transfers per second; divided by kv_transfers: the mean transfer time."),
+    Signal("kv_transfer_bytes", "pod", "counter", "bytes/s", "KV-cache bytes transferred per second."),
+    Signal("kv_transfer_timeouts", "pod", "counter", "requests/s",
+           "Requests whose KV blocks expired before the peer fetched them (a transfer timeout)."),
+    Signal("kv_bootstrap_queue", "pod", "gauge", "requests",
+           "Prefill requests waiting to pair with a decode peer (SGLang bootstrap queue).", agg="sum"),
+    Signal("kv_prealloc_queue", "pod", "gauge", "requests",
+           "Decode requests waiting for KV memory before their transfer (SGLang pre-allocation queue).",
+           agg="sum"),
+    # pod tier: speculative decoding
+    Signal("spec_drafts", "pod", "counter", "drafts/s", "Speculative drafts proposed per second."),
+    Signal("spec_draft_tokens", "pod", "counter", "tokens/s", "Draft tokens proposed per second."),
+    Signal("spec_accepted_tokens", "pod", "counter", "tokens/s", "Draft tokens accepted per second."),
+    Signal("spec_accept_rate", "pod", "ratio", "ratio",
+           "Draft-token acceptance rate, accepted / draft tokens.", derived=True,
+           inputs=("spec_accepted_tokens", "spec_draft_tokens"), formula="accepted / draft tokens"),
+    Signal("spec_accept_length", "pod", "ratio", "tokens",
+           "Mean acceptance length, 1 + accepted tokens / drafts (tokens emitted per verify step).", derived=True,
+           inputs=("spec_accepted_tokens", "spec_drafts"), formula="1 + accepted tokens / drafts", offset=1.0),
+    # pod tier: LoRA adapters
+    Signal("lora_adapters_running", "pod", "gauge", "adapters",
+           "LoRA adapters in use (vLLM: in the running batch; SGLang: loaded pool slots).", agg="max"),
+    Signal("lora_adapters_waiting", "pod", "gauge", "adapters",
+           "LoRA adapters that waiting requests need (vLLM).", agg="max"),
+    Signal("lora_adapters_max", "pod", "gauge", "adapters",
+           "LoRA adapter slots (vLLM --max-loras; SGLang pool slots).", agg="max"),
     # pod tier: latency and length distributions
     Signal("ttft_seconds", "pod", "histogram", "seconds", "Time to first token."),
     Signal("itl_seconds", "pod", "histogram", "seconds", "Inter-token latency."),
@@ -118,4 +149,5 @@ def record_names(sig: Signal, level: str, window: str) -> dict[str, str]:
 
 
 def info_names() -> dict[str, str]:
-    return {"pod": f"{POD}:info", "pod_model": f"{POD}:model:info", "model_pods": f"{MODEL}:pods:count"}
+    return {"pod": f"{POD}:info", "pod_model": f"{POD}:model:info", "model_pods": f"{MODEL}:pods:count",
+            "pod_instance": f"{POD}:instance:info"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import Agg, BinOp, Expr, Selector
+from ..core.promql import Agg, BinOp, Expr, Num, Selector
 from ..core.schema import records
 from ..core.signals import info_names
 
@@ -35,6 +35,9 @@ class Planner:
         self._records = records(cfg)
         self._info = set(info_names().values())
         self._own = {k: v for k, v in self._records.items() if k not in self._info}
+        # Multi-node GPU attribution reads the instance inventory as recorded: without the rules
+        # deployed it is absent and `prune` drops that branch (raw GPU queries stay short).
+        self._raw = {k: v for k, v in self._records.items() if k != info_names()["pod_instance"]}
 
     def source(self, name: str) -> Source:
         spec = SIGNALS[name]
@@ -47,10 +50,10 @@ class Planner:
         # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
         own = [s.metric for s in promql.selectors(promql.inline(expr, self._own))
                if s.metric not in self._info]
-        raw = prune(promql.inline(expr, self._records), self.present)
+        raw = prune(promql.inline(expr, self._raw), self.present)
         metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
                                       if m in self.present))
-        if not metrics:
+        if not metrics or empty(raw, self.present):
             return Source(None, "missing", ())
         return Source(raw, "raw", metrics)
 
@@ -61,11 +64,26 @@ class Planner:
         return None
 
 
+def empty(expr: Expr, present: set[str]) -> bool:
+    """True when the expression can return nothing here: a selector of an absent metric, or an operation
+    one of whose required operands is empty (a LoRA info gauge joined with the pod's models)."""
+    if isinstance(expr, Selector):
+        return expr.metric not in present
+    if isinstance(expr, BinOp):
+        if expr.op == "or":
+            return empty(expr.lhs, present) and empty(expr.rhs, present)
+        if expr.op == "unless":
+            return empty(expr.lhs, present)
+        sides = [e for e in (expr.lhs, expr.rhs) if not isinstance(e, Num)]
+        return any(empty(e, present) for e in sides)
+    children = [c for c in promql.children(expr) if not isinstance(c, Num)]
+    return bool(children) and any(empty(c, present) for c in children if promql.selectors(c))
+
+
 def prune(expr: Expr, present: set[str]) -> Expr:
-    """Drop `or` alternatives that read only metric names absent from this Prometheus."""
+    """Drop `or` alternatives that cannot return data here (see `empty`)."""
     def dead(e: Expr) -> bool:
-        sels = promql.selectors(e)
-        return bool(sels) and all(s.metric not in present for s in sels)
+        return empty(e, present)
 
     def swap(node: Expr) -> Expr | None:
         if isinstance(node, BinOp) and node.op == "or":

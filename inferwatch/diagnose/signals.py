@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..core.config import Config
-from ..core.promql import Expr, Matcher, Selector, agg, positive
+from ..core.promql import BinOp, Expr, Matcher, Selector, agg, positive
 from ..core.schema import Tier, tier_keys
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
@@ -54,6 +54,21 @@ def _error_ratio(cfg: Config) -> Expr:
     return errors / positive(agg("sum", _rec("requests", MODEL, "rate")(cfg), mk))
 
 
+def _kv_transfer_time(cfg: Config) -> Expr:
+    """Mean seconds per prefill/decode KV transfer of a pod."""
+    pk = keys(cfg, "pod")
+    return (agg("sum", _rec("kv_transfer_time", POD, "rate")(cfg), pk)
+            / positive(agg("sum", _rec("kv_transfers", POD, "rate")(cfg), pk)))
+
+
+def _lora_starved(cfg: Config) -> Expr:
+    """Adapters that waiting requests need, on pods whose adapter slots are all in use."""
+    pk = keys(cfg, "pod")
+    full = BinOp(">=", agg("max", _rec("lora_adapters_running", POD, "value")(cfg), pk),
+                 agg("max", _rec("lora_adapters_max", POD, "value")(cfg), pk), on=pk)
+    return BinOp("and", agg("max", _rec("lora_adapters_waiting", POD, "value")(cfg), pk), full, on=pk)
+
+
 def _present(cfg: Config) -> Expr:
     return agg("group", Selector(info_names()["pod_model"]), keys(cfg, "pod"))
 
@@ -72,6 +87,10 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
     _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
     _record("request_rate", "pod", "requests/s", "sum", "requests", POD, "rate"),
     SignalSpec("present", "pod", "", _present),
+    _record("spec_accept", "pod", "ratio", "max", "spec_accept_rate", POD, "ratio"),
+    SignalSpec("kv_transfer_time", "pod", "s", _kv_transfer_time),
+    _record("kv_transfer_failures", "pod", "1/s", "sum", "kv_transfer_failures", POD, "rate"),
+    SignalSpec("lora_starved", "pod", "adapters", _lora_starved),
     _record("xid", "gpu", "XID", "max", "xid_last", GPU, "value"),
     _record("remapped_rows", "gpu", "rows", "max", "remapped_rows_uncorrectable", GPU, "value"),
     _record("row_remap_failure", "gpu", "", "max", "row_remap_failure", GPU, "value"),

@@ -2,7 +2,7 @@
 
 - model tier (symptoms, page): SLO burn rates (`slo.py`) and a model that stopped serving;
 - pod tier (causes, never page by default): queue backlog, KV-cache saturation, preemption storm,
-  prefix-cache collapse, load imbalance, target down, restarts;
+  prefix-cache collapse, load imbalance, target down, restarts, failing prefill/decode KV transfers;
 - GPU tier (causes): XID, ECC / row remap, throttling, framebuffer full, compute saturation, and an idle
   GPU while requests queue (a host-bound engine).
 
@@ -169,6 +169,18 @@ def load_imbalance(cfg: Config) -> list[tuple[Expr, str]]:
                    "pod that cannot keep up.")]
 
 
+def kv_transfer_failing(cfg: Config) -> list[tuple[Expr, str]]:
+    """Prefill/decode disaggregation: transfers (or bootstraps, notifications) fail, or KV blocks held for
+    a decode peer expire before it fetches them."""
+    thr, pk = cfg.alerts.kv_transfer_failure_rate, cfg.labels.pod_keys()
+    failed = agg("sum", rec(cfg, "kv_transfer_failures", POD, "rate"), pk) > thr
+    expired = rec(cfg, "kv_transfer_timeouts", POD, "rate") > thr
+    return [(failed.or_(expired), f"{who(cfg, 'pod')} loses {RATE} KV transfers per second (threshold "
+                                  f"{number(thr)}/s): failed transfers, bootstraps or notifications, or KV blocks "
+                                  "that expired before the decode peer fetched them. Those requests wait, "
+                                  "retry their prefill or fail, so time to first token rises on the decode pods.")]
+
+
 # ---- GPU tier -------------------------------------------------------------------------------
 
 def xid(cfg: Config) -> list[tuple[Expr, str]]:
@@ -281,6 +293,15 @@ ALERTS: tuple[Alert, ...] = (
           (("requests_waiting",),),
           ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
           load_imbalance),
+    Alert("LLMPodKVTransferFailing", "pod", "warning", "5m", "Prefill/decode KV transfers fail.",
+          "A disaggregated pod fails KV-cache transfers (vLLM NIXL transfers or notifications, SGLang bootstraps "
+          "or transfers), or lets KV blocks expire before the decode peer pulls them, faster than "
+          "`alerts.kv_transfer_failure_rate`.",
+          (("kv_transfer_failures", "kv_transfer_timeouts"),),
+          ("network path between prefill and decode pods (RDMA/UCX down, MTU, security groups)",
+           "a decode pod restarted or overloaded and stopped fetching", "bootstrap server unreachable (SGLang)",
+           "KV transfer timeout too short for the transfer size"),
+          kv_transfer_failing),
     Alert("LLMGPUXidError", "gpu", "warning", "", "A GPU reported an XID error.",
           "dcgm-exporter reports a non-zero last XID code for a GPU used by an inference pod.",
           (("xid_last",),),

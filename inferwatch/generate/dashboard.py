@@ -261,9 +261,78 @@ def gpu_section(cfg: Config) -> Section:
     ))
 
 
+# ---- serving surfaces: one row each, collapsed when no configured backend has it ------------------
+
+def transfer_section(cfg: Config) -> Section:
+    """Prefill/decode disaggregation: transfers are observed on both roles, queues on one each."""
+    lb = cfg.labels
+    who = f"{lab(lb.pod)} {lab(lb.role)}".rstrip()
+    sel = lambda name, role: scoped(cfg, record(cfg, POD, name, role))  # noqa: E731
+    mean = BinOp("/", sel("kv_transfer_time", "rate"), positive(sel("kv_transfers", "rate")), on=lb.pod_keys())
+    return Section("Prefill/decode KV transfer", (
+        Panel("KV transfers per pod", "KV-cache transfers per second (vLLM NIXL counts one per TP rank).", "ops",
+              (Target("transfers", sel("kv_transfers", "rate"), who, ("kv_transfers",)),)),
+        Panel("Mean KV transfer time per pod", "Seconds per transfer: rising time delays the decode pods' "
+              "first token.", "s", (Target("mean", mean, who, ("kv_transfer_time", "kv_transfers")),)),
+        Panel("KV transfer throughput per pod", "KV-cache bytes moved per second between prefill and decode.",
+              "Bps", (Target("bytes", sel("kv_transfer_bytes", "rate"), who, ("kv_transfer_bytes",)),)),
+        Panel("KV transfer failures and timeouts per pod", "Failed transfers, bootstraps or notifications by "
+              "reason, and KV blocks that expired before the peer fetched them.", "ops", (
+                  Target("failures", sel("kv_transfer_failures", "rate"), f"{who} {lab('reason')}",
+                         ("kv_transfer_failures",)),
+                  Target("timeouts", sel("kv_transfer_timeouts", "rate"), f"{who} expired",
+                         ("kv_transfer_timeouts",)))),
+        Panel("Prefill pods: bootstrap queue", "Prefill requests waiting to pair with a decode peer.", "short",
+              (Target("bootstrap", sel("kv_bootstrap_queue", "value"), who, ("kv_bootstrap_queue",)),)),
+        Panel("Decode pods: pre-allocation and transfer queues", "Decode requests waiting for KV memory, then "
+              "for their KV cache to arrive.", "short", (
+                  Target("pre-allocation", sel("kv_prealloc_queue", "value"), f"{who} prealloc",
+                         ("kv_prealloc_queue",)),
+                  Target("transfer", sel("kv_transfer_queue", "value"), f"{who} transfer", ("kv_transfer_queue",)))),
+    ))
+
+
+def spec_section(cfg: Config) -> Section:
+    lb = cfg.labels
+    pod, who = lab(lb.pod), f"{lab(lb.workload)}/{lab(lb.model)}"
+    sel = lambda level, name, role: scoped(cfg, record(cfg, level, name, role))  # noqa: E731
+    return Section("Speculative decoding", (
+        Panel("Draft acceptance rate", "Accepted / proposed draft tokens, per model and per pod; a drop "
+              "raises inter-token latency.", "percentunit", (
+                  Target("model", sel(MODEL, "spec_accept_rate", "ratio"), who, ("spec_accept_rate",)),
+                  Target("pod", sel(POD, "spec_accept_rate", "ratio"), pod, ("spec_accept_rate",)))),
+        Panel("Mean acceptance length per pod", "Tokens emitted per verify step (1 + accepted per draft).",
+              "short", (Target("length", sel(POD, "spec_accept_length", "ratio"), pod, ("spec_accept_length",)),)),
+        Panel("Draft and accepted tokens per pod", "Draft tokens proposed and accepted per second.",
+              "suffix: tok/s", (
+                  Target("draft", sel(POD, "spec_draft_tokens", "rate"), f"{pod} draft", ("spec_draft_tokens",)),
+                  Target("accepted", sel(POD, "spec_accepted_tokens", "rate"), f"{pod} accepted",
+                         ("spec_accepted_tokens",)))),
+    ))
+
+
+def lora_section(cfg: Config) -> Section:
+    pod = lab(cfg.labels.pod)
+    sel = lambda name: scoped(cfg, record(cfg, POD, name, "value"))  # noqa: E731
+    return Section("LoRA adapters", (
+        Panel("LoRA adapters per pod", "Adapters in use, adapters that waiting requests need, and adapter "
+              "slots; waiting while in use = slots means requests queue for an adapter slot.", "short", (
+                  Target("running", sel("lora_adapters_running"), f"{pod} running", ("lora_adapters_running",)),
+                  Target("waiting", sel("lora_adapters_waiting"), f"{pod} waiting", ("lora_adapters_waiting",)),
+                  Target("slots", sel("lora_adapters_max"), f"{pod} slots", ("lora_adapters_max",)))),
+    ))
+
+
 def sections(cfg: Config) -> tuple[tuple[str, Section], ...]:
     """(tier, section) in dashboard order."""
-    return ((MODEL, model_section(cfg)), (POD, pod_section(cfg)), (GPU, gpu_section(cfg)))
+    return ((MODEL, model_section(cfg)), (POD, pod_section(cfg)), (GPU, gpu_section(cfg)),
+            (POD, transfer_section(cfg)), (POD, spec_section(cfg)), (POD, lora_section(cfg)))
+
+
+def section_available(cfg: Config, tier: str, section: Section) -> bool:
+    """Whether any configured backend (dcgm-exporter for GPU rows) can fill a panel of the row."""
+    backends = (schema.GPU_SOURCE,) if tier == GPU else cfg.backends
+    return any(target_support(b, t).available for b in backends for p in section.panels for t in p.targets)
 
 
 # ---- Grafana JSON -----------------------------------------------------------------------------
@@ -311,13 +380,17 @@ def dashboard_json(cfg: Config) -> dict:
     panels: list[dict] = []
     y, pid = 0, 1
     for tier, section in sections(cfg):
-        panels.append({"id": pid, "type": "row", "title": section.title, "collapsed": False,
-                       "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
+        # A row no configured backend can fill is collapsed: its panels are kept inside the row object.
+        shown = section_available(cfg, tier, section)
+        row = {"id": pid, "type": "row", "title": section.title, "collapsed": not shown,
+               "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []}
+        panels.append(row)
         pid, y = pid + 1, y + 1
         for i, panel in enumerate(section.panels):
-            panels.append(panel_json(cfg, panel, tier, pid, (i % COLUMNS) * WIDTH, y + (i // COLUMNS) * HEIGHT))
+            body = panel_json(cfg, panel, tier, pid, (i % COLUMNS) * WIDTH, y + (i // COLUMNS) * HEIGHT)
+            (panels if shown else row["panels"]).append(body)
             pid += 1
-        y += -(-len(section.panels) // COLUMNS) * HEIGHT
+        y += -(-len(section.panels) // COLUMNS) * HEIGHT if shown else 0
     d = cfg.dashboard
     return {"uid": d.uid, "title": d.title, "tags": ["inferwatch", "llm-inference"],
             "description": "Generated by `inferwatch generate`: model, pod and GPU tiers of LLM inference.",

@@ -16,7 +16,7 @@ from . import slo
 from .alerts import ALERTS, Alert, rules_of, severity_of
 from ..core import schema
 from ..core.catalog import Catalog, load_catalog, parent
-from ..core.config import Config, duration_seconds
+from ..core.config import BACKENDS, Config, duration_seconds
 from ..core.promql import check
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -27,13 +27,26 @@ def engines(cfg: Config) -> list[Catalog]:
     return [load_catalog(e) for e in dict.fromkeys(parent(b) for b in cfg.backends)]
 
 
+def _support(backend: str, name: str) -> tuple[schema.Support, str]:
+    """A signal's support, and which backend gives it: a prefill/decode signal only the -pd variant has
+    is named with that variant."""
+    found = schema.support(backend, name)
+    pd = f"{backend}-pd"
+    if not found.available and not backend.endswith("-pd") and pd in BACKENDS:
+        via = schema.support(pd, name)
+        if via.available:
+            return via, f"{load_catalog(pd).display}: "
+    return found, ""
+
+
 def support(engine: Catalog, a: Alert) -> str:
     """The worst of the alert's signal groups, each group as good as its best signal."""
-    worst = schema.Support(True)
+    worst, where = schema.Support(True), ""
     for group in a.needs:
-        best = min((schema.support(engine.engine, s) for s in group), key=lambda x: x.rank)
-        worst = max(worst, best, key=lambda x: x.rank)
-    text = worst.text() if worst.available else NOT_AVAILABLE
+        best, at = min((_support(engine.engine, s) for s in group), key=lambda x: x[0].rank)
+        if best.rank >= worst.rank:
+            worst, where = best, at
+    text = f"{where}{worst.text()}" if worst.available else NOT_AVAILABLE
     if a.also_needs and worst.available:
         text += f"; needs {a.also_needs.split(' (')[0]}"
     return text

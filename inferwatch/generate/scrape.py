@@ -2,7 +2,8 @@
 
 Pods join when they carry the workload label; the workload label becomes `workload_name`, the backend
 label (`inference-backend` or `inference_backend`: Kubernetes service discovery sanitises both to the
-same meta label) becomes `backend`, and the role label, when present, becomes `role`. Emitted as a
+same meta label) becomes `backend`, the role label, when present, becomes `role`, and the serving
+instance (a LeaderWorkerSet / RoleBasedGroup group, else the pod) becomes `inference_instance`. Emitted as a
 Prometheus Operator `PodMonitor` and as an equivalent plain `scrape_configs` entry (kubernetes_sd).
 """
 from __future__ import annotations
@@ -37,10 +38,30 @@ def target_relabels(cfg: Config) -> list[tuple[str, str]]:
     return pairs
 
 
+def instance_relabels(cfg: Config) -> list[dict]:
+    """The serving-instance label, lowest priority first: the pod itself, then a group key label, then a
+    (group name, group index) pair such as LeaderWorkerSet's `<name>-<group-index>`. A leader and its
+    workers share it, so GPUs of worker pods (which export no engine metrics) reach the instance's model
+    (core/records.py, GPU tier). Operator field names; `plain_relabel` converts them."""
+    sc, dst = cfg.scrape, cfg.labels.instance
+    rules = [{"sourceLabels": ["__meta_kubernetes_pod_name"], "targetLabel": dst, "action": "replace"}]
+    rules += [{"sourceLabels": [meta_label(x)], "regex": "(.+)", "targetLabel": dst, "replacement": "$1",
+               "action": "replace"} for x in reversed(sc.instance_pod_labels)]
+    rules += [{"sourceLabels": [meta_label(name), meta_label(index)], "separator": ";", "regex": "(.+);(.+)",
+               "targetLabel": dst, "replacement": "$1-$2", "action": "replace"}
+              for name, index in reversed(sc.instance_group_pod_labels)]
+    return rules
+
+
+def plain_relabel(rule: dict) -> dict:
+    names = {"sourceLabels": "source_labels", "targetLabel": "target_label"}
+    return {names.get(k, k): v for k, v in rule.items()}
+
+
 def pod_monitor(cfg: Config) -> dict:
     sc = cfg.scrape
     relabelings = [{"sourceLabels": [src], "regex": "(.+)", "targetLabel": dst, "replacement": "$1",
-                    "action": "replace"} for src, dst in target_relabels(cfg)]
+                    "action": "replace"} for src, dst in target_relabels(cfg)] + instance_relabels(cfg)
     ns = {"matchNames": list(sc.namespaces)} if sc.namespaces else {"any": True}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -70,6 +91,7 @@ def scrape_config(cfg: Config) -> dict:
     ]
     relabel += [{"source_labels": [src], "regex": "(.+)", "target_label": dst, "replacement": "$1",
                  "action": "replace"} for src, dst in target_relabels(cfg)]
+    relabel += [plain_relabel(r) for r in instance_relabels(cfg)]
     return {"scrape_configs": [{
         "job_name": sc.name, "scrape_interval": str(sc.interval), "metrics_path": sc.path,
         "kubernetes_sd_configs": [sd], "relabel_configs": relabel,

@@ -40,6 +40,11 @@ BASELINE: dict[str, float] = {
     "fb_used_ratio": 0.9, "fb_total_mib": 81559.0,
     "power": 350.0, "temperature": 62.0, "sm_clock": 1980.0, "xid": 0.0,
     "remapped_rows": 0.0, "row_remap_failure": 0.0,
+    # serving surfaces, emitted only when on (non-zero)
+    "spec_accept_rate": 0.0,      # speculative decoding: accepted / draft tokens (3 draft tokens a step)
+    "kv_transfer_time": 0.0,      # prefill/decode: seconds per KV transfer (one transfer per request)
+    "kv_transfer_failures": 0.0,  # failed KV transfers / s
+    "lora_max": 0.0, "lora_running": 0.0, "lora_waiting": 0.0,  # LoRA adapter slots, in use, waited for
 }
 SIGMA = 0.35  # log-normal spread of latencies and lengths around their median
 
@@ -116,6 +121,7 @@ class Profile:
     streaming_label: bool = False
     aborted: bool = True
     token_hist: bool = True
+    spec_gauges: tuple[str, ...] = ()  # SGLang: speculative-decoding gauges, 0 without speculative decoding
 
 
 PROFILES: dict[tuple[str, str], Profile] = {
@@ -127,12 +133,15 @@ PROFILES: dict[tuple[str, str], Profile] = {
     ("vllm", "0.33"): Profile(("vllm:kv_cache_usage_perc",), ("",), ("vllm:inter_token_latency_seconds",),
                               error_reason=True),
     ("sglang", "0.4.5"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                 queue_hist=False, aborted=False, token_hist=False),
+                                 queue_hist=False, aborted=False, token_hist=False,
+                                 spec_gauges=("sglang:spec_accept_length",)),
     ("sglang", "0.5.3"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                 sched_labels=("tp_rank", "pp_rank"), retract="gauge"),
+                                 sched_labels=("tp_rank", "pp_rank"), retract="gauge",
+                                 spec_gauges=("sglang:spec_accept_length",)),
     ("sglang", "0.5.23"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
                                   sched_labels=("tp_rank", "pp_rank", "moe_ep_rank"), retract="counter",
-                                  streaming_label=True),
+                                  streaming_label=True,
+                                  spec_gauges=("sglang:spec_accept_length", "sglang:spec_accept_rate")),
 }
 
 def _engine_buckets(engine: str) -> dict[str, tuple[float, ...]]:
@@ -366,6 +375,33 @@ def _vllm(acc, prof: Profile, base, st, t, dt, share, reset) -> None:
     _hist(acc, "vllm:request_queue_time_seconds", base, b["queue"], st["queue_time"], reqs, t, reset)
     _hist(acc, "vllm:request_prompt_tokens", base, b["tokens"], st["prompt_tokens"], reqs, t, reset)
     _hist(acc, "vllm:request_generation_tokens", base, b["tokens"], st["generation_tokens"], reqs, t, reset)
+    _vllm_surfaces(acc, base, st, t, dt, share, reset)
+
+
+SPEC_TOKENS = 3  # draft tokens per speculative step
+
+
+def _vllm_surfaces(acc, base, st, t, dt, share, reset) -> None:
+    """Speculative-decoding counters, NIXL transfer series and the LoRA info gauge, as vLLM names them."""
+    reqs = st["request_rate"] * dt * share
+    if st["spec_accept_rate"] > 0:
+        drafts = reqs * st["generation_tokens"] / (1 + SPEC_TOKENS * st["spec_accept_rate"])
+        acc.counter({"__name__": "vllm:spec_decode_num_drafts_total", **base}, t, drafts, reset)
+        acc.counter({"__name__": "vllm:spec_decode_num_draft_tokens_total", **base}, t, drafts * SPEC_TOKENS, reset)
+        acc.counter({"__name__": "vllm:spec_decode_num_accepted_tokens_total", **base}, t,
+                    drafts * SPEC_TOKENS * st["spec_accept_rate"], reset)
+    if st["kv_transfer_time"] > 0:
+        acc.counter({"__name__": "vllm:nixl_xfer_time_seconds_sum", **base}, t, reqs * st["kv_transfer_time"], reset)
+        acc.counter({"__name__": "vllm:nixl_xfer_time_seconds_count", **base}, t, reqs, reset)
+        acc.counter({"__name__": "vllm:nixl_bytes_transferred_sum", **base}, t, reqs * 64 * 2 ** 20, reset)
+        acc.counter({"__name__": "vllm:nixl_num_failed_transfers_total", **base}, t,
+                    st["kv_transfer_failures"] * share * dt, reset)
+    if st["lora_max"] > 0:  # per target, no model_name; the value is the time the set was last seen
+        names = lambda n, prefix: ",".join(f"{prefix}-{i}" for i in range(int(round(n))))  # noqa: E731
+        target = {k: v for k, v in base.items() if k not in ("model_name", "engine")}
+        acc.gauge({"__name__": "vllm:lora_requests_info", **target, "max_lora": str(int(st["lora_max"])),
+                   "running_lora_adapters": names(st["lora_running"], "run"),
+                   "waiting_lora_adapters": names(st["lora_waiting"], "wait")}, t, t)
 
 
 def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share, reset) -> None:
@@ -383,6 +419,19 @@ def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share
         acc.gauge({"__name__": "sglang:num_queue_reqs", **labels}, t, st["waiting"] * share)
         acc.gauge({"__name__": "sglang:token_usage", **labels}, t, st["kv_usage"])
         acc.gauge({"__name__": "sglang:cache_hit_rate", **labels}, t, st["prefix_hit_ratio"])
+        spec = {"sglang:spec_accept_rate": st["spec_accept_rate"],
+                "sglang:spec_accept_length": 1 + SPEC_TOKENS * st["spec_accept_rate"] if st["spec_accept_rate"] else 0}
+        for name in prof.spec_gauges:
+            acc.gauge({"__name__": name, **labels}, t, spec[name])
+        if st["kv_transfer_time"] > 0:
+            acc.counter({"__name__": "sglang:kv_transfer_latency_ms_sum", **labels}, t,
+                        reqs * st["kv_transfer_time"] * 1000, reset)
+            acc.counter({"__name__": "sglang:kv_transfer_latency_ms_count", **labels}, t, reqs, reset)
+            acc.counter({"__name__": "sglang:num_transfer_failed_reqs_total", **labels}, t,
+                        st["kv_transfer_failures"] * share * dt, reset)
+        if st["lora_max"] > 0:
+            acc.gauge({"__name__": "sglang:lora_pool_slots_used", **labels}, t, st["lora_running"])
+            acc.gauge({"__name__": "sglang:lora_pool_slots_total", **labels}, t, st["lora_max"])
         acc.gauge({"__name__": "sglang:gen_throughput", **labels}, t,
                   st["request_rate"] * share * st["generation_tokens"])
         if prof.retract == "counter":
