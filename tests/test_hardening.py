@@ -72,3 +72,72 @@ def test_generated_output_is_world_readable_under_a_022_umask(tmp_path):
 
 def test_committed_rules_folder_carries_the_marker():
     assert (Path(__file__).resolve().parent.parent / "rules" / MARKER).is_file()
+
+
+# ---- 2. secrets never in logs, reports, metrics or process arguments ------------------------------------
+
+def test_serve_keeps_the_prometheus_password_and_the_slack_url_secret(tmp_path):
+    from test_webhook import chat_webhook, payload, serve_process
+    from inferwatch.sandbox.localprom import free_port
+    dead = f"http://alice:PASSW0RD-xyz@127.0.0.1:{free_port()}"  # nothing listens: the diagnosis fails
+    with chat_webhook() as (hook, posts):
+        secret_hook = hook + "/T000/B000/SECRETPATH"
+        env = {**os.environ, "IW_SLACK": secret_hook}
+        with serve_process(dead, "--slack-url-env", "IW_SLACK", "--jsonl", str(tmp_path / "out.jsonl"),
+                           env=env) as (url, proc):
+            import requests
+            assert requests.post(url + "/alerts", json=payload(), timeout=5).status_code == 202
+            wait_until(lambda: posts, 20)
+            metrics = requests.get(url + "/metrics", timeout=5).text
+            cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+            proc.send_signal(__import__("signal").SIGTERM)
+            _, err = proc.communicate(timeout=20)
+    report = (tmp_path / "out.jsonl").read_text()
+    assert "Unreachable" in report and "127.0.0.1" in report and "listening on http://127.0.0.1" in err
+    for text in (err, report, metrics, posts[0]["text"]):
+        assert "PASSW0RD" not in text and "SECRETPATH" not in text and "alice" not in text
+    assert "SECRETPATH" not in cmdline  # (the password is in it: the test passed it as --prometheus)
+
+
+def test_slack_url_from_a_file_and_failures_name_only_the_host(tmp_path):
+    import argparse
+    from inferwatch.diagnose.serve import slack_url
+    from inferwatch.diagnose.sinks import SlackSink
+    f = tmp_path / "slack"
+    f.write_text("http://127.0.0.1:1/services/T/B/SECRETPATH\n")
+    args = argparse.Namespace(slack_url=None, slack_url_file=str(f), slack_url_env=None)
+    assert slack_url(args) == "http://127.0.0.1:1/services/T/B/SECRETPATH"
+    sink = SlackSink(slack_url(args), timeout=2)
+    with pytest.raises(OSError) as exc:
+        sink.deliver(_failed_outcome())
+    assert "127.0.0.1" in str(exc.value) and "SECRETPATH" not in str(exc.value)
+
+
+def test_url_credentials_and_a_token_are_not_silently_mixed():
+    from inferwatch.core.prometheus import Connection, PromClient
+    with pytest.raises(ValueError, match="use one"):
+        PromClient("http://u:p@127.0.0.1:1", Connection(bearer_token="t"))
+    client = PromClient("http://u:p%40ss@127.0.0.1:1")
+    assert client.session.auth == ("u", "p@ss") and "p%40ss" not in client.base and "u:" not in client.base
+    with pytest.raises(ValueError) as exc:
+        PromClient("ftp://u:SECRET@host")
+    assert "SECRET" not in str(exc.value)
+
+
+def _failed_outcome():
+    from datetime import datetime, timezone
+    from inferwatch.diagnose.sinks import Outcome
+    now = datetime.now(timezone.utc)
+    return Outcome(key="k", group_key="g", status="firing", alertnames=("A",), scope={}, at=now,
+                   received_at=now, duration_seconds=0.0, error="Unreachable: test")
+
+
+def wait_until(check, timeout: float, step: float = 0.1):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = check()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"not true within {timeout}s")

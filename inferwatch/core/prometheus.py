@@ -11,10 +11,10 @@ show that the number of queries does not grow with the number of pods.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 
@@ -65,10 +65,8 @@ class Connection:
 def redact(url: str) -> str:
     """The URL without user:password@ (safe for messages and reports)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    safe = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    return safe if "@" not in safe else "(a URL with credentials, not shown)"
 
 
 class PromClient:
@@ -76,10 +74,18 @@ class PromClient:
 
     def __init__(self, url: str, connection: Connection | None = None, timeout: float = 10.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"--prometheus: {url!r} is not an http(s) URL")
+            raise ValueError(f"--prometheus: {redact(url)!r} is not an http(s) URL")
         conn = connection or Connection()
-        self.base = url.rstrip("/")
-        self.safe_url = redact(self.base)
+        userinfo = urlsplit(url)
+        if userinfo.username is not None:  # user:password@ in the URL is basic auth, said once, not twice
+            if conn.username is not None or conn.bearer_token or conn.bearer_token_file:
+                raise ValueError("--prometheus: the URL carries user:password@ and another credential option "
+                                 "is given; use one")
+            conn = replace(conn, username=unquote(userinfo.username), password=unquote(userinfo.password or ""))
+        elif conn.username is not None and (conn.bearer_token or conn.bearer_token_file):
+            raise ValueError("--username and a bearer token both given; use one")
+        self.base = redact(url).rstrip("/")
+        self.safe_url = self.base
         self.timeout = timeout
         self.requests = 0
         self._lock = threading.Lock()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from ..core.config import is_duration, load_config
+from ..core.prometheus import redact
 
 from .command import UsageError, add_connection_arguments, connection
 from .sinks import JsonLinesSink, MarkdownDirSink, SlackSink
@@ -24,7 +26,7 @@ EXAMPLES = """\
 examples:
   inferwatch serve --prometheus http://prometheus:9090 --markdown-dir /var/lib/inferwatch/reports
   inferwatch serve --listen 0.0.0.0:9095 --prometheus http://prometheus:9090 \\
-      --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url https://hooks.slack.com/services/T/B/X
+      --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url-file /etc/inferwatch/slack-url
 
 Alertmanager side: `inferwatch generate` writes alertmanager/inferwatch-routes.yaml, whose diagnose
 receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics.
@@ -46,8 +48,31 @@ def _positive(text: str) -> int:
 
 def _http_url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {redact(text)!r}")
     return text.rstrip("/")
+
+
+def slack_url(args: argparse.Namespace) -> str | None:
+    """The Slack URL is a credential: from a file or an environment variable (out of `ps`), or the flag."""
+    given = [o for o, v in (("--slack-url", args.slack_url), ("--slack-url-file", args.slack_url_file),
+                            ("--slack-url-env", args.slack_url_env)) if v]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: give the Slack URL one way")
+    if args.slack_url_file:
+        try:
+            text = Path(args.slack_url_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--slack-url-file {args.slack_url_file}: {exc.strerror}") from None
+    elif args.slack_url_env:
+        text = os.environ.get(args.slack_url_env, "").strip()
+        if not text:
+            raise UsageError(f"--slack-url-env: environment variable {args.slack_url_env} is not set")
+    else:
+        return args.slack_url
+    try:
+        return _http_url(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{given[0]}: {exc}") from None
 
 
 def _window(text: str) -> str:
@@ -75,7 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jsonl", metavar="PATH", help="append one JSON object per diagnosis ('-' = stdout)")
     p.add_argument("--markdown-dir", type=Path, metavar="DIR", help="write one markdown report per diagnosis")
     p.add_argument("--slack-url", type=_http_url, metavar="URL",
-                   help="Slack-compatible incoming webhook that gets a short report")
+                   help="Slack-compatible incoming webhook that gets a short report (visible in `ps`: "
+                        "prefer --slack-url-file or --slack-url-env)")
+    p.add_argument("--slack-url-file", metavar="PATH", help="file holding the Slack webhook URL")
+    p.add_argument("--slack-url-env", metavar="VAR", help="environment variable holding the Slack webhook URL")
     p.add_argument("--concurrency", type=_positive, default=2, metavar="N", help="diagnoses run at once (default 2)")
     p.add_argument("--queue-size", type=_positive, default=100, metavar="N",
                    help="notifications waiting for a worker before answering 503 (default 100)")
@@ -90,12 +118,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def sinks_from(args: argparse.Namespace) -> list:
     sinks: list = []
-    if args.jsonl or not (args.markdown_dir or args.slack_url):
+    slack = slack_url(args)
+    if args.jsonl or not (args.markdown_dir or slack):
         sinks.append(JsonLinesSink(args.jsonl or "-"))
     if args.markdown_dir:
         sinks.append(MarkdownDirSink(args.markdown_dir))
-    if args.slack_url:
-        sinks.append(SlackSink(args.slack_url))
+    if slack:
+        sinks.append(SlackSink(slack))
     return sinks
 
 
@@ -105,10 +134,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     window = args.window or cfg.diagnose.window
     try:
         conn = connection(args)
+        sinks = sinks_from(args)
     except UsageError as exc:
         print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks_from(args),
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks,
                         concurrency=args.concurrency, queue_size=args.queue_size,
                         diagnose_resolved=args.diagnose_resolved)
     host, port = args.listen
@@ -123,7 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     receiver.start()
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     log.info("listening on http://%s:%d (POST /alerts, GET /healthz, GET /metrics); diagnosing against %s",
-             host, server.server_address[1], args.prometheus)
+             host, server.server_address[1], redact(args.prometheus))
     while not stop.wait(0.5):
         pass
     log.info("stopping: no new notifications; finishing queued diagnoses (grace %ss)", args.shutdown_grace)

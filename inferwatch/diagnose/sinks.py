@@ -10,6 +10,8 @@ import json
 import re
 import sys
 import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,7 +116,7 @@ class SlackSink:
     name = "slack"
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url
+        self.url = url  # a credential: never logged
         self.timeout = timeout
 
     def deliver(self, outcome: Outcome) -> None:
@@ -124,8 +126,13 @@ class SlackSink:
         body = json.dumps({"text": text}).encode()
         req = urllib.request.Request(self.url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            resp.read()
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read()
+        except (OSError, ValueError) as exc:  # the URL is a credential: name only its host
+            host = urllib.parse.urlsplit(self.url).hostname
+            reason = exc.code if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", None)
+            raise OSError(f"POST to the Slack webhook on {host} failed: {reason or type(exc).__name__}") from None
 
 
 Sink = JsonLinesSink | MarkdownDirSink | SlackSink
