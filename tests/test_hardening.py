@@ -141,3 +141,61 @@ def wait_until(check, timeout: float, step: float = 0.1):
             return value
         time.sleep(step)
     raise AssertionError(f"not true within {timeout}s")
+
+
+# ---- 3. `$` in scope values reaches label_replace escaped ------------------------------------------------
+
+KV = "vllm-kv-cache-pressure"  # raw engine metrics only (no recording rules): inline's filters run
+REAL = {"model": "Qwen/Qwen2.5-7B-Instruct", "namespace": "llm", "workload": "chat", "pod": "chat-1"}
+DOLLARS = ("$1", "${x}", "$name", "$9")
+
+
+def _incident_at() -> float:
+    from inferwatch.sandbox import scenario
+    sc = scenario.load(KV)
+    return sc.start + sc.incident_at
+
+
+@pytest.mark.parametrize("role", sorted(REAL))
+def test_dollar_in_a_scope_value_does_not_diagnose_the_real_entity(scenario_prometheus, role):
+    from inferwatch.core.config import Config
+    from inferwatch.diagnose import engine
+    from inferwatch.diagnose.scope import Scope
+    prom = scenario_prometheus(KV)
+    real = engine.run(prom.url, Scope(**{role: REAL[role]}), _incident_at(), "15m", Config())
+    assert real.status == "degraded"  # the control: the exact value does find the incident
+    for suffix in DOLLARS:
+        report = engine.run(prom.url, Scope(**{role: REAL[role] + suffix}), _incident_at(), "15m", Config())
+        assert (report.status, report.root_causes, report.errors) == ("unknown", [], []), (role, suffix)
+
+
+def test_dollar_in_the_model_through_the_cli(scenario_prometheus, capsys):
+    import json
+    from inferwatch.cli import diagnose_main
+    url = scenario_prometheus(KV).url
+    code = diagnose_main(["--prometheus", url, "--at", str(_incident_at()), "--format", "json",
+                          "--model", "Qwen/Qwen2.5-7B-Instruct$9", "--namespace", "llm${x}"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 4 and report["status"] == "unknown" and report["root_causes"] == []
+    assert report["scope"] == {"model": "Qwen/Qwen2.5-7B-Instruct$9", "namespace": "llm${x}"}
+
+
+def test_dollar_in_alert_labels_through_the_webhook(scenario_prometheus, tmp_path):
+    import json
+    import requests
+    from test_webhook import payload, running
+    from inferwatch.core.config import Config
+    from inferwatch.diagnose.webhook import engine_diagnose
+    diagnose = engine_diagnose(scenario_prometheus(KV).url, "15m", Config())
+    with running(diagnose, tmp_path) as (url, receiver):
+        for i, labels in enumerate([{"pod": "chat-1$name"}, {"model_name": "Qwen/Qwen2.5-7B-Instruct$1"},
+                                    {"workload_name": "chat${x}"}, {}]):
+            body = payload(fingerprint=f"f{i}", **labels)
+            assert requests.post(url + "/alerts", json=body, timeout=5).status_code == 202
+        out = tmp_path / "out.jsonl"
+        lines = wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 4 and
+                           out.read_text().splitlines(), 60)
+    by_fp = {json.loads(line)["key"].split("|")[2][:2]: json.loads(line) for line in lines}
+    assert by_fp["f3"]["report"]["status"] == "degraded"  # the control: the real labels find the incident
+    for fp in ("f0", "f1", "f2"):
+        assert by_fp[fp]["report"]["status"] == "unknown" and by_fp[fp]["report"]["root_causes"] == []
