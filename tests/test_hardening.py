@@ -199,3 +199,198 @@ def test_dollar_in_alert_labels_through_the_webhook(scenario_prometheus, tmp_pat
     assert by_fp["f3"]["report"]["status"] == "degraded"  # the control: the real labels find the incident
     for fp in ("f0", "f1", "f2"):
         assert by_fp[fp]["report"]["status"] == "unknown" and by_fp[fp]["report"]["root_causes"] == []
+
+
+# ---- fake Prometheus for failure modes ------------------------------------------------------------------
+
+class FakePrometheus:
+    """A loopback HTTP server for one failure mode. `answer(path, form) -> (status, body, drip)` decides:
+    with `drip` set, the headers go out at once and the body one byte every `drip` seconds. `upstream`
+    forwards to a real Prometheus when `answer` returns None."""
+
+    def __init__(self, answer, upstream: str | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+        self.stop_event = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self, method: str) -> None:
+                import time
+                import requests
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                form = {k: v[0] for k, v in parse_qs(raw.decode() or urlsplit(self.path).query).items()}
+                decided = answer(urlsplit(self.path).path, form)
+                if decided is None:
+                    r = requests.request(method, upstream + self.path, data=raw, timeout=30,
+                                         headers={"Content-Type": self.headers.get("Content-Type", "")})
+                    decided = (r.status_code, r.content, None)
+                status, body, drip = decided
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    if drip is None:
+                        self.wfile.write(body)
+                        return
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        if fake.stop_event.wait(drip):
+                            return
+                except OSError:
+                    pass
+
+            def do_GET(self):
+                self._serve("GET")
+
+            def do_POST(self):
+                self._serve("POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "FakePrometheus":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+OK_NAMES = b'{"status":"success","data":["vllm:num_requests_running","vllm:kv_cache_usage_perc"]}'
+
+
+def run_diagnose(url: str, *args: str, config: str | None = None, tmp_path: Path | None = None,
+                 timeout: float = 120):
+    """`diagnose` as a real process: (exit code, stdout, stderr, wall seconds)."""
+    import time
+    argv = [sys.executable, "-c", "import sys; from inferwatch.cli import diagnose_main; "
+                                  "sys.exit(diagnose_main())", "--prometheus", url, *args]
+    if config is not None:
+        cfg = tmp_path / "inferwatch.yaml"
+        cfg.write_text(config)
+        argv += ["--config", str(cfg)]
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout, proc.stderr, time.monotonic() - t0
+
+
+# ---- 4. one overall deadline, enforced on the wall clock ------------------------------------------------
+
+def test_a_dripping_server_ends_at_the_deadline(tmp_path):
+    body = b'{"status":"success","data":["vllm:num_requests_running"]}'
+    with FakePrometheus(lambda path, form: (200, body, 3.0)) as fake:
+        code, out, err, took = run_diagnose(fake.url, config="diagnose: {deadline: 4s, query_timeout: 20s}",
+                                            tmp_path=tmp_path)
+    assert code == 3 and took < 8, (code, took, err)
+    assert len(err.strip().splitlines()) == 1 and "deadline" in err
+
+
+def test_some_queries_dripping_end_at_the_deadline_and_the_report_says_so(scenario_prometheus, tmp_path):
+    import json
+
+    def answer(path, form):  # names and inventory answered by the real Prometheus; GPU queries drip
+        if "DCGM" in form.get("query", ""):
+            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
+        return None
+
+    with FakePrometheus(answer, scenario_prometheus(KV).url) as fake:
+        code, out, err, took = run_diagnose(fake.url, "--at", str(_incident_at()), "--format", "json",
+                                            config="diagnose: {deadline: 5s, query_timeout: 30s}",
+                                            tmp_path=tmp_path)
+    report = json.loads(out)
+    assert took < 9, (took, err)
+    assert 4.5 <= report["stats"]["duration_seconds"] <= took
+    assert report["errors"] and all("deadline" in e["error"] for e in report["errors"])
+
+
+def test_serve_exits_within_the_shutdown_grace_while_a_diagnosis_hangs(scenario_prometheus, tmp_path):
+    import signal
+    import time
+    import requests
+    from test_webhook import payload, serve_process
+
+    def answer(path, form):
+        if "DCGM" in form.get("query", ""):
+            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
+        return None
+
+    with FakePrometheus(answer, scenario_prometheus(KV).url) as fake:
+        with serve_process(fake.url, "--shutdown-grace", "3", "--jsonl", str(tmp_path / "out.jsonl")) as (url, proc):
+            assert requests.post(url + "/alerts", json=payload(), timeout=5).status_code == 202
+            wait_until(lambda: "inferwatch_webhook_diagnoses_in_progress 1" in
+                       requests.get(url + "/metrics", timeout=5).text, 10)
+            time.sleep(1)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+            took = time.monotonic() - t0
+    assert proc.returncode == 0 and took < 5, took
+
+
+# ---- 5. failed or unfinished nodes are never healthy ------------------------------------------------------
+
+HEALTHY = "diag-healthy"
+
+
+def _healthy_at() -> float:
+    from inferwatch.sandbox import scenario
+    sc = scenario.load(HEALTHY)
+    return sc.start + sc.incident_at
+
+
+def test_failed_gpu_queries_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
+    import json
+
+    def answer(path, form):  # the GPU queries fail on the server; everything else is real
+        if "DCGM" in form.get("query", ""):
+            return 422, b'{"status":"error","errorType":"execution","error":"too many samples"}', None
+        return None
+
+    prom = scenario_prometheus(HEALTHY)
+    code, out, _, _ = run_diagnose(prom.url, "--at", str(_healthy_at()), "--format", "json", tmp_path=tmp_path)
+    assert code == 0 and json.loads(out)["status"] == "healthy"  # the control
+    with FakePrometheus(answer, prom.url) as fake:
+        runs = {fmt: run_diagnose(fake.url, "--at", str(_healthy_at()), "--format", fmt, tmp_path=tmp_path)
+                for fmt in ("json", "text", "markdown")}
+    report = json.loads(runs["json"][1])
+    assert {c for c, *_ in runs.values()} == {5}
+    failed = sorted(e["node"] for e in report["errors"])
+    assert report["status"] == "partial" and "gpu_hardware_fault" in failed and "ttft_high" not in failed
+    assert sorted(u["node"] for u in report["unchecked"]) == failed
+    assert "too many samples" in report["unchecked"][0]["reason"]
+    for fmt in ("text", "markdown"):
+        shown = runs[fmt][1]
+        assert shown.startswith(("PARTIAL", "### inferwatch diagnose: PARTIAL")) and "Not checked" in shown
+        assert all(n in shown for n in failed)
+
+
+def test_unfinished_nodes_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
+    import json
+
+    def answer(path, form):
+        if "DCGM" in form.get("query", ""):
+            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
+        return None
+
+    with FakePrometheus(answer, scenario_prometheus(HEALTHY).url) as fake:
+        code, out, _, _ = run_diagnose(fake.url, "--at", str(_healthy_at()), "--format", "json",
+                                       config="diagnose: {deadline: 4s}", tmp_path=tmp_path)
+    report = json.loads(out)
+    assert code == 5 and report["status"] == "partial"
+    assert report["unchecked"] and all("deadline" in u["reason"] for u in report["unchecked"])

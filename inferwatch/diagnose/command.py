@@ -1,7 +1,8 @@
 """`diagnose` / `inferwatch diagnose`: which symptom is real, which pods and GPUs cause it, and why.
 
 Exit codes: 0 healthy, 1 degraded (root causes printed), 2 usage or config error, 3 Prometheus
-unreachable (or credentials refused), 4 unknown (no inference series in the scope and time).
+unreachable (or credentials refused, or a malformed answer), 4 unknown (no inference series in the scope
+and time), 5 partial (no symptom found, but some checks failed or did not finish; they are listed).
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from pathlib import Path
 
 from ..core.config import ConfigError, Duration, load_config
 
-EXIT_HEALTHY, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN = 0, 1, 2, 3, 4
-EXIT_BY_STATUS = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED, "unknown": EXIT_UNKNOWN}
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN, EXIT_PARTIAL = 0, 1, 2, 3, 4, 5
+EXIT_BY_STATUS = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED, "unknown": EXIT_UNKNOWN,
+                  "partial": EXIT_PARTIAL}
 
 DESCRIPTION = """\
 Diagnose an LLM-serving incident from live Prometheus data. Model symptoms (TTFT, inter-token and
@@ -30,7 +32,8 @@ examples:
   diagnose --prometheus https://mimir.example/prometheus --header 'X-Scope-OrgID: team-a' \\
            --bearer-token-file /var/run/secrets/token --format json
 
-exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus unreachable, 4 no data.
+exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus unreachable or malformed answer,
+4 no data, 5 partial (no symptom found, but some checks failed or did not finish; listed in the output).
 Label names (namespace, pod, model_name, ...) and thresholds come from --config (inferwatch.yaml,
 section `diagnose:`); see docs/diagnose.md."""
 
