@@ -394,3 +394,49 @@ def test_unfinished_nodes_make_a_healthy_diagnosis_partial(scenario_prometheus, 
     report = json.loads(out)
     assert code == 5 and report["status"] == "partial"
     assert report["unchecked"] and all("deadline" in u["reason"] for u in report["unchecked"])
+
+
+# ---- 6. malformed answers exit 3 with one line; every flag is validated ---------------------------------
+
+@pytest.mark.parametrize("body, names_ok", [
+    (b"null", False), (b"[1,2,3]", False), (b'{"status":"success"}', False), (b'"success"', False),
+    (b'{"status":"success","data":{"resultType":"vector","result":5}}', True),
+    (b'{"status":"success","data":{"resultType":"vector","result":[{"metric":null}]}}', True),
+    (b'{"status":"success","data":null}', True),
+])
+def test_malformed_answers_exit_3_with_one_line(body, names_ok, capsys):
+    from inferwatch.cli import diagnose_main
+
+    def answer(path, form):
+        return (200, OK_NAMES if names_ok and path.endswith("/values") else body, None)
+
+    with FakePrometheus(answer) as fake:
+        code = diagnose_main(["--prometheus", fake.url])
+    err = capsys.readouterr().err
+    assert code == 3 and len(err.strip().splitlines()) == 1 and "malformed answer" in err, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--at", "1e20"], "--at"), (["--at", "inf"], "--at"), (["--at", "nan"], "--at"), (["--at", "-5"], "--at"),
+    (["--at", "9999-01-01T00:00:00Z"], "--at"),
+    (["--window", "5m5h"], "--window"), (["--window", "1ms"], "--window"), (["--window", "0s"], "--window"),
+    (["--window", "1.5h"], "--window"), (["--bearer-token-file", "/nonexistent/token"], "--bearer-token-file"),
+    (["--ca-bundle", "/nonexistent/ca.pem"], "--ca-bundle"),
+])
+def test_bad_diagnose_flags_exit_2_naming_the_flag(argv, message, capsys):
+    from inferwatch.cli import diagnose_main
+    with FakePrometheus(lambda path, form: (200, OK_NAMES, None)) as fake:
+        code = diagnose_main(["--prometheus", fake.url, *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv", [
+    ["--shutdown-grace", "nan"], ["--shutdown-grace", "-1"], ["--shutdown-grace", "inf"], ["--window", "30s5m"],
+    ["--window", "10s"], ["--concurrency", "0"], ["--listen", "127.0.0.1:99999"], ["--prometheus", "ftp://x"],
+    ["--slack-url-env", "IW_NOT_SET_ANYWHERE"], ["--slack-url-file", "/nonexistent/slack"],
+])
+def test_bad_serve_flags_exit_2_without_traceback(argv):
+    base = ["serve", "--listen", "127.0.0.1:0", "--prometheus", "http://127.0.0.1:1"]
+    proc = subprocess.run([*INFERWATCH, *base, *argv], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip(), proc.stderr

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+# Prometheus's own duration grammar (prometheus/common model.ParseDuration): units largest first, each once.
+_DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 

@@ -7,7 +7,9 @@ and time), 5 partial (no symptom found, but some checks failed or did not finish
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,21 +84,32 @@ class UsageError(ValueError):
     pass
 
 
+MAX_FUTURE = 3600.0  # seconds: an --at further ahead than this is a typo, not an incident
+
+
 def parse_at(text: str | None) -> datetime | float | None:
+    """None (now), or a time between 1970 and an hour from now."""
     if not text:
         return None
     try:
-        return float(text)
+        at: datetime | float = float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at: {text!r} is neither RFC 3339 (2026-01-01T01:50:00Z) nor unix seconds") from None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--at: {text!r} is neither RFC 3339 (2026-01-01T01:50:00Z) nor unix seconds") from None
+        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        seconds = at.timestamp()
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > time.time() + MAX_FUTURE:
+        raise UsageError(f"--at: {text!r} is not a time between 1970 and an hour from now")
+    return at
 
 
 def connection(args: argparse.Namespace) -> dict:
+    for option, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-bundle", args.ca_bundle)):
+        if path and not os.access(path, os.R_OK):
+            raise UsageError(f"{option} {path}: not a readable file")
     out: dict = {"ca_bundle": args.ca_bundle, "insecure": args.insecure, "bearer_token_file": args.bearer_token_file}
     if args.bearer_token_env:
         token = os.environ.get(args.bearer_token_env)

@@ -30,7 +30,8 @@ from .report import Report
 
 __all__ = ["run", "Scope", "Report", "Unreachable"]
 
-_DURATION_HINT = "a duration like 15m, 1h or 90s"
+_DURATION_HINT = "a duration like 15m, 1h or 1h30m (units largest first)"
+MIN_WINDOW = 60.0  # seconds: a shorter window holds too few scrapes to compare with anything
 
 
 def timestamp(at: datetime | float | None) -> float:
@@ -47,6 +48,8 @@ def frame(at: float, window: str, cfg: Config) -> Window:
     if not is_duration(window):
         raise ValueError(f"--window: expected {_DURATION_HINT}, got {window!r}")
     seconds = duration_seconds(window)
+    if seconds < MIN_WINDOW:
+        raise ValueError(f"--window: {window} is shorter than 1m; a diagnosis needs several scrapes")
     step = max(1.0, round(seconds / cfg.diagnose.points))
     return Window(at=float(int(at)), window=seconds, baseline=cfg.diagnose.baseline.seconds(), step=step)
 

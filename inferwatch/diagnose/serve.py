@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from ..core.config import is_duration, load_config
+from ..core.config import duration_seconds, is_duration, load_config
 from ..core.prometheus import redact
 
 from .command import UsageError, add_connection_arguments, connection
@@ -76,9 +77,19 @@ def slack_url(args: argparse.Namespace) -> str | None:
 
 
 def _window(text: str) -> str:
-    if not is_duration(text):
-        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 1h, got {text!r}")
+    if not is_duration(text) or duration_seconds(text) < 60:
+        raise argparse.ArgumentTypeError(f"expected a duration of at least 1m like 30m or 1h, got {text!r}")
     return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -111,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest accepted payload, larger ones get 413 (default 1048576)")
     p.add_argument("--diagnose-resolved", action="store_true",
                    help="diagnose resolved notifications too (default: acknowledge and ignore them)")
-    p.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--shutdown-grace", type=_seconds, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, time given to queued diagnoses before exiting (default 30)")
     p.set_defaults(func=cmd_serve)
 
