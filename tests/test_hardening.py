@@ -440,3 +440,67 @@ def test_bad_serve_flags_exit_2_without_traceback(argv):
     base = ["serve", "--listen", "127.0.0.1:0", "--prometheus", "http://127.0.0.1:1"]
     proc = subprocess.run([*INFERWATCH, *base, *argv], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip(), proc.stderr
+
+
+# ---- 7. config validation catches what generators and promtool would reject ------------------------------
+
+@pytest.mark.parametrize("text, key", [
+    ("recording: {rate_window: 0s}", "recording.rate_window"),
+    ("alerts: {serving_lookback: 30s1h}", "alerts.serving_lookback"),
+    ("alerts: {for_durations: {LLMPodKVCacheSaturated: 5m1h}}", "alerts.for_durations.LLMPodKVCacheSaturated"),
+    ("scrape: {interval: 30s5m}", "scrape.interval"),
+    ("diagnose: {query_timeout: 0s}", "diagnose.query_timeout"),
+    ("diagnose: {deadline: 0s}", "diagnose.deadline"),
+    ("alerts: {queue_waiting: -1}", "alerts.queue_waiting"),
+    ("alerts: {queue_waiting: .nan}", "alerts.queue_waiting"),
+    ("alerts: {imbalance_factor: .inf}", "alerts.imbalance_factor"),
+    ("diagnose: {thresholds: {ttft_seconds: -.inf}}", "diagnose.thresholds.ttft_seconds"),
+    ("diagnose: {thresholds: {error_ratio: 2}}", "diagnose.thresholds.error_ratio"),
+    ("output: {runbook_base_url: 'https://x/{{ .Labels.x }}'}", "output.runbook_base_url"),
+    ("output: {runbook_base_url: 'https://x/a b'}", "output.runbook_base_url"),
+    ("routing: {diagnose_url: 'http://x/\"'}", "routing.diagnose_url"),
+    ("scrape: {port: 'http|.*'}", "scrape.port"),
+    ("scrape: {namespace: Bad_NS}", "scrape.namespace"),
+    ("scrape: {namespaces: [llm, 'a b']}", "scrape.namespaces[1]"),
+    ("scrape: {name: 'Pod Monitor'}", "scrape.name"),
+    ("scrape: {workload_pod_label: 'bad key!'}", "scrape.workload_pod_label"),
+    ("output: {prometheus_rule_labels: {release: 'kube prom'}}", "output.prometheus_rule_labels.release"),
+])
+def test_config_rejects_what_would_break_generated_output(tmp_path, text, key):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text + "\n")
+    proc = subprocess.run([*INFERWATCH, "config", "-c", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and f"{cfg}:1: {key}:" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_yaml_12_floats_are_numbers():
+    from inferwatch.core.config import parse_config
+    assert parse_config("alerts: {kv_cache_usage: 9.5e-1, preemption_rate: 1e-3}").alerts.preemption_rate == 0.001
+
+
+def test_overrides_make_no_duplicate_rules_for_promtool(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("slo:\n  models:\n    - {model: a, ttft: {threshold_seconds: 0.1}, availability: "
+                   "{objective_percent: 99.9}}\n    - {model: b, namespace: llm, itl: {enabled: false}}\n")
+    out = tmp_path / "out"
+    assert inferwatch_main(["generate", "-c", str(cfg), "-o", str(out)]) == 0
+    for f in sorted((out / "prometheus" / "rules").glob("*.yaml")):
+        proc = subprocess.run(["promtool", "check", "rules", "--lint=all", "--lint-fatal", str(f)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_validating_overrides_is_linear():
+    import time
+    from inferwatch.core.config import parse_config
+
+    def took(n: int) -> float:
+        text = "slo:\n  models:\n" + "".join(f"    - {{model: m{i}, ttft: {{objective_percent: 98}}}}\n"
+                                            for i in range(n))
+        t0 = time.process_time()
+        parse_config(text)
+        return time.process_time() - t0
+
+    small, large = took(300), took(1500)  # 5x the overrides: ~5x the time (quadratic would be ~25x)
+    assert large < 12 * small, (small, large)
