@@ -297,8 +297,8 @@ def test_a_dripping_server_ends_at_the_deadline(tmp_path):
     with FakePrometheus(lambda path, form: (200, body, 3.0)) as fake:
         code, out, err, took = run_diagnose(fake.url, config="diagnose: {deadline: 4s, query_timeout: 20s}",
                                             tmp_path=tmp_path)
-    assert code == 3 and took < 8, (code, took, err)
-    assert len(err.strip().splitlines()) == 1 and "deadline" in err
+    assert code == 3 and took < 15, (code, took, err)  # 4 s deadline + interpreter start; the body drips 3 min
+    assert len(err.strip().splitlines()) == 1 and "deadline" in err, err
 
 
 def test_some_queries_dripping_end_at_the_deadline_and_the_report_says_so(scenario_prometheus, tmp_path):
@@ -314,12 +314,13 @@ def test_some_queries_dripping_end_at_the_deadline_and_the_report_says_so(scenar
                                             config="diagnose: {deadline: 5s, query_timeout: 30s}",
                                             tmp_path=tmp_path)
     report = json.loads(out)
-    assert took < 9, (took, err)
+    assert took < 15, (took, err)
     assert 4.5 <= report["stats"]["duration_seconds"] <= took
     assert report["errors"] and all("deadline" in e["error"] for e in report["errors"])
 
 
 def test_serve_exits_within_the_shutdown_grace_while_a_diagnosis_hangs(scenario_prometheus, tmp_path):
+    import json
     import signal
     import time
     import requests
@@ -331,7 +332,8 @@ def test_serve_exits_within_the_shutdown_grace_while_a_diagnosis_hangs(scenario_
         return None
 
     with FakePrometheus(answer, scenario_prometheus(KV).url) as fake:
-        with serve_process(fake.url, "--shutdown-grace", "3", "--jsonl", str(tmp_path / "out.jsonl")) as (url, proc):
+        with serve_process(fake.url, "--shutdown-grace", "3", "--jsonl", str(tmp_path / "out.jsonl"),
+                           "--spool", str(tmp_path / "spool.json")) as (url, proc):
             assert requests.post(url + "/alerts", json=payload(), timeout=5).status_code == 202
             wait_until(lambda: "inferwatch_webhook_diagnoses_in_progress 1" in
                        requests.get(url + "/metrics", timeout=5).text, 10)
@@ -341,6 +343,7 @@ def test_serve_exits_within_the_shutdown_grace_while_a_diagnosis_hangs(scenario_
             proc.communicate(timeout=30)
             took = time.monotonic() - t0
     assert proc.returncode == 0 and took < 5, took
+    assert len(json.loads((tmp_path / "spool.json").read_text())) == 1  # the hung diagnosis is kept
 
 
 # ---- 5. failed or unfinished nodes are never healthy ------------------------------------------------------
@@ -504,3 +507,170 @@ def test_validating_overrides_is_linear():
 
     small, large = took(300), took(1500)  # 5x the overrides: ~5x the time (quadratic would be ~25x)
     assert large < 12 * small, (small, large)
+
+
+# ---- 8. the webhook under hostile clients and at shutdown -------------------------------------------------
+
+def _metric(url: str, name: str) -> float:
+    import requests
+    total = 0.0
+    for line in requests.get(url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.fixture
+def unreachable_engine():
+    """The real engine against a closed port: every diagnosis fails fast (and is delivered as failed)."""
+    from inferwatch.core.config import Config
+    from inferwatch.diagnose.webhook import engine_diagnose
+    from inferwatch.sandbox.localprom import free_port
+    return engine_diagnose(f"http://127.0.0.1:{free_port()}", "15m", Config())
+
+
+def test_deeply_nested_json_gets_400_and_is_counted(unreachable_engine, tmp_path):
+    import requests
+    from test_webhook import running
+    with running(unreachable_engine, tmp_path) as (url, _):
+        for body in (b"[" * 300_000, b'{"a":' * 100_000, b'{"version":"4","x":' + b"[" * 40 + b"]" * 40 + b"}"):
+            r = requests.post(url + "/alerts", data=body, timeout=10)
+            assert r.status_code == 400 and "nests deeper" in r.json()["error"]
+        assert _metric(url, "inferwatch_webhook_invalid_requests_total") == 3
+        assert requests.get(url + "/healthz", timeout=5).status_code == 200
+
+
+def test_go_zero_start_time_is_refused(unreachable_engine, tmp_path):
+    import requests
+    from test_webhook import payload, running
+    with running(unreachable_engine, tmp_path) as (url, _):
+        r = requests.post(url + "/alerts", json=payload(starts="0001-01-01T00:00:00Z"), timeout=5)
+    assert r.status_code == 400 and "startsAt" in r.json()["error"]
+
+
+def test_a_lone_surrogate_label_still_gives_a_whole_report_and_no_tmp(unreachable_engine, tmp_path):
+    import json
+    from test_webhook import payload
+    from inferwatch.core.config import Config
+    from inferwatch.diagnose.sinks import JsonLinesSink, MarkdownDirSink
+    from inferwatch.diagnose.webhook import Receiver, parse_notification
+    reports = tmp_path / "reports"
+    receiver = Receiver(Config(), unreachable_engine,
+                        [MarkdownDirSink(reports), JsonLinesSink(str(tmp_path / "out.jsonl"))]).start()
+    body = json.dumps(payload(pod="chat-\ud800")).encode()  # json.dumps writes the \\ud800 escape
+    assert receiver.submit(parse_notification(body))[0] == 202
+    wait_until(lambda: (tmp_path / "out.jsonl").exists(), 20)
+    assert receiver.stop(10) == 0
+    assert _metric_value(receiver, "inferwatch_webhook_sink_failures_total") == 0
+    files = sorted(p.name for p in reports.iterdir())
+    assert len(files) == 1 and files[0].endswith(".md"), files
+    assert "chat-\\ud800" in (reports / files[0]).read_text(encoding="utf-8")
+
+
+def _metric_value(receiver, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in receiver.metrics.render().splitlines()
+               if line.startswith(name))
+
+
+def test_a_client_trickling_its_request_is_cut_off_at_the_deadline(unreachable_engine):
+    import socket
+    import threading
+    import time
+    from inferwatch.core.config import Config
+    from inferwatch.diagnose.webhook import Receiver, make_server
+    receiver = Receiver(Config(), unreachable_engine, []).start()
+    server = make_server(receiver, "127.0.0.1", 0, 1 << 20, max_connections=2, read_deadline=2.0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", port)) as third:  # over the cap: 503 at once
+            third.settimeout(5)
+            assert third.recv(100).startswith(b"HTTP/1.0 503")
+        t0 = time.monotonic()
+        got = b""
+        slow[0].settimeout(10)
+        for ch in b"POST /alerts HTTP/1.1\r\nHost: x\r\n":  # one byte every 0.5 s: each read is quick
+            try:
+                slow[0].sendall(bytes([ch]))
+            except OSError:
+                break
+            time.sleep(0.5)
+            if time.monotonic() - t0 > 4:
+                break
+        try:
+            got = slow[0].recv(200)
+        except OSError:
+            pass
+        assert got.startswith(b"HTTP/1.0 408") and time.monotonic() - t0 < 5
+        slow[1].settimeout(10)
+        assert slow[1].recv(200).startswith(b"HTTP/1.0 408")  # the idle one hits the deadline too
+        for s in slow:
+            s.close()
+        time.sleep(0.5)  # both slots are free again
+        with socket.create_connection(("127.0.0.1", port)) as again:
+            again.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            again.settimeout(5)
+            assert again.recv(100).startswith(b"HTTP/1.0 200")
+        m = [line for line in receiver.metrics.render().splitlines() if "total" in line and "#" not in line]
+        assert 'inferwatch_webhook_invalid_requests_total{code="408"} 2' in m, m
+        assert "inferwatch_webhook_connections_refused_total 1" in m, m
+    finally:
+        server.shutdown()
+        server.server_close()
+        receiver.stop(1)
+
+
+def test_every_request_of_a_concurrent_burst_is_answered_and_counted(unreachable_engine, tmp_path):
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+    import requests
+    from test_webhook import payload, running
+    bodies = [json.dumps(payload(fingerprint=f"f{i % 20}")).encode() if i % 3 else b"{broken" for i in range(1500)]
+    with running(unreachable_engine, tmp_path) as (url, _):
+        def post(body):
+            with requests.Session() as s:
+                return s.post(url + "/alerts", data=body, timeout=30).status_code
+        with ThreadPoolExecutor(50) as pool:
+            codes = list(pool.map(post, bodies))
+        assert all(c in (200, 202, 400, 503) for c in codes)
+        assert _metric(url, "inferwatch_webhook_requests_total") == len(bodies)
+        assert codes.count(400) == _metric(url, "inferwatch_webhook_invalid_requests_total") == 500
+
+
+def test_sigterm_answers_503_then_spools_what_is_left_and_the_next_start_resumes(scenario_prometheus, tmp_path):
+    import json
+    import signal
+    import time
+    import requests
+    from test_webhook import payload, serve_process
+    spool, out = tmp_path / "spool.json", tmp_path / "out.jsonl"
+
+    def hang(path, form):  # names answer; every query hangs: no diagnosis can finish
+        return (200, OK_NAMES, None) if path.endswith("/values") else (200, b"{" + b" " * 100, 3.0)
+
+    with FakePrometheus(hang) as fake:
+        with serve_process(fake.url, "--concurrency", "1", "--shutdown-grace", "2", "--spool", str(spool),
+                           "--jsonl", str(out)) as (url, proc):
+            for i in range(3):
+                body = payload(alertname=f"LLMAlert{i}", fingerprint=f"g{i}")
+                assert requests.post(url + "/alerts", json=body, timeout=5).status_code == 202
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            late = requests.post(url + "/alerts", json=payload(alertname="LLMLate", fingerprint="late"), timeout=5)
+            _, err = proc.communicate(timeout=20)
+    assert late.status_code == 503
+    assert proc.returncode == 0 and "3 notifications not diagnosed within the grace: spooled" in err, err
+    assert not out.exists() or out.read_text() == ""  # nothing half-delivered
+    assert sorted(e["notification"]["alerts"][0]["labels"]["alertname"] for e in json.loads(spool.read_text())) \
+        == ["LLMAlert0", "LLMAlert1", "LLMAlert2"]
+    with serve_process(scenario_prometheus(KV).url, "--spool", str(spool), "--jsonl", str(out)) as (url, proc):
+        lines = wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 3
+                           and out.read_text().splitlines(), 60)
+        assert _metric(url, "inferwatch_webhook_notifications_resumed_total") == 3
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    assert sorted(json.loads(line)["alertnames"][0] for line in lines) == ["LLMAlert0", "LLMAlert1", "LLMAlert2"]
+    assert all(json.loads(line)["report"]["status"] == "degraded" for line in lines)
+    assert not spool.exists()

@@ -1,7 +1,8 @@
 """`inferwatch serve`: the Alertmanager webhook receiver as a long-running process.
 
 Wires the config, the engine, the sinks and the HTTP server together, and owns the process lifecycle:
-SIGTERM or Ctrl-C stops accepting, lets queued diagnoses finish within a grace period, then exits 0.
+SIGTERM or Ctrl-C makes new notifications get 503, lets queued diagnoses finish within a grace period,
+spools what is left (--spool; the next start resumes it), then exits 0.
 """
 from __future__ import annotations
 
@@ -124,6 +125,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="diagnose resolved notifications too (default: acknowledge and ignore them)")
     p.add_argument("--shutdown-grace", type=_seconds, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, time given to queued diagnoses before exiting (default 30)")
+    p.add_argument("--spool", type=Path, metavar="PATH",
+                   help="where notifications acknowledged but not diagnosed by the end of the grace are kept; "
+                        "the next start resumes them (default: none, they are lost and logged)")
+    p.add_argument("--max-connections", type=_positive, default=64, metavar="N",
+                   help="connections served at once (a thread each); more get 503 at once (default 64)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -146,15 +152,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         conn = connection(args)
         sinks = sinks_from(args)
+        if args.spool and not os.access(args.spool.parent, os.W_OK):
+            raise UsageError(f"--spool {args.spool}: folder {args.spool.parent} is not writable")
     except UsageError as exc:
         print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
     receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks,
                         concurrency=args.concurrency, queue_size=args.queue_size,
-                        diagnose_resolved=args.diagnose_resolved)
+                        diagnose_resolved=args.diagnose_resolved, spool=args.spool)
     host, port = args.listen
     try:
-        server = make_server(receiver, host, port, args.max_body)
+        server = make_server(receiver, host, port, args.max_body, args.max_connections)
     except OSError as exc:
         print(f"inferwatch serve: --listen {host}:{port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -167,11 +175,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
              host, server.server_address[1], redact(args.prometheus))
     while not stop.wait(0.5):
         pass
-    log.info("stopping: no new notifications; finishing queued diagnoses (grace %ss)", args.shutdown_grace)
+    receiver.begin_stop()  # new notifications get 503 while the queue drains
+    log.info("stopping: new notifications get 503; finishing queued diagnoses (grace %gs)", args.shutdown_grace)
+    left = receiver.stop(args.shutdown_grace)
     server.shutdown()
     server.server_close()
-    abandoned = receiver.stop(args.shutdown_grace)
-    if abandoned:
-        log.warning("%d notifications left undiagnosed at shutdown", abandoned)
+    if left and args.spool:
+        log.warning("%d notifications not diagnosed within the grace: spooled to %s for the next start",
+                    left, args.spool)
+    elif left:
+        log.warning("%d notifications not diagnosed within the grace and lost (no --spool)", left)
     log.info("stopped")
     return 0

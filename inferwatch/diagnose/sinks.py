@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
+import tempfile
 import threading
 import urllib.error
 import urllib.parse
@@ -87,8 +89,23 @@ class JsonLinesSink:
                 sys.stdout.write(line)
                 sys.stdout.flush()
                 return
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(line)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` or leave it as it was: written to a temporary file in the same folder,
+    then renamed. Text that UTF-8 cannot hold (a lone surrogate from a JSON \\ud800) is backslash-escaped."""
+    data = text.encode("utf-8", "backslashreplace")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class MarkdownDirSink:
@@ -105,10 +122,7 @@ class MarkdownDirSink:
 
     def deliver(self, outcome: Outcome) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.path_for(outcome)
-        tmp = path.with_suffix(".md.tmp")
-        tmp.write_text(outcome.markdown(), encoding="utf-8")
-        tmp.replace(path)  # readers never see half a report
+        write_atomic(self.path_for(outcome), outcome.markdown())  # readers never see half a report
 
 
 class SlackSink:
