@@ -272,14 +272,14 @@ class Receiver:
                          for i in range(concurrency)]
 
     def start(self) -> Receiver:
-        """Resume what the last run spooled, then start the workers."""
-        for n, received in self._read_spool():
-            key = n.key()
-            self._seen[key] = None
-            self._queue.put(Job(n, scope_of(n, self.cfg), received))  # blocks only beyond queue_size
-            self.metrics.inc("inferwatch_webhook_notifications_resumed_total")
+        """Start the workers, then queue what the last run spooled (waiting for room beyond queue_size)."""
         for w in self._workers:
             w.start()
+        for n, received in self._read_spool():
+            with self._seen_lock:
+                self._seen[n.key()] = None
+            self._queue.put(Job(n, scope_of(n, self.cfg), received))
+            self.metrics.inc("inferwatch_webhook_notifications_resumed_total")
         return self
 
     def _read_spool(self) -> list[tuple[Notification, datetime]]:
