@@ -19,6 +19,10 @@ binaries:
 	  echo "installing victoria-metrics (Debian package: victoria-metrics, vmalert; portability tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends victoria-metrics >/dev/null; }
+	@command -v chromium >/dev/null || command -v chromium-headless-shell >/dev/null || { \
+	  echo "installing chromium (Debian package; the HTML report is tested in a headless browser)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -15,6 +15,7 @@ from .core.config import ConfigError, load_config
 from .diagnose import command as diagnose_command
 from .diagnose import serve
 from .generate import docs
+from .generate.writer import CHECKS
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
 
@@ -54,13 +55,13 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
 def cmd_config(args: argparse.Namespace) -> int:
     from .core.config import to_plain
     from .core.rules import dump_yaml
-    print(dump_yaml(to_plain(load_config(args.config))), end="")
+    print(dump_yaml(to_plain(load_config(args.config, CHECKS))), end="")
     return EXIT_OK
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .generate.writer import OutputError, drift, render, write_tree
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, CHECKS)
     files = render(cfg)
     if args.check:
         stale = drift(files, args.output)

@@ -1,16 +1,27 @@
-"""Shared test fixtures: real Prometheus processes loaded with fixture scenarios.
+"""Shared test fixtures: real Prometheus processes loaded with fixture scenarios, and the built wheel.
 
 `scenario_prometheus(name)` backfills a scenario from inferwatch/sandbox/scenarios into a throwaway Prometheus
 (once per test session and scenario) and returns it; every process is stopped by PID at session end.
+`wheel` is built offline from a copy of the tracked files (the checkout stays clean); `wheel_venv` is a
+fresh venv holding only that wheel, borrowing the test venv's third-party packages through a .pth line
+(no network), so every inferwatch import comes from the wheel, never from the checkout's editable install.
 """
 from __future__ import annotations
 
 import io
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 from inferwatch.sandbox import scenario
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def openmetrics_for(sc: scenario.Scenario) -> str:
@@ -32,3 +43,38 @@ def scenario_prometheus():
     yield get
     for prom in started.values():
         prom.stop()
+
+
+def run_quiet(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    src = tmp_path_factory.mktemp("src")
+    files = run_quiet("git", "ls-files", "-z", cwd=ROOT).stdout.split("\0")
+    for rel in filter(None, files):
+        if (ROOT / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, src / rel)
+    out = tmp_path_factory.mktemp("dist")
+    res = run_quiet(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+              "-w", out, src, env={**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    [whl] = out.glob("inferwatch-*.whl")
+    return whl
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(wheel, tmp_path_factory) -> Path:
+    env = tmp_path_factory.mktemp("venv")
+    assert run_quiet(sys.executable, "-m", "venv", "--without-pip", env).returncode == 0
+    py = env / "bin" / "python"
+    site = Path(run_quiet(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    before = set(os.listdir(site))
+    res = run_quiet(sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps", "--no-index", wheel)
+    assert res.returncode == 0, res.stderr[-2000:]
+    gained = sorted(set(os.listdir(site)) - before)
+    assert gained == ["inferwatch", "inferwatch-0.1.0.dist-info"], gained
+    (site / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return env

@@ -21,8 +21,9 @@ import pytest
 import yaml
 
 from inferwatch.sandbox import scenario
+from inferwatch.core.labels import BURN_TIERS as TIERS
 from inferwatch.core.config import Config, ConfigError, duration_seconds, load_config, parse_config
-from inferwatch.generate.writer import rule_groups
+from inferwatch.generate.writer import CHECKS, rule_groups
 from inferwatch.core.promql import Agg, BinOp, selectors, walk
 from inferwatch.core.rules import AlertingRule, RecordingRule, RuleGroup, rule_file
 
@@ -53,7 +54,6 @@ class Quiet:
 
 
 CHAT, RAG, CODE = "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-14B-Instruct", "Qwen/Qwen2.5-Coder-7B-Instruct"
-TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")
 
 CASES: dict[str, list[Fires | Quiet]] = {
     SLO_BURN: [
@@ -359,7 +359,7 @@ def test_per_model_overrides_replace_the_global_objective(tmp_path):
 ])
 def test_bad_alert_config_names_the_key(text, message):
     with pytest.raises(ConfigError, match=message):
-        parse_config(text, "inferwatch.yaml")
+        parse_config(text, "inferwatch.yaml", CHECKS)
 
 
 def test_bad_threshold_exits_2_with_one_line_and_no_traceback(tmp_path):

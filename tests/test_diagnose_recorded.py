@@ -83,3 +83,17 @@ def test_a_failed_followup_marks_only_its_nodes(recorded):
     assert "gpu_hardware_fault" in failed and "kv_cache_pressure" not in failed
     assert all(e["error"].startswith("follow-up query") for e in report["errors"])
     assert report["status"] == "degraded" and report["root_causes"][0]["cause"] == "kv_cache_pressure"
+
+
+def test_charts_on_recorded_series_read_only_the_findings_groups(recorded, scenario_prometheus):
+    """The HTML report's one extra query: restricted by label matchers, and drawing what the raw one draws."""
+    sc = scenario.load(NAME)
+    at = sc.start + sc.incident_at
+    rec = engine.run(recorded.url, Scope(), at, "15m", CFG, charts=True)
+    raw = engine.run(scenario_prometheus(NAME).url, Scope(), at, "15m", CFG, charts=True)
+    assert rec.queries == diagnose(recorded.url).queries + 1
+    lines = lambda r: {c.node: sorted((tuple(sorted(l.entity.items())), l.faulty) for l in c.lines)  # noqa: E731,E741
+                       for c in r.charts}
+    assert lines(rec) == lines(raw) and "gpu_hardware_fault" in lines(rec)
+    gpu = next(c for c in rec.charts if c.node == "gpu_hardware_fault")
+    assert gpu.expr.startswith("llm_gpu:xid_last:max{") and 'workload_name=~"chat"' in gpu.expr

@@ -1,7 +1,7 @@
 """The catalogs match reality: real /metrics bodies resolve every normalized series claimed for them.
 
-`fixtures/expositions/*.prom` are bodies produced by the engines' own metric code (copied from
-../shared/reference/expositions). Each body is loaded at two timestamps 60 s apart (counters and
+`fixtures/expositions/*.prom` are bodies produced by the engines' own metric code (how: see
+fixtures/expositions/README.md). Each body is loaded at two timestamps 60 s apart (counters and
 histograms advanced, gauges kept) with the target labels a scrape adds, backfilled into one real
 Prometheus, and then, for every pod-tier signal whose catalog sources claim that engine version:
 - the signal's pod-tier records, inlined down to raw series (as if no rules were deployed), return data;

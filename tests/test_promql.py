@@ -5,14 +5,16 @@ matcher must hold exactly the input. A real Prometheus (promtool's engine) must 
 """
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 
 import promql_parser
 import pytest
 import yaml
 
-from inferwatch.core.promql import (Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
-                               matchers_from, number, rate)
+from inferwatch.core.promql import (At, Call, Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
+                                   matchers_from, number, rate, regex_escape, selectors, set_label, transform)
 
 HOSTILE = [
     'plain',
@@ -129,3 +131,29 @@ def test_prometheus_itself_selects_series_by_hostile_values(tmp_path):
 def _promtool_quote(value: str) -> str:
     """promtool's series notation uses the same string escapes as PromQL."""
     return Str(value).render()
+
+
+def test_at_is_part_of_the_tree_walk_and_transform_see_inside_it():
+    pinned = Call("max_over_time", (At(Selector("llm_pod:x"), "1h", "1m", 1767225600.0),))
+    assert [s.metric for s in selectors(pinned)] == ["llm_pod:x"]
+    scoped = transform(pinned, lambda n: n.with_matchers(Matcher("pod", "p")) if isinstance(n, Selector) else None)
+    assert check(scoped) == 'max_over_time(llm_pod:x{pod="p"}[1h] @ 1767225600.000)'
+
+
+@pytest.mark.parametrize("value", ["Qwen/Qwen2.5-7B-Instruct$9", "team-$USER/llama", "a${x}b", "$1", "$$"])
+def test_set_label_keeps_dollar_signs_literal_in_prometheus(tmp_path, value):
+    """label_replace expands `$1` / `$name` in its replacement; set_label doubles `$` so the value stays."""
+    expr = check(set_label(Call("vector", (Call("time", ()),)), "v", value))
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": [],
+        "promql_expr_test": [{"expr": f"count({expr}) by (v)", "eval_time": "0m",
+                              "exp_samples": [{"labels": "{v=" + json.dumps(value) + "}", "value": 1}]}]}]}
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(test))
+    res = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_regex_escape_matches_exactly_the_value():
+    for value in ["a.b", "x|y", "(p)", "back\\slash", "$1", "[]{}^*+?"]:
+        assert re.fullmatch(regex_escape(value), value) and not re.fullmatch(regex_escape(value), value + "x")

@@ -15,7 +15,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import yaml
 
@@ -33,6 +33,7 @@ _K8S_LABEL_VALUE = re.compile(r"^(?=.{0,63}$)([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z
 _PORT_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # A URL that goes into a Go-template annotation or a config file verbatim: no spaces, quotes or braces.
 _SAFE_URL = re.compile(r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]+$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 
 class ConfigError(ValueError):
@@ -98,7 +99,7 @@ class Labels:
 
 @dataclass(frozen=True)
 class Scrape:
-    """The collection step of the product document: which pods, which port, path and interval."""
+    """Which pods Prometheus scrapes for engine metrics: selector labels, port, path and interval."""
     name: str = "inferwatch-llm-inference"
     namespace: str = "monitoring"  # where the PodMonitor object lives
     namespaces: tuple[str, ...] = ()  # namespaces to scrape; empty = all
@@ -142,7 +143,7 @@ class Output:
 class Routing:
     """The Alertmanager fragment: receiver names the user fills in, the diagnose webhook and the timers.
     Receivers are placeholders so the generated file never holds a secret (pager keys, Slack URLs)."""
-    diagnose_url: str = "http://inferwatch-diagnose.monitoring.svc:9095/alerts"
+    diagnose_url: str = ""  # empty: the generated receiver's Service (receiver.name, namespace, port)
     diagnose_receiver: str = "inferwatch-diagnose"
     pager_receiver: str = "inferwatch-pager"
     ticket_receiver: str = "inferwatch-ticket"
@@ -161,6 +162,30 @@ class Dashboard:
     namespace: str = "monitoring"  # of the ConfigMap
     labels: dict[str, str] = field(default_factory=lambda: {"grafana_dashboard": "1"})
     folder: str = ""  # `grafana_folder` annotation, for sidecars with folderAnnotation set
+
+
+@dataclass(frozen=True)
+class ReceiverDeploy:
+    """`inferwatch serve` in the cluster (generate/receiver.py): Deployment, Service, ServiceMonitor and
+    the ConfigMap with this config. Credentials stay in a Secret the user creates (`secret`): the
+    manifests name its keys, never a value. An empty key leaves that credential out."""
+    name: str = "inferwatch-diagnose"
+    namespace: str = "monitoring"
+    port: int = 9095
+    image: str = "inferwatch:0.1.0"  # built from the repository's Containerfile and pushed by you
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    public_url: str = ""  # base URL people open reports under (GET /reports/<id>); empty: the Service's
+    secret: str = "inferwatch-diagnose"
+    bearer_token_key: str = ""  # Secret key holding a bearer token for Prometheus
+    username: str = ""  # basic auth user for Prometheus; the password is Secret key `password_key`
+    password_key: str = "password"
+    slack_url_key: str = ""  # Secret key holding a Slack-compatible incoming webhook URL
+    shutdown_grace: Duration = Duration("30s")  # drain on SIGTERM; the pod gets this plus 10s
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "512Mi"
+    monitor_labels: dict[str, str] = field(default_factory=dict)  # so a Prometheus selects the ServiceMonitor
 
 
 # ---- alerts and SLOs (inferwatch/generate/alerts.py, generators/slo.py) --------------------------------
@@ -262,7 +287,11 @@ class Alerts:
 
 @dataclass(frozen=True)
 class DiagnoseThresholds:
-    """Absolute limits the diagnosis compares with (besides each series' own baseline and its siblings)."""
+    """Absolute limits the diagnosis compares with (besides each series' own baseline and its siblings).
+
+    Where an alert tests the same condition (`alerts.*`), the diagnosis' number is the same or more
+    sensitive: an alert must stay quiet on a busy healthy pod, the diagnosis looks for what contributes
+    to a symptom already confirmed. The pairs are listed in core/failures.py and tested."""
     ttft_seconds: float = 2.0  # model p-quantile TTFT
     itl_seconds: float = 0.2
     e2e_seconds: float = 30.0
@@ -288,6 +317,8 @@ class Diagnose:
     query_timeout: Duration = Duration("10s")
     deadline: Duration = Duration("30s")  # for the whole diagnosis
     concurrency: int = 8
+    grafana_url: str = ""  # Grafana base URL: HTML reports link every query to Explore there too
+    grafana_datasource: str = "prometheus"  # uid of the Prometheus data source in that Grafana
     thresholds: DiagnoseThresholds = field(default_factory=DiagnoseThresholds)
 
 
@@ -301,6 +332,7 @@ class Config:
     output: Output = field(default_factory=Output)
     dashboard: Dashboard = field(default_factory=Dashboard)
     routing: Routing = field(default_factory=Routing)
+    receiver: ReceiverDeploy = field(default_factory=ReceiverDeploy)
     alerts: Alerts = field(default_factory=Alerts)
     slo: SLO = field(default_factory=SLO)
     diagnose: Diagnose = field(default_factory=Diagnose)
@@ -334,13 +366,27 @@ class Config:
             raise ConfigError("routing: the four receiver names must be non-empty and different")
         for where, url in (("routing.diagnose_url", self.routing.diagnose_url),
                            ("output.runbook_base_url", self.output.runbook_base_url)):
-            if not _SAFE_URL.match(url) or "'" in url:
+            if url and (not _SAFE_URL.match(url) or "'" in url):
                 raise ConfigError(f"{where}: {url!r} is not an http(s) URL without spaces, quotes or braces "
                                   "(it is written into Go templates and YAML verbatim)")
         self._check_kubernetes()
         self._check_numbers()
-        from ..generate.slo import check_config  # alerts and SLOs: thresholds against catalog buckets
-        check_config(self)
+        rc = self.receiver
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", rc.name):
+            raise ConfigError(f"receiver.name: {rc.name!r} is not a Kubernetes Service name (DNS-1035 label)")
+        if not 0 < rc.port < 65536:
+            raise ConfigError(f"receiver.port: {rc.port} is not a TCP port")
+        for key in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+            if not _QUANTITY.match(getattr(rc, key)):
+                raise ConfigError(f"receiver.{key}: {getattr(rc, key)!r} is not a Kubernetes quantity like 100m or 512Mi")
+        if not rc.image or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", rc.secret):
+            raise ConfigError("receiver: image must be set and secret must be a Kubernetes object name")
+        if rc.username and not rc.password_key:
+            raise ConfigError("receiver.password_key: basic auth (receiver.username) needs the Secret key of the password")
+        for key, url in (("receiver.prometheus_url", rc.prometheus_url), ("receiver.public_url", rc.public_url),
+                         ("diagnose.grafana_url", self.diagnose.grafana_url)):
+            if url and not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{key}: {url!r} is not an http(s) URL")
         d = self.diagnose
         if d.quantile not in self.recording.quantiles:
             raise ConfigError(f"diagnose.quantile: {d.quantile} is not one of recording.quantiles")
@@ -410,21 +456,29 @@ class Config:
 
 # ---- loading ----------------------------------------------------------------------------------
 
-def load_config(path: str | Path | None) -> Config:
-    """Defaults when `path` is None; otherwise the file, validated. Raises ConfigError."""
+Check = Callable[["Config"], None]
+
+
+def load_config(path: str | Path | None, checks: Sequence[Check] = ()) -> Config:
+    """Defaults when `path` is None; otherwise the file, validated. Raises ConfigError.
+
+    `checks` validate the sections a pipeline reads beyond the core ones (generate passes its SLO and
+    alert checks, `inferwatch.generate.writer.CHECKS`); errors carry the file and line all the same."""
     if path is None:
         cfg = Config()
         cfg.validate()
+        for check in checks:
+            check(cfg)
         return cfg
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
-    return parse_config(text, str(path))
+    return parse_config(text, str(path), checks)
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
+def parse_config(text: str, source: str = "<config>", checks: Sequence[Check] = ()) -> Config:
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -437,6 +491,8 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         cfg = _build(Config, node, source, "")
     try:
         cfg.validate()
+        for check in checks:
+            check(cfg)
     except ConfigError as exc:
         line = _line_of(node, str(exc))
         raise ConfigError(f"{source}:{line}: {exc}" if line else f"{source}: {exc}") from None

@@ -21,10 +21,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import requests
 import urllib3
+
+from .timefmt import iso
 
 
 class PrometheusError(RuntimeError):
@@ -242,3 +244,10 @@ def _reason(exc: requests.ConnectionError) -> str:
             return hint.lower()
     return type(exc).__name__
 
+
+
+def graph_url(base: str, expr: str, start: float, end: float) -> str:
+    """The Prometheus graph page for `expr` over [start, end] (Prometheus 3 redirects /graph to /query)."""
+    params = {"g0.expr": expr, "g0.tab": "0", "g0.range_input": f"{int(round(end - start))}s",
+              "g0.end_input": iso(end).replace("T", " ").rstrip("Z")}
+    return f"{base.rstrip('/')}/graph?{urlencode(params, quote_via=quote)}"

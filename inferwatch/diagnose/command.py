@@ -33,9 +33,11 @@ examples:
   diagnose --prometheus https://thanos.example --at 2026-01-01T01:50:00Z --window 30m --format markdown
   diagnose --prometheus https://mimir.example/prometheus --header 'X-Scope-OrgID: team-a' \\
            --bearer-token-file /var/run/secrets/token --format json
+  diagnose --alertmanager http://alertmanager:9093 --filter namespace=llm   # what fires now
 
-exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus unreachable or malformed answer,
-4 no data, 5 partial (no symptom found, but some checks failed or did not finish; listed in the output).
+exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus (or Alertmanager) unreachable or a
+malformed answer, 4 no data, 5 partial (no symptom found, but some checks failed or did not finish;
+listed in the output).
 Label names (namespace, pod, model_name, ...) and thresholds come from --config (inferwatch.yaml,
 section `diagnose:`); see docs/diagnose.md."""
 
@@ -54,8 +56,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     when.add_argument("--at", metavar="TIME", help="end of the incident window: RFC 3339 (2026-01-01T01:50:00Z) "
                                                    "or unix seconds; default now")
     when.add_argument("--window", metavar="DURATION", help="incident window before --at (default from config: 15m)")
-    p.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="output (default text)")
+    p.add_argument("--format", choices=("text", "json", "markdown", "html"), default="text",
+                   help="output (default text); html is one self-contained page with a chart per finding")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml (label names, thresholds, query limits)")
+    pull = p.add_argument_group("pull mode: diagnose what fires now (instead of scope and time)")
+    pull.add_argument("--alertmanager", metavar="URL",
+                      help="read active, unsilenced, uninhibited inferwatch alerts from this Alertmanager (v2 API), "
+                           "group them as the generated routing does and diagnose each group")
+    pull.add_argument("--filter", action="append", default=[], metavar="LABEL=VALUE",
+                      help="only alerts with this label value, repeatable (source=... replaces source=inferwatch)")
+    pull.add_argument("--report-dir", type=Path, metavar="DIR", help="with --format html: one page per group here")
     add_connection_arguments(p)
     p.set_defaults(func=command)
 
@@ -145,11 +155,26 @@ def _password(args: argparse.Namespace) -> str:
     return ""
 
 
+def pull_exit(statuses: list[str]) -> int:
+    """Pull mode: 1 when any group is degraded, 4 when every group has no data, else 0."""
+    if "degraded" in statuses:
+        return EXIT_DEGRADED
+    return EXIT_UNKNOWN if statuses and set(statuses) == {"unknown"} else EXIT_HEALTHY
+
+
 def command(args: argparse.Namespace) -> int:
     from ..core.prometheus import PrometheusError
     from .engine import Scope, run
+    from .pull import PullError, command as pull
     try:
         cfg = load_config(args.config)
+        if args.alertmanager:
+            given = [f"--{k}" for k in ("namespace", "workload", "model", "pod", "cluster", "at") if getattr(args, k)]
+            if given:
+                raise UsageError(f"--alertmanager takes scope and time from the alerts; drop {', '.join(given)}")
+            return pull_exit(pull(args, cfg, connection(args)))
+        if args.filter or args.report_dir:
+            raise UsageError("--filter and --report-dir need --alertmanager URL")
         if not args.prometheus:
             raise UsageError("--prometheus URL is required (or set INFERWATCH_PROMETHEUS_URL)")
         scope = Scope(namespace=args.namespace, workload=args.workload, model=args.model, pod=args.pod,
@@ -157,7 +182,7 @@ def command(args: argparse.Namespace) -> int:
         if args.cluster and not cfg.labels.cluster:
             raise UsageError("--cluster needs labels.cluster in the config (the name of the cluster label)")
         report = run(args.prometheus, scope, parse_at(args.at), str(Duration(args.window or cfg.diagnose.window)),
-                     cfg, **connection(args))
+                     cfg, charts=args.format == "html", **connection(args))
     except ConfigError as exc:
         print(f"diagnose: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -166,6 +191,9 @@ def command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except PrometheusError as exc:  # only the first request (metric names) can fail the whole run
         print(f"diagnose: Prometheus unreachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except PullError as exc:
+        print(f"diagnose: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     sys.stdout.write(report.render(args.format))
     return EXIT_BY_STATUS[report.status]

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core.config import Config, duration_seconds, is_duration
 
+from . import charts as chart_data
 from . import graph
 from ..core.prometheus import Connection, PromClient, PrometheusError, Unreachable
 from .evidence import NodeResult, detect
@@ -55,7 +56,8 @@ def frame(at: float, window: str, cfg: Config) -> Window:
 
 
 def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: str, cfg: Config,
-        **connection: Any) -> Report:
+        charts: bool = False, **connection: Any) -> Report:
+    """`charts`: one more query, for the series the HTML report draws (diagnose/charts.py)."""
     started = time.monotonic()
     win = frame(timestamp(at), window, cfg)
     d = cfg.diagnose
@@ -74,8 +76,9 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
         results, errors, timings = _run_nodes(client, queries, win, cfg, deadline)
-    finally:
+    except BaseException:
         client.close()
+        raise
     models_of_pod = _models_of_pod(cfg, inventory)
     available = {name for q in queries.values() for name, src in q.sources.items() if src.expr is not None}
     nodes: dict[str, NodeResult] = {}
@@ -88,12 +91,24 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
             nodes[node_id] = detect(cfg, q.node, q.window, results[node_id], available, models_of_pod)
     roots = walk(cfg, g, nodes, models_of_pod, max(q.window.step for q in queries.values()))
     symptoms = [(s, nodes[s].findings) for s in graph.SYMPTOMS if nodes[s].state == "anomalous"]
+    drawn: list[chart_data.Chart] = []
+    try:
+        if charts:
+            drawn = chart_data.fetch(client, cfg, queries, chart_data.shown(symptoms, roots), win)
+    except PrometheusError as exc:  # the diagnosis stands without its pictures
+        errors[CHARTS] = str(exc)
+    finally:
+        client.close()
     return Report(
         status=_status(nodes), scope=scope.to_dict(), at=win.at, window=window, symptoms=symptoms,
         root_causes=roots, nodes=nodes, sources=_sources(queries),
         errors=[{"node": n, "error": e} for n, e in sorted(errors.items())], queries=client.requests,
         duration_seconds=time.monotonic() - started, cfg=cfg, models_of_pod=models_of_pod,
-        timings=timings)
+        timings=timings, charts=drawn, prometheus_url=client.safe_url,
+        query_texts={n: q.text for n, q in queries.items() if q.text is not None})
+
+
+CHARTS = "charts"  # the `errors` entry of a failed chart query
 
 
 def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -> list[dict]:

@@ -3,7 +3,7 @@
 Edges read "parent can be caused by child". The walk starts at anomalous model symptoms and descends
 only into anomalous causes; a cause with no anomalous (and earlier) cause beneath it is a root cause.
 Node ids are the public vocabulary of the JSON output (docs/diagnose.md): keep them stable.
-Evidence for each edge and detector: ../shared/reference/failure-signatures.md, section 3.2 (rows cited).
+What each cause means and what to do about it: inferwatch/core/failures.py (one entry per cause id).
 """
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Literal
 
 import networkx as nx
 
+from ..core import failures
+from ..core.schema import Tier
+
 from .detectors import Check, Rule, all_of, any_of, not_
 
-Tier = Literal["model", "pod", "gpu"]
-TIERS: tuple[Tier, ...] = ("model", "pod", "gpu")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,6 @@ class Node:
     tier: Tier
     title: str
     detector: Rule
-    next_step: str = ""
     reach: Literal["same", "model"] = "same"  # "model": explains effects on any pod of the same model
     weight: float = 1.0  # how specific the evidence is (a ranking prior, 0-1)
 
@@ -45,71 +45,48 @@ NODES: tuple[Node, ...] = (
                 Check("error_ratio", ">", "baseline", factor=2.0, delta=0.01))),
     Node("throughput_drop", "symptom", "model", "generated tokens per second dropped",
          Check("generation_rate", "<", "baseline", factor="change_factor")),
-    # ---- pod causes (row numbers: failure-signatures.md 3.2) -------------------------------
-    Node("queue_backlog", "cause", "pod", "requests queue in the engine",  # row 1
+    # ---- pod causes ---------------------------------------------------------------------------
+    Node("queue_backlog", "cause", "pod", "requests queue in the engine",
          all_of(Check("waiting", ">", "threshold", "waiting_requests"),
-                Check("waiting", ">", "baseline", factor="change_factor", delta=1.0)),
-         "Add replicas or raise max_num_seqs / --max-running-requests if KV cache allows; check what "
-         "else below explains the queue.", weight=0.7),
-    Node("kv_cache_pressure", "cause", "pod", "KV cache is full and requests are preempted",  # row 2
+                Check("waiting", ">", "baseline", factor="change_factor", delta=1.0)), weight=0.7),
+    Node("kv_cache_pressure", "cause", "pod", "KV cache is full and requests are preempted",
          all_of(Check("kv_usage", ">", "threshold", "kv_cache_usage"),
-                Check("preemptions", ">", "threshold", "preemptions_per_second")),
-         "Raise gpu_memory_utilization (vLLM) / --mem-fraction-static (SGLang), lower max_num_seqs or "
-         "max_num_batched_tokens, or add tensor parallelism."),
-    Node("prefix_cache_miss", "cause", "pod", "prefix-cache hit ratio dropped",  # row 3
+                Check("preemptions", ">", "threshold", "preemptions_per_second"))),
+    Node("prefix_cache_miss", "cause", "pod", "prefix-cache hit ratio dropped",
          any_of(Check("prefix_hit", "<", "baseline", factor="change_factor", delta=0.05),
-                Check("prefix_hit", "<", "siblings", factor="sibling_factor", delta=0.05)),
-         "Look for a changed system prompt or a routing change that broke prefix affinity; check cache "
-         "eviction (KV usage) on the pods named."),
-    Node("long_prompts", "cause", "pod", "prompts got longer",  # row 4
-         Check("prompt_length", ">", "baseline", factor="change_factor", delta=50.0),
-         "Find the client sending longer prompts; lower max_num_batched_tokens / --chunked-prefill-size "
-         "to protect inter-token latency, or route long prompts to a separate pool."),
-    Node("large_decode_batch", "cause", "pod", "the running batch grew",  # row 5
-         Check("running", ">", "baseline", factor="change_factor", delta=2.0),
-         "Cap concurrency (max_num_seqs / --max-running-requests) to trade throughput for ITL, or add replicas."),
-    Node("load_imbalance", "cause", "pod", "one pod gets more traffic than its siblings",  # row 12
-         Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1),
-         "Check the router / gateway: prefer queue- and KV-aware endpoint picking over round-robin; "
-         "look for sticky sessions pinning traffic.", reach="model"),
+                Check("prefix_hit", "<", "siblings", factor="sibling_factor", delta=0.05))),
+    Node("long_prompts", "cause", "pod", "prompts got longer",
+         Check("prompt_length", ">", "baseline", factor="change_factor", delta=50.0)),
+    Node("large_decode_batch", "cause", "pod", "the running batch grew",
+         Check("running", ">", "baseline", factor="change_factor", delta=2.0)),
+    Node("load_imbalance", "cause", "pod", "one pod gets more traffic than its siblings",
+         Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1), reach="model"),
     Node("traffic_surge", "cause", "pod", "request rate rose on every pod",
          all_of(Check("request_rate", ">", "baseline", factor="change_factor", delta=0.1),
-                not_(Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1))),
-         "Scale out (HPA on queue length) or rate-limit the client that grew.", weight=0.8),
+                not_(Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1))), weight=0.8),
     Node("replica_unavailable", "cause", "pod", "a serving pod disappeared",
-         Check("present", "!=", "vanished"),
-         "kubectl describe / logs --previous on the pod named: OOMKilled, crash loop, eviction or a node "
-         "failure; check GPU XIDs on its node.", reach="model"),
+         Check("present", "!=", "vanished"), reach="model"),
     # ---- GPU causes ---------------------------------------------------------------------------
-    Node("gpu_hardware_fault", "cause", "gpu", "the GPU reports a hardware error",  # row 10
+    Node("gpu_hardware_fault", "cause", "gpu", "the GPU reports a hardware error",
          any_of(all_of(Check("xid", "!=", "baseline"), Check("xid", ">", "threshold", 0.0)),
                 # a count: above its baseline implies above 0, and the cheap threshold goes first
                 all_of(Check("remapped_rows", ">", "threshold", 0.0), Check("remapped_rows", ">", "baseline", factor=1.0)),
                 Check("row_remap_failure", ">", "threshold", 0.0),
-                Check("ecc_dbe", ">", "threshold", 0.0)),
-         "Cordon the node, restart the pod elsewhere; look the XID up in NVIDIA's XID catalog (79 = fallen "
-         "off the bus, 48 = double-bit ECC); row-remap failure needs service.", weight=1.0),
-    Node("gpu_throttling", "cause", "gpu", "the GPU clock dropped (thermal or power throttling)",  # row 9
+                Check("ecc_dbe", ">", "threshold", 0.0)), weight=1.0),
+    Node("gpu_throttling", "cause", "gpu", "the GPU clock dropped (thermal or power throttling)",
          any_of(Check("sm_clock", "<", "baseline", factor=1.15, delta=50.0),
                 Check("sm_clock", "<", "siblings", factor=1.15, delta=50.0),
-                Check("throttle", ">", "threshold", 0.05)),
-         "Check node cooling, power capping (nvidia-smi -q -d PERFORMANCE) and the clock-event reasons "
-         "(DCGM_EXP_CLOCK_EVENTS_COUNT)."),
-    Node("gpu_memory_pressure", "cause", "gpu", "GPU memory is exhausted",  # row 7
+                Check("throttle", ">", "threshold", 0.05))),
+    Node("gpu_memory_pressure", "cause", "gpu", "GPU memory is exhausted",
          all_of(Check("fb_used", ">", "threshold", "fb_used_ratio"),
-                Check("fb_used", ">", "baseline", factor=1.0, delta=0.02)),
-         "Lower gpu_memory_utilization / --mem-fraction-static, --chunked-prefill-size or "
-         "--max-running-requests; look for another process on the GPU."),
-    Node("gpu_compute_saturation", "cause", "gpu", "the GPU compute engine is saturated",  # row 8
+                Check("fb_used", ">", "baseline", factor=1.0, delta=0.02))),
+    Node("gpu_compute_saturation", "cause", "gpu", "the GPU compute engine is saturated",
          all_of(Check("engine_active", ">", "threshold", "engine_saturated"),
-                Check("engine_active", ">", "baseline", factor=1.2)),
-         "Add replicas or GPUs (tensor parallelism); check for another workload sharing the GPU.", weight=0.7),
-    Node("host_bottleneck", "cause", "gpu", "the GPU idles while requests wait (CPU-bound engine)",  # row 6
+                Check("engine_active", ">", "baseline", factor=1.2)), weight=0.7),
+    Node("host_bottleneck", "cause", "gpu", "the GPU idles while requests wait (CPU-bound engine)",
          all_of(Check("engine_active", "<", "threshold", "engine_idle"),
                 Check("engine_active", "<", "baseline", factor="change_factor"),
-                Check("waiting", ">", "threshold", "waiting_requests")),
-         "Check CPU throttling and limits of the pod, tokenizer / detokenizer load, multimodal "
-         "preprocessing; vLLM --api-server-count scales the API server."),
+                Check("waiting", ">", "threshold", "waiting_requests"))),
 )
 
 # parent -> children ("can be caused by")
@@ -151,6 +128,8 @@ def build() -> nx.DiGraph:
             if BY_ID[child].kind != "cause":
                 raise ValueError(f"edge {parent} -> {child}: a symptom cannot be a cause")
             g.add_edge(parent, child)
+    if missing := [c for c in CAUSES if c not in failures.BY_ID]:
+        raise ValueError(f"causes without a failure mode in core/failures.py: {', '.join(missing)}")
     if not nx.is_directed_acyclic_graph(g):
         raise ValueError(f"the diagnosis graph has a cycle: {nx.find_cycle(g)}")
     return g

@@ -1,21 +1,25 @@
-"""The diagnosis result and its three renderings: text (a tree read in ten seconds), JSON (the stable
-schema documented in docs/diagnose.md) and markdown (for an incident channel or ticket)."""
+"""The diagnosis result and its renderings: text (a tree read in ten seconds), JSON (the stable schema
+documented in docs/diagnose.md), markdown (for an incident channel or ticket) and a self-contained HTML
+page with charts (diagnose/html.py)."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import failures
 from ..core.config import Config
 from ..core.timefmt import iso
 
+from .charts import Chart
+from .wording import fmt, who
 from .evidence import Finding, NodeResult
 from .scope import Key, pod_key
 from .graph import BY_ID
 from .ranking import RootCause
 
 SCHEMA = "inferwatch.diagnose/v1"
-FORMATS = ("text", "json", "markdown")
+FORMATS = ("text", "json", "markdown", "html")
 MAX_ENTITIES = 20  # per root cause in the output; the count is always complete
 
 
@@ -47,6 +51,9 @@ class Report:
     cfg: Config = field(repr=False, default_factory=Config)
     models_of_pod: dict[Key, set[str]] = field(repr=False, default_factory=dict)
     timings: dict[str, float] = field(repr=False, default_factory=dict)  # seconds per request (benchmarks)
+    charts: list[Chart] = field(repr=False, default_factory=list)  # only when asked for (the HTML page)
+    prometheus_url: str = ""  # without credentials: the HTML page links every query there
+    query_texts: dict[str, str] = field(repr=False, default_factory=dict)  # node -> its PromQL
 
     # ---- JSON ------------------------------------------------------------------------------------
 
@@ -84,7 +91,7 @@ class Report:
             "onset_vs_symptom": "after" if r.after_symptom else "before_or_with",
             "evidence": [dict(e.to_dict(), entity=entity(self.cfg, f, self.models_of_pod))
                          for f in shown[:3] for e in f.evidence],
-            "next_step": node.next_step,
+            "next_step": failures.BY_ID[r.cause].remedy_text(),
         }
 
     # ---- renderings ------------------------------------------------------------------------------
@@ -96,6 +103,9 @@ class Report:
             return "\n".join(self._lines(md=False)) + "\n"
         if fmt == "markdown":
             return "\n".join(self._lines(md=True)) + "\n"
+        if fmt == "html":
+            from .html import page
+            return page(self)
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
 
     def _lines(self, md: bool) -> list[str]:
@@ -109,7 +119,7 @@ class Report:
             out += ["", "**Symptoms**" if md else "Symptoms"]
             for s in d["symptoms"]:
                 for e in s["entities"][:5]:
-                    out.append(f"{'- ' if md else '  '}{_code(s['symptom'], md)} {_who(e['entity'])}: "
+                    out.append(f"{'- ' if md else '  '}{_code(s['symptom'], md)} {who(e['entity'])}: "
                                f"{_numbers(e['evidence'])} (since {_clock(e['onset'])})")
         if d["root_causes"]:
             out += ["", "**Root causes**" if md else "Root causes"]
@@ -126,12 +136,12 @@ class Report:
 
     def _cause_lines(self, r: dict[str, Any], md: bool) -> list[str]:
         ind = "   " if md else "     "
-        who = ", ".join(_who(e) for e in r["entities"][:6])
+        where = ", ".join(who(e) for e in r["entities"][:6])
         more = f" (+{r['entity_count'] - 6} more)" if r["entity_count"] > 6 else ""
         after = " [went anomalous after the symptom]" if r["onset_vs_symptom"] == "after" else ""
         first = (f"{r['rank']}. {_code(r['cause'], md)} score {r['score']:.2f}: {r['title']}{after}")
         return [f"{'' if md else '  '}{first}",
-                f"{ind}{'- ' if md else ''}where: {who}{more}",
+                f"{ind}{'- ' if md else ''}where: {where}{more}",
                 f"{ind}{'- ' if md else ''}chain: {' <- '.join(r['path'])} (since {_clock(r['onset'])})",
                 f"{ind}{'- ' if md else ''}evidence: {_numbers(r['evidence'][:4])}",
                 f"{ind}{'- ' if md else ''}next: {r['next_step']}"]
@@ -153,30 +163,12 @@ def _clock(ts: str | None) -> str:
     return ts[11:16] if ts else "?"
 
 
-def _who(e: dict[str, str]) -> str:
-    if e.get("gpu"):
-        return f"{e.get('pod', '?')}/gpu{e['gpu']}" + (f"@{e['hostname']}" if e.get("hostname") else "")
-    if e.get("pod"):
-        return f"{e['pod']} ({e.get('model_name', '')})" if e.get("model_name") else e["pod"]
-    return e.get("model_name", "") or "(scope)"
-
-
 def _numbers(evidence: list[dict[str, Any]]) -> str:
     parts = []
     for e in evidence:
         if e["against"] == "vanished":
             parts.append(f"{e['signal']}: no series any more")
             continue
-        ref = "" if e["reference"] is None else f" {e['op']} {_fmt(e['reference'], e['unit'])} ({e['against']})"
-        parts.append(f"{e['signal']} {_fmt(e['value'], e['unit'])}{ref}")
+        ref = "" if e["reference"] is None else f" {e['op']} {fmt(e['reference'], e['unit'])} ({e['against']})"
+        parts.append(f"{e['signal']} {fmt(e['value'], e['unit'])}{ref}")
     return "; ".join(dict.fromkeys(parts))
-
-
-def _fmt(v: float | None, unit: str) -> str:
-    if v is None:
-        return "?"
-    if unit == "ratio":
-        return f"{v:.0%}" if v <= 1.5 else f"{v:.2f}"
-    text = f"{v:.3g}"
-    return f"{text} {unit}" if unit else text
-

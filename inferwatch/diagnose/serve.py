@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -31,7 +32,8 @@ examples:
       --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url-file /etc/inferwatch/slack-url
 
 Alertmanager side: `inferwatch generate` writes alertmanager/inferwatch-routes.yaml, whose diagnose
-receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics.
+receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics,
+GET /reports/<id> (the HTML pages of --markdown-dir).
 """
 
 
@@ -73,8 +75,8 @@ def slack_url(args: argparse.Namespace) -> str | None:
         return args.slack_url
     try:
         return _http_url(text)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"{given[0]}: {exc}") from None
+    except argparse.ArgumentTypeError:  # never echo the content: it is a secret
+        raise UsageError(f"{given[0]}: does not hold an http(s):// URL") from None
 
 
 def _window(text: str) -> str:
@@ -103,18 +105,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listen", type=_listen, default="127.0.0.1:9095", metavar="HOST:PORT",
                    help="address to listen on (default 127.0.0.1:9095; port 0 picks a free one)")
-    p.add_argument("--prometheus", type=_http_url, required=True, metavar="URL",
-                   help="Prometheus (or compatible) base URL the diagnosis queries")
+    p.add_argument("--prometheus", type=_http_url, metavar="URL", default=os.environ.get("INFERWATCH_PROMETHEUS_URL"),
+                   help="Prometheus (or compatible) base URL the diagnosis queries; default $INFERWATCH_PROMETHEUS_URL")
     p.add_argument("--config", "-c", type=Path, help="inferwatch.yaml: label names must match the alerts'")
     add_connection_arguments(p)
     p.add_argument("--window", type=_window, metavar="DURATION",
                    help="incident window ending at the alerts' start (default: diagnose.window, 15m)")
     p.add_argument("--jsonl", metavar="PATH", help="append one JSON object per diagnosis ('-' = stdout)")
-    p.add_argument("--markdown-dir", type=Path, metavar="DIR", help="write one markdown report per diagnosis")
+    p.add_argument("--markdown-dir", type=Path, metavar="DIR",
+                   help="report folder: one HTML page (with charts) and one markdown file per diagnosis, "
+                        "served at GET /reports/<id>")
+    p.add_argument("--public-url", type=_http_url, metavar="URL",
+                   help="base URL people reach this receiver at; markdown and chat messages link the HTML "
+                        "report there (default: the --listen address)")
     p.add_argument("--slack-url", type=_http_url, metavar="URL",
                    help="Slack-compatible incoming webhook that gets a short report (visible in `ps`: "
                         "prefer --slack-url-file or --slack-url-env)")
-    p.add_argument("--slack-url-file", metavar="PATH", help="file holding the Slack webhook URL")
+    p.add_argument("--slack-url-file", type=Path, metavar="PATH",
+                   help="file holding the Slack webhook URL (a mounted Secret; keeps the URL out of `ps`)")
     p.add_argument("--slack-url-env", metavar="VAR", help="environment variable holding the Slack webhook URL")
     p.add_argument("--concurrency", type=_positive, default=2, metavar="N", help="diagnoses run at once (default 2)")
     p.add_argument("--queue-size", type=_positive, default=100, metavar="N",
@@ -133,9 +141,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_serve)
 
 
-def sinks_from(args: argparse.Namespace) -> list:
+def sinks_from(args: argparse.Namespace, slack: str | None) -> list:
     sinks: list = []
-    slack = slack_url(args)
     if args.jsonl or not (args.markdown_dir or slack):
         sinks.append(JsonLinesSink(args.jsonl or "-"))
     if args.markdown_dir:
@@ -150,28 +157,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     window = args.window or cfg.diagnose.window
     try:
+        if not args.prometheus:
+            raise UsageError("--prometheus URL is required (or set INFERWATCH_PROMETHEUS_URL)")
         conn = connection(args)
-        sinks = sinks_from(args)
+        sinks = sinks_from(args, slack_url(args))
         if args.spool and not os.access(args.spool.parent, os.W_OK):
             raise UsageError(f"--spool {args.spool}: folder {args.spool.parent} is not writable")
     except UsageError as exc:
         print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
-    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn), sinks,
-                        concurrency=args.concurrency, queue_size=args.queue_size,
-                        diagnose_resolved=args.diagnose_resolved, spool=args.spool)
+    receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn, charts=bool(args.markdown_dir)),
+                        sinks, concurrency=args.concurrency, queue_size=args.queue_size,
+                        diagnose_resolved=args.diagnose_resolved, public_url=args.public_url, spool=args.spool)
     host, port = args.listen
     try:
         server = make_server(receiver, host, port, args.max_body, args.max_connections)
     except OSError as exc:
         print(f"inferwatch serve: --listen {host}:{port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    if not args.public_url:
+        name = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+        receiver.public_url = f"http://{name}:{server.server_address[1]}"
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     receiver.start()
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-    log.info("listening on http://%s:%d (POST /alerts, GET /healthz, GET /metrics); diagnosing against %s",
+    log.info("listening on http://%s:%d (POST /alerts, GET /healthz, /metrics, /reports/<id>); diagnosing against %s",
              host, server.server_address[1], redact(args.prometheus))
     while not stop.wait(0.5):
         pass

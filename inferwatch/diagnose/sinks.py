@@ -2,6 +2,8 @@
 
 A sink gets an `Outcome`, successful or failed: a failed diagnosis is delivered too, so the person paged
 reads "diagnosis failed: Prometheus unreachable" instead of waiting for a report that never comes.
+The report folder holds a markdown file and a self-contained HTML page (diagnose/html.py) per outcome;
+the receiver serves the page at GET /reports/<id>, and the markdown and chat messages link to it.
 """
 from __future__ import annotations
 
@@ -46,6 +48,14 @@ class Outcome:
     duration_seconds: float
     report: Report | None = None
     error: str | None = None
+    report_url: str | None = None  # where the receiver serves the HTML page, when it does
+
+    @property
+    def id(self) -> str:
+        """Names the files of this outcome and its page under /reports/: time, alerts, hash of the key."""
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", "-".join(self.alertnames))[:80].strip("-") or "alert"
+        digest = hashlib.sha256(self.key.encode()).hexdigest()[:10]
+        return f"{self.at:%Y%m%dT%H%M%SZ}-{slug}-{digest}"
 
     @property
     def ok(self) -> bool:
@@ -59,19 +69,28 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "group_key": self.group_key, "status": self.status,
-                "alertnames": list(self.alertnames), "scope": self.scope, "at": iso(self.at),
-                "received_at": iso(self.received_at), "duration_seconds": round(self.duration_seconds, 3),
+                "alertnames": list(self.alertnames), "scope": self.scope, "at": iso(self.at, fraction=True),
+                "received_at": iso(self.received_at, fraction=True), "duration_seconds": round(self.duration_seconds, 3),
                 "outcome": "diagnosed" if self.ok else "failed", "error": self.error,
                 "report": self.report.to_dict() if self.report is not None else None}
 
     def markdown(self) -> str:
         head = (f"# Diagnosis: {self.title()}\n\n"
-                f"- diagnosed at: {iso(self.at)} (latest alert start)\n"
+                f"- diagnosed at: {iso(self.at, fraction=True)} (latest alert start)\n"
                 f"- scope: {', '.join(f'{k}={v}' for k, v in self.scope.items() if v) or 'everything'}\n"
-                f"- group key: `{self.group_key}`\n\n")
+                f"- group key: `{self.group_key}`\n"
+                + (f"- report with charts: {self.report_url}\n" if self.report_url else "") + "\n")
         if self.report is None:
             return head + f"**Diagnosis failed:** {self.error}\n"
         return head + self.report.render("markdown").rstrip() + "\n"
+
+    def html(self) -> str:
+        from .html import failure_page, page
+        context = [("alerts", ", ".join(self.alertnames)), ("status", self.status), ("diagnosed at", iso(self.at, fraction=True)),
+                   ("group key", self.group_key)]
+        if self.report is None:
+            return failure_page(self.title(), f"Diagnosis failed: {self.error}", context)
+        return page(self.report, self.title(), context)
 
 
 class JsonLinesSink:
@@ -109,20 +128,29 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 class MarkdownDirSink:
-    """One markdown file per notification, named by time, alert and key (stable across restarts)."""
+    """The report folder: `<id>.html` and `<id>.md` per notification (names stable across restarts)."""
     name = "markdown"
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def path_for(self, outcome: Outcome) -> Path:
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", "-".join(outcome.alertnames))[:80].strip("-") or "alert"
-        digest = hashlib.sha256(outcome.key.encode()).hexdigest()[:10]
-        return self.directory / f"{outcome.at:%Y%m%dT%H%M%SZ}-{slug}-{digest}.md"
+    def path_for(self, outcome: Outcome, suffix: str = ".md") -> Path:
+        return self.directory / f"{outcome.id}{suffix}"
+
+    def page(self, report_id: str) -> Path | None:
+        """The HTML page of a report id, if there is one (ids are checked: no path leaves the folder)."""
+        if not REPORT_ID.fullmatch(report_id):
+            return None
+        path = self.directory / f"{report_id}.html"
+        return path if path.is_file() else None
 
     def deliver(self, outcome: Outcome) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path_for(outcome), outcome.markdown())  # readers never see half a report
+        for suffix, text in ((".html", outcome.html()), (".md", outcome.markdown())):  # the page first: .md links it
+            write_atomic(self.path_for(outcome, suffix), text)  # readers never see half a report
+
+
+REPORT_ID = re.compile(r"\d{8}T\d{6}Z-[A-Za-z0-9-]{1,80}-[0-9a-f]{10}")
 
 
 class SlackSink:

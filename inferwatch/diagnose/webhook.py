@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from ..core.config import Config
 
-from .sinks import Outcome, Report, Sink, write_atomic
+from .sinks import MarkdownDirSink, Outcome, Report, Sink, write_atomic
 
 log = logging.getLogger("inferwatch.serve")
 
@@ -254,8 +254,10 @@ class Receiver:
     """Queue, workers, de-duplication and delivery; the HTTP layer only parses and calls `submit`."""
 
     def __init__(self, cfg: Config, diagnose: DiagnoseFn, sinks: list[Sink], concurrency: int = 2,
-                 queue_size: int = 100, diagnose_resolved: bool = False, spool: Path | None = None) -> None:
+                 queue_size: int = 100, diagnose_resolved: bool = False, public_url: str | None = None,
+                 spool: Path | None = None) -> None:
         self.cfg = cfg
+        self.public_url = public_url  # base URL of GET /reports/<id> for links in markdown and chat
         self.spool = spool
         self._running: dict[int, Job] = {}  # worker thread id -> the job it is diagnosing
         self._state = threading.Lock()  # _running and the decision to deliver or spool
@@ -270,6 +272,11 @@ class Receiver:
         self._abandoned = threading.Event()  # grace is over: workers take no further job
         self._workers = [threading.Thread(target=self._work, name=f"diagnose-{i}", daemon=True)
                          for i in range(concurrency)]
+
+    @property
+    def reports(self) -> MarkdownDirSink | None:
+        """The report folder this receiver writes (and serves at GET /reports/<id>), if any."""
+        return next((s for s in self.sinks if isinstance(s, MarkdownDirSink)), None)
 
     def start(self) -> Receiver:
         """Start the workers, then queue what the last run spooled (waiting for room beyond queue_size)."""
@@ -373,9 +380,12 @@ class Receiver:
             self._forget(n.key())  # a re-send of this incident gets another try
         else:
             self.metrics.inc("inferwatch_webhook_diagnosed_total")
-        return Outcome(key=n.key(), group_key=n.group_key, status=n.status, alertnames=n.alertnames(),
-                       scope=job.scope, at=at, received_at=job.received_at, duration_seconds=duration,
-                       report=report, error=error)
+        outcome = Outcome(key=n.key(), group_key=n.group_key, status=n.status, alertnames=n.alertnames(),
+                          scope=job.scope, at=at, received_at=job.received_at, duration_seconds=duration,
+                          report=report, error=error)
+        if self.public_url and self.reports is not None:
+            outcome = replace(outcome, report_url=f"{self.public_url.rstrip('/')}/reports/{outcome.id}")
+        return outcome
 
     def _deliver(self, outcome: Outcome) -> None:
         for sink in self.sinks:
@@ -468,7 +478,7 @@ class _Server(ThreadingHTTPServer):
 
 def make_server(receiver: Receiver, host: str, port: int, max_body: int,
                 max_connections: int = MAX_CONNECTIONS, read_deadline: float = READ_DEADLINE) -> ThreadingHTTPServer:
-    """A threaded HTTP server: POST / or /alerts, GET /healthz and /metrics."""
+    """A threaded HTTP server: POST / or /alerts, GET /healthz, /metrics and /reports/<id> (the HTML pages)."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "inferwatch-serve"
@@ -550,7 +560,12 @@ def make_server(receiver: Receiver, host: str, port: int, max_body: int,
                 return self._reply(200, {"status": "ok"})
             if path == "/metrics":
                 return self._reply(200, receiver.metrics.render(), "text/plain; version=0.0.4")
-            self._refuse(404, "GET /healthz or /metrics; POST alerts to /alerts")
+            if path.startswith("/reports/") and receiver.reports is not None:
+                page = receiver.reports.page(path.removeprefix("/reports/"))
+                if page is None:
+                    return self._refuse(404, "no such report")
+                return self._reply(200, page.read_text(encoding="utf-8"), "text/html; charset=utf-8")
+            self._refuse(404, "GET /healthz, /metrics or /reports/<id>; POST alerts to /alerts")
 
         def _refuse(self, code: int, message: str) -> None:
             if self._answered:
@@ -579,11 +594,13 @@ def make_server(receiver: Receiver, host: str, port: int, max_body: int,
     return _Server((host, port), Handler, receiver, max_connections)
 
 
-def engine_diagnose(prometheus_url: str, window: str, cfg: Config, connection: dict | None = None) -> DiagnoseFn:
-    """The production `DiagnoseFn`: the diagnosis engine against one Prometheus (token, TLS, headers)."""
+def engine_diagnose(prometheus_url: str, window: str, cfg: Config, connection: dict | None = None,
+                    charts: bool = False) -> DiagnoseFn:
+    """The production `DiagnoseFn`: the diagnosis engine against one Prometheus (token, TLS, headers);
+    `charts` fetches the series of the HTML page (one more query)."""
     from . import engine
 
     def run(scope: dict[str, str | None], at: datetime) -> Report:
-        return engine.run(prometheus_url, engine.Scope(**scope), at, window, cfg, **(connection or {}))
+        return engine.run(prometheus_url, engine.Scope(**scope), at, window, cfg, charts=charts, **(connection or {}))
 
     return run

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import slo
-from ..core.config import Config
+from ..core.config import Config, ConfigError
+from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
+from ..core.labels import SEVERITIES, contract
 from ..core.promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, number, over_time, positive
 from ..core.rules import AlertingRule, RuleGroup
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
-SOURCE = "inferwatch"
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,21 @@ class Alert:
     meaning: str
     needs: tuple[tuple[str, ...], ...]  # all of these groups, any signal of a group (support matrix)
     causes: tuple[str, ...]
-    remedies: dict[str, tuple[str, ...]]  # vllm / sglang / any -> knobs
-    build: Callable[[Config], list[tuple[Expr, str]]] = field(repr=False)  # (expr, description) per rule
+    # (expr, description) per rule; None for the SLO burn alert, whose rules come from `slo.burn_rules`
+    build: Callable[[Config], list[tuple[Expr, str]]] | None = field(repr=False)
     also_needs: str = ""  # a source outside the catalogs (kube-state-metrics)
     confirm: Callable[[Config], list[Expr]] = field(repr=False, default=lambda cfg: [])
+    symptom_remedies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alerts with no failure mode
+
+    @property
+    def failure(self) -> FailureMode | None:
+        """The diagnosis cause this alert stands for (core/failures.py), if it is a cause alert."""
+        return BY_ALERT.get(self.name)
+
+    @property
+    def remedies(self) -> dict[str, tuple[str, ...]]:
+        """any / vllm / sglang -> what to do: the failure mode's text, shared with the diagnosis report."""
+        return self.failure.remedies if self.failure else self.symptom_remedies
 
 
 # ---- small helpers --------------------------------------------------------------------------
@@ -209,14 +221,6 @@ def idle_while_queued(cfg: Config) -> list[tuple[Expr, str]]:
 
 # ---- the catalog of alerts ------------------------------------------------------------------
 
-def _burn(cfg: Config) -> list[tuple[Expr, str]]:
-    return [(r.expr, r.annotations["description"]) for r in slo.burn_rules(cfg, "", who(cfg, "model"))]
-
-
-VLLM_KV = ("raise `--gpu-memory-utilization` (more KV blocks)", "lower `--max-num-seqs` or "
-           "`--max-num-batched-tokens`", "add tensor/pipeline parallelism or replicas")
-SGLANG_KV = ("raise `--mem-fraction-static`", "lower `--max-running-requests`",
-             "lower `--chunked-prefill-size`", "raise `--schedule-conservativeness` if retractions repeat")
 
 ALERTS: tuple[Alert, ...] = (
     Alert("LLMModelErrorBudgetBurn", "model", "critical", "", "A model is spending an error budget too fast.",
@@ -228,96 +232,86 @@ ALERTS: tuple[Alert, ...] = (
            "pod (GPU XID, OOM): see the pod and GPU alerts of the same model",
            "latency: queueing (LLMPodQueueBacklog), KV-cache pressure and preemptions, a prefix-cache hit-ratio "
            "collapse, longer prompts, a host-bound engine or a throttled GPU"),
-          {"vllm": VLLM_KV, "sglang": SGLANG_KV, "any": ("scale out the workload", "roll back the last change")},
-          _burn, confirm=lambda cfg: [Selector(slo.sli_name(k, w)) for k in ("availability", "ttft")
-                                      for w in slo.windows(cfg)[:2]]),
+          None, confirm=lambda cfg: [Selector(slo.sli_name(k, w)) for k in ("availability", "ttft")
+                                      for w in slo.windows(cfg)[:2]],
+          symptom_remedies={"vllm": VLLM_KV, "sglang": SGLANG_KV,
+                            "any": ("scale out the workload", "roll back the last change")}),
     Alert("LLMModelServingAbsent", "model", "critical", "5m", "A model with recent traffic is no longer served.",
           "No pod reports engine metrics for a model that served traffic within `alerts.serving_lookback`, while "
           "its scrape targets still exist (so the workload was not scaled to zero on purpose).",
           (("requests_running",),),
           ("every pod down or crash-looping (OOM, bad image, GPU fault)", "engine hung before serving",
            "metrics renamed by an engine upgrade (check `inferwatch` catalog versions)"),
-          {"any": ("`kubectl get pods` and the previous container's logs", "roll back the last rollout")},
           serving_absent),
     Alert("LLMPodTargetDown", "pod", "warning", "5m", "An inference pod cannot be scraped.",
           "`up == 0` for an inference pod: Prometheus cannot reach its metrics endpoint.",
           (("requests_running",),),
           ("pod crash-looping or not ready", "engine process hung", "network policy or port name changed"),
-          {"any": ("check pod events and logs", "check the PodMonitor port name (`scrape.port`)")}, target_down),
+          target_down),
     Alert("LLMPodRestarted", "pod", "warning", "", "An inference pod restarted.",
           "A container of an inference pod restarted (kube-state-metrics), losing in-flight requests and caches.",
           (("requests_running",),),
           ("GPU out-of-memory at a traffic peak", "XID error / GPU fault", "liveness probe timeouts under load"),
-          {"vllm": ("lower `--gpu-memory-utilization` or `--max-num-seqs` after an OOM",),
-           "sglang": ("lower `--mem-fraction-static` or `--chunked-prefill-size` after an OOM",)},
           restarted, also_needs="kube-state-metrics (`kube_pod_container_status_restarts_total`)"),
     Alert("LLMPodQueueBacklog", "pod", "warning", "5m", "Requests queue up in an inference pod.",
           "Requests wait before their first forward pass: the pod's running batch is full.",
           (("requests_waiting",),),
           ("more traffic than the pod's capacity", "KV-cache pressure limits the batch", "long prompts",
            "a load imbalance between pods", "host-bound engine"),
-          {"vllm": ("raise `--max-num-seqs` if KV cache has room", "scale out"),
-           "sglang": ("raise `--max-running-requests` if token usage < 0.9",
-                      "lower `--schedule-conservativeness` when the queue grows with token usage < 0.9")},
           queue_backlog),
     Alert("LLMPodKVCacheSaturated", "pod", "warning", "5m", "KV cache is full and requests are preempted.",
           "KV-cache usage is near 100% and the engine preempts (vLLM) or retracts (SGLang) running requests.",
           (("kv_cache_usage",), ("preemptions",)),
           ("long prompts or outputs", "too many concurrent sequences", "a prefix cache that no longer hits"),
-          {"vllm": VLLM_KV, "sglang": SGLANG_KV}, kv_saturated),
+          kv_saturated),
     Alert("LLMPodPreemptionStorm", "pod", "warning", "10m", "An inference pod preempts requests continuously.",
           "The engine evicts running requests faster than `alerts.preemption_rate`; each redoes its prefill.",
           (("preemptions",),),
           ("KV cache too small for the batch", "burst of long generations"),
-          {"vllm": VLLM_KV, "sglang": SGLANG_KV}, preemption_storm),
+          preemption_storm),
     Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "15m", "The prefix-cache hit ratio collapsed.",
           "The share of prompt tokens served from the prefix cache fell well below the pod's own recent "
           "average, so each request needs more prefill compute.",
           (("prefix_cache_hit", "prefix_cache_hits"),),
           ("a new system prompt or template", "routing no longer sends a session to the same pod",
            "cache evictions from KV pressure"),
-          {"vllm": ("keep `--enable-prefix-caching` on", "use prefix-aware routing"),
-           "sglang": ("do not disable the radix cache (`--disable-radix-cache`)", "use cache-aware routing")},
           prefix_collapse),
     Alert("LLMPodLoadImbalance", "pod", "info", "10m", "One pod queues far more than its siblings.",
           "One pod's queue is several times the average of the other pods of the same model.",
           (("requests_waiting",),),
           ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
-          {"any": ("use a load-aware router (queue depth, KV usage)", "check the slow pod's GPU alerts")},
           load_imbalance),
     Alert("LLMGPUXidError", "gpu", "warning", "", "A GPU reported an XID error.",
           "dcgm-exporter reports a non-zero last XID code for a GPU used by an inference pod.",
           (("xid_last",),),
           ("driver or hardware fault (XID 48/63/64 memory, 79 fell off the bus)", "application error (XID 13/31)"),
-          {"any": ("restart the pod for application XIDs", "cordon and drain the node for hardware XIDs")}, xid),
+          xid),
     Alert("LLMGPUEccOrRowRemapFailure", "gpu", "warning", "", "A GPU has uncorrectable memory errors.",
           "Double-bit ECC errors, rows remapped after uncorrectable errors, or a failed row remap.",
           (("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors"),),
-          ("failing HBM",), {"any": ("drain the node and reset the GPU", "open a hardware ticket if it repeats")},
-          ecc),
+          ("failing HBM",), ecc),
     Alert("LLMGPUThrottled", "gpu", "warning", "10m", "A GPU is thermally or power throttled.",
           "The SM clock dropped while the GPU is hot, or the driver counts thermal/power violation time.",
           (("sm_clock_mhz", "throttle"), ("temperature_celsius", "throttle")),
           ("cooling failure or blocked airflow", "power cap", "a straggler slowing its tensor-parallel group"),
-          {"any": ("check node cooling and power capping", "move the workload off the node")}, throttled),
+          throttled),
     Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "10m", "GPU memory is nearly full.",
           "Framebuffer use is above what the engine preallocates (vLLM `gpu_memory_utilization`, SGLang "
           "`mem_fraction_static`).",
           (("fb_used_mib",), ("fb_free_mib",)),
           ("another process on the GPU", "CUDA graphs or activations growing", "preallocation set too high"),
-          {"vllm": ("lower `--gpu-memory-utilization`",), "sglang": ("lower `--mem-fraction-static`",)}, fb_full),
+          fb_full),
     Alert("LLMGPUComputeSaturated", "gpu", "info", "15m", "A GPU has no compute headroom.",
           "The graphics/compute engine is busy nearly all the time (GR_ENGINE_ACTIVE, else GPU_UTIL).",
           (("engine_active",),),
           ("traffic at the pod's capacity", "long prompts (compute-bound prefill)"),
-          {"any": ("scale out", "use a larger tensor-parallel size")}, compute_saturated),
+          compute_saturated),
     Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "10m", "The GPU idles while requests queue (host-bound).",
           "Requests wait in the pod, yet its GPU is mostly idle: the bottleneck is on the CPU side.",
           (("engine_active",), ("requests_waiting",)),
           ("tokenization or detokenization on too few CPU cores", "API server saturated",
            "multimodal preprocessing", "CPU limits throttling the engine"),
-          {"vllm": ("raise `--api-server-count`", "give the pod more CPU"),
-           "sglang": ("raise `--tokenizer-worker-num`", "give the pod more CPU")}, idle_while_queued),
+          idle_while_queued),
 )
 
 BY_NAME = {a.name: a for a in ALERTS}
@@ -339,10 +333,28 @@ def rules_of(cfg: Config, a: Alert) -> list[AlertingRule]:
     url = runbook_url(cfg, a.name)
     if a.name == slo.ALERT:
         return slo.burn_rules(cfg, url, who(cfg, "model"))
-    labels = {"source": SOURCE, "severity": severity_of(cfg, a), "tier": a.tier}
+    labels = contract(severity_of(cfg, a), a.tier)
     return [AlertingRule(a.name, expr, cfg.alerts.for_durations.get(a.name, a.for_ or "0s"), labels,
                          {"summary": a.summary, "description": desc, "runbook_url": url})
             for expr, desc in a.build(cfg)]
+
+
+def check_config(cfg: Config) -> None:
+    """The `alerts:` section: known alert names, severities and ratios."""
+    names = alert_names()
+    for name, sev in cfg.alerts.severity.items():
+        if name not in names:
+            raise ConfigError(f"alerts.severity.{name}: unknown alert; known: {', '.join(names)}")
+        if sev not in SEVERITIES:
+            raise ConfigError(f"alerts.severity.{name}: {sev!r}; use critical, warning or info")
+    for name in cfg.alerts.for_durations:
+        if name not in names:
+            raise ConfigError(f"alerts.for_durations.{name}: unknown alert; known: {', '.join(names)}")
+    a = cfg.alerts
+    for key in ("kv_cache_usage", "prefix_hit_drop", "prefix_hit_min_baseline", "gpu_clock_drop",
+                "gpu_fb_used_ratio", "gpu_compute_active", "gpu_idle_active"):
+        if not 0 < getattr(a, key) <= 1:
+            raise ConfigError(f"alerts.{key}: {getattr(a, key)} must be a ratio in (0, 1]")
 
 
 def alert_groups(cfg: Config) -> list[RuleGroup]:

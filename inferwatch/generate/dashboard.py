@@ -16,6 +16,7 @@ from ..core import schema
 from ..core.catalog import load_catalog
 from ..core.schema import Support
 from ..core.config import Config
+from ..core.labels import SOURCE, SOURCE_LABEL
 from ..core.promql import Agg, BinOp, Expr, Matcher, Num, Selector, agg, check, positive
 from ..core.records import _qlabel
 from ..core.rules import HEADER, dump_yaml
@@ -285,7 +286,7 @@ def variables_json(cfg: Config) -> list[dict]:
 def alert_annotation(cfg: Config) -> dict:
     """Firing inferwatch alerts of the selected namespaces, as annotations on every panel."""
     outer = [n for n in variable_names(cfg) if n in (cfg.labels.cluster, cfg.labels.namespace)]
-    firing = Selector("ALERTS", (Matcher("alertstate", "firing"), Matcher("source", "inferwatch"))
+    firing = Selector("ALERTS", (Matcher("alertstate", "firing"), Matcher(SOURCE_LABEL, SOURCE))
                       + tuple(Matcher(n, f"${n}", "=~") for n in outer))
     lb = cfg.labels
     return {"name": "inferwatch alerts", "datasource": DATASOURCE, "enable": True, "iconColor": "red",

@@ -1,33 +1,34 @@
 """Alertmanager routing for inferwatch alerts: a route subtree, placeholder receivers, inhibit rules.
 
-Routing relies only on the alert label contract (`source`, `severity`, `tier`, `burn_tier`, `slo` and the
-identifying labels from `cfg.labels`), never on individual alert names, except the two alert families that
-inhibit others (pod target down, GPU hardware faults). The fragment is merged into an existing
+Routing relies only on the alert label contract (core/labels.py: `source`, `severity`, `tier`, `burn_tier`,
+`slo` and the identifying labels from `cfg.labels`), never on individual alert names, except where a failure
+mode silences others: those inhibit rules are derived from the failure-mode catalog (core/failures.py). The fragment is merged into an existing
 alertmanager.yml (docs/routing.md); `sample_config()` shows the result for a minimal existing config.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core import failures
 from ..core.config import Config
+from ..core import labels
+from ..core.labels import BURN_TIER, BURN_TIERS, OURS, SEVERITIES, SEVERITY, TIER, matcher
+from ..core.promql import regex_escape
 from ..core.rules import HEADER, dump_yaml
+from .receiver import diagnose_url
 
-SOURCE = "inferwatch"
-SEVERITIES = ("critical", "warning", "info")
-BURN_TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")  # fastest first
-POD_DOWN_ALERT = "LLMPodTargetDown"
-GPU_FAULT_ALERTS = ("LLMGPUXidError", "LLMGPUEccOrRowRemapFailure")
 
-OURS = f'source="{SOURCE}"'
 
 ROUTES_FILE = "alertmanager/inferwatch-routes.yaml"
 SAMPLE_FILE = "alertmanager/alertmanager-sample.yaml"
 
 
-def matcher(name: str, op: str, value: str) -> str:
-    """One Alertmanager matcher in the classic syntax (0.25 and later), value quoted and escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{name}{op}"{escaped}"'
+
+def one_of(name: str, values: tuple[str, ...], negate: bool = False) -> str:
+    """An equality matcher for one value, a regex of escaped alternatives for several."""
+    if len(values) == 1:
+        return matcher(name, "!=" if negate else "=", values[0])
+    return matcher(name, "!~" if negate else "=~", "|".join(regex_escape(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,7 @@ class Commented:
 
 
 def group_by(cfg: Config) -> list[str]:
-    """One notification per model incident: the model's identity plus the alert name."""
-    lb = cfg.labels
-    return [k for k in (lb.cluster, lb.namespace, lb.workload, lb.model) if k] + ["alertname"]
+    return labels.group_by(cfg.labels)
 
 
 def route(cfg: Config) -> dict:
@@ -56,11 +55,11 @@ def route(cfg: Config) -> dict:
         "routes": [
             {"receiver": r.diagnose_receiver, "matchers": [OURS],
              "group_wait": r.diagnose_group_wait, "continue": True},
-            {"receiver": r.pager_receiver, "matchers": [matcher("severity", "=", "critical")]},
-            {"receiver": r.ticket_receiver, "matchers": [matcher("severity", "=", "warning")]},
-            {"receiver": r.null_receiver, "matchers": [matcher("severity", "=", "info")]},
+            {"receiver": r.pager_receiver, "matchers": [matcher(SEVERITY, "=", "critical")]},
+            {"receiver": r.ticket_receiver, "matchers": [matcher(SEVERITY, "=", "warning")]},
+            {"receiver": r.null_receiver, "matchers": [matcher(SEVERITY, "=", "info")]},
             # The diagnose route matched already, so the parent would not catch an unknown severity: this does.
-            {"receiver": r.ticket_receiver, "matchers": [matcher("severity", "!~", "|".join(SEVERITIES))]},
+            {"receiver": r.ticket_receiver, "matchers": [matcher(SEVERITY, "!~", "|".join(SEVERITIES))]},
         ],
     }
 
@@ -70,7 +69,7 @@ def receivers(cfg: Config) -> list[Commented]:
     return [
         Commented("Diagnose webhook (`inferwatch serve`): sees every inferwatch alert and never pages.",
                   {"name": r.diagnose_receiver,
-                   "webhook_configs": [{"url": r.diagnose_url, "send_resolved": True, "max_alerts": 0}]}),
+                   "webhook_configs": [{"url": diagnose_url(cfg), "send_resolved": True, "max_alerts": 0}]}),
         Commented("Placeholder, fill in: severity=critical pages (pagerduty_configs, opsgenie_configs, ...).",
                   {"name": r.pager_receiver}),
         Commented("Placeholder, fill in: severity=warning opens a ticket or a chat message (slack_configs, ...).",
@@ -94,24 +93,18 @@ def inhibit_rules(cfg: Config) -> list[Commented]:
         rules.append(_rule(
             f"A {fast} burn already reports this SLO of this model; the slower windows "
             f"({', '.join(slower)}) would only repeat it, later.",
-            [matcher("burn_tier", "=", fast)], [matcher("burn_tier", "=~", "|".join(slower))],
+            [matcher(BURN_TIER, "=", fast)], [matcher(BURN_TIER, "=~", "|".join(slower))],
             (*model, "slo")))
     rules.append(_rule(
         "A critical alert already pages for this model; its warnings and infos go into the same incident.",
-        [matcher("severity", "=", "critical")], [matcher("severity", "=~", "warning|info")], model))
+        [matcher(SEVERITY, "=", "critical")], [matcher(SEVERITY, "=~", "warning|info")], model))
     rules.append(_rule(
         "A warning already opens a ticket for this model; its infos add nothing to route.",
-        [matcher("severity", "=", "warning")], [matcher("severity", "=", "info")], model))
-    rules.append(_rule(
-        "A pod whose target is down explains every other pod-tier cause alert of that pod "
-        "(stale or missing series); its GPU alerts stay, they may be why it is down.",
-        [matcher("alertname", "=", POD_DOWN_ALERT)],
-        [matcher("tier", "=", "pod"), matcher("alertname", "!=", POD_DOWN_ALERT)], pod))
-    rules.append(_rule(
-        "A GPU hardware fault (XID, uncorrectable ECC, failed row remap) explains the latency cause alerts "
-        "of the pod on that GPU; the pod's target-down alert stays, it says the pod is gone.",
-        [matcher("alertname", "=~", "|".join(GPU_FAULT_ALERTS))],
-        [matcher("tier", "=", "pod"), matcher("alertname", "!=", POD_DOWN_ALERT)], pod))
+        [matcher(SEVERITY, "=", "warning")], [matcher(SEVERITY, "=", "info")], model))
+    for mode in failures.FAILURES:
+        if (inh := mode.inhibits) is not None:
+            rules.append(_rule(inh.reason, [one_of("alertname", inh.by)],
+                               [matcher(TIER, "=", inh.tier), one_of("alertname", inh.spare, negate=True)], pod))
     return rules
 
 

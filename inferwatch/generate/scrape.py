@@ -1,4 +1,4 @@
-"""Scrape objects for the product document's collection step.
+"""Scrape objects: which pods Prometheus collects engine metrics from, and the labels they carry.
 
 Pods join when they carry the workload label; the workload label becomes `workload_name`, the backend
 label (`inference-backend` or `inference_backend`: Kubernetes service discovery sanitises both to the

@@ -13,17 +13,17 @@ The global variant excludes the overridden models, so no model is ever recorded 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass, replace
 
 from ..core.catalog import load_catalog, parent
+from ..core.labels import BURN_TIER, BURN_TIERS, SLO, contract
 from ..core.config import BACKENDS, SLO_KINDS, BurnWindow, Config, ConfigError, ModelSLO, Objective, duration_seconds
-from ..core.promql import BinOp, Expr, Matcher, Num, Selector, agg, any_of, number, over_time, positive
+from ..core.promql import (BinOp, Expr, Matcher, Num, Selector, agg, any_of, number, over_time, positive,
+                           regex_escape)
 from ..core.rules import AlertingRule, RecordingRule, RuleGroup
 from ..core.signals import MODEL, record_names, signal
 
 ALERT = "LLMModelErrorBudgetBurn"
-BURN_TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")
 LATENCY_SIGNAL = {"ttft": "ttft_seconds", "itl": "itl_seconds", "e2e_latency": "e2e_latency_seconds"}
 KNOWN_REASONS = ("engine_error", "abort", "http_5xx", "pd_bootstrap", "pd_transfer")
 WHAT = {"availability": "requests that fail", "ttft": "requests whose time to first token exceeds",
@@ -168,7 +168,6 @@ def check_config(cfg: Config) -> None:
         for i, m in enumerate(s.models):
             if _touches(getattr(m, kind)):
                 _check_objective(cfg, f"slo.models[{i}].{kind}", kind, merged[scope_of(cfg, m)])
-    _check_alerts(cfg)
 
 
 def _check_objective(cfg: Config, where: str, kind: str, o: Objective) -> None:
@@ -189,24 +188,6 @@ def _check_objective(cfg: Config, where: str, kind: str, o: Objective) -> None:
                           f"of every enabled backend's {kind} histogram, so the share of slower requests cannot be "
                           f"counted. Common boundaries: {', '.join(number(b) for b in common)}. Per backend: "
                           f"{valid}. (Or set slo.threshold_policy: snap.)")
-
-
-def _check_alerts(cfg: Config) -> None:
-    from .alerts import alert_names
-    names = alert_names()
-    for name, sev in cfg.alerts.severity.items():
-        if name not in names:
-            raise ConfigError(f"alerts.severity.{name}: unknown alert; known: {', '.join(names)}")
-        if sev not in ("critical", "warning", "info"):
-            raise ConfigError(f"alerts.severity.{name}: {sev!r}; use critical, warning or info")
-    for name in cfg.alerts.for_durations:
-        if name not in names:
-            raise ConfigError(f"alerts.for_durations.{name}: unknown alert; known: {', '.join(names)}")
-    a = cfg.alerts
-    for key in ("kv_cache_usage", "prefix_hit_drop", "prefix_hit_min_baseline", "gpu_clock_drop",
-                "gpu_fb_used_ratio", "gpu_compute_active", "gpu_idle_active"):
-        if not 0 < getattr(a, key) <= 1:
-            raise ConfigError(f"alerts.{key}: {getattr(a, key)} must be a ratio in (0, 1]")
 
 
 # ---- SLI recording rules --------------------------------------------------------------------
@@ -258,11 +239,6 @@ def _errors_rule(cfg: Config) -> RecordingRule:
 
 def _alternatives(values) -> str:
     return "|".join(regex_escape(v) for v in values)
-
-
-def regex_escape(text: str) -> str:
-    """Escapes RE2 metacharacters only (re.escape also escapes `-`, which reads badly in rules)."""
-    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
 
 
 def le_pattern(boundary: float) -> str:
@@ -325,8 +301,8 @@ def burn_rules(cfg: Config, runbook_url: str, identity: str) -> list[AlertingRul
                 expr: Expr = BinOp("and", BinOp("and", long > thr, short > thr), traffic, on=mk)
                 for other in v.excluded:
                     expr = expr.unless(Selector(sli_name(kind, w.long), other), on=mk)
-                labels = {"source": "inferwatch", "severity": severity(w), "tier": "model", "slo": kind,
-                          "burn_tier": w.burn_tier, "long": w.long, "short": w.short, **variant_labels(v, vs)}
+                labels = {**contract(severity(w), "model"), SLO: kind, BURN_TIER: w.burn_tier, "long": w.long,
+                          "short": w.short, **variant_labels(v, vs)}
                 rules.append(AlertingRule(ALERT, expr, w.for_duration, labels,
                                           {"summary": f"A model is spending its {TITLE[kind]} error budget "
                                                       "too fast.",

@@ -14,23 +14,20 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from . import dashboard
-
 from ..core import records
-
-from . import routing
-
-from . import scrape
-from ..core.config import Config
+from ..core.config import Check, Config
 from ..core.rules import RuleGroup, prometheus_rule, rule_file
+from . import alerts, dashboard, receiver, routing, runbooks, scrape, slo
 
 Producer = Callable[[Config], dict[str, str]]
+
+# The sections only generate reads, validated with the core ones (`load_config(path, CHECKS)`).
+CHECKS: tuple[Check, ...] = (slo.check_config, alerts.check_config)
 
 
 def rule_groups(cfg: Config) -> list[RuleGroup]:
     """Every rule group inferwatch ships: recording rules first, then alerts."""
-    from .alerts import alert_groups
-    return records.recording_groups(cfg) + alert_groups(cfg)
+    return records.recording_groups(cfg) + alerts.alert_groups(cfg)
 
 
 def rule_artifacts(cfg: Config) -> dict[str, str]:
@@ -43,13 +40,8 @@ def rule_artifacts(cfg: Config) -> dict[str, str]:
     return out
 
 
-def runbook_artifacts(cfg: Config) -> dict[str, str]:
-    from .runbooks import artifacts
-    return artifacts(cfg)
-
-
 PRODUCERS: list[Producer] = [rule_artifacts, scrape.artifacts, routing.artifacts, dashboard.artifacts,
-                             runbook_artifacts]
+                             runbooks.artifacts, receiver.artifacts]
 
 
 def render(cfg: Config) -> dict[str, str]:

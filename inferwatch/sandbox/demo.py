@@ -20,9 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlencode
 
 
 from ..diagnose import engine
@@ -30,14 +28,15 @@ from . import scenario
 from ..core.config import duration_seconds, is_duration, load_config
 from ..generate.writer import render, rule_groups
 from ..core.promql import check, inline
-from ..core.prometheus import PromClient
+from ..core.labels import SEVERITY, SOURCE_LABEL, TIER
+from ..core.prometheus import PromClient, graph_url
 from ..core.timefmt import iso
 from ..core.rules import AlertingRule, RuleGroup, record_index
 
 from .localprom import LocalPrometheus, write_openmetrics
 
 STEPS = 5
-QUIET_LABELS = {"alertname", "severity", "source", "tier"}  # same on every inferwatch alert or shown apart
+QUIET_LABELS = {"alertname", SEVERITY, SOURCE_LABEL, TIER}  # same on every inferwatch alert or shown apart
 
 
 @dataclass(frozen=True)
@@ -123,10 +122,7 @@ def write_rule_files(folder: Path) -> list[Path]:
 
 
 def explore_hint(prom: LocalPrometheus, sc: scenario.Scenario) -> str:
-    graph = prom.url + "/graph?" + urlencode({
-        "g0.expr": "vllm:kv_cache_usage_perc or sglang:token_usage", "g0.tab": "0",
-        "g0.range_input": f"{int(sc.duration // 60)}m",
-        "g0.end_input": datetime.fromtimestamp(sc.end, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")})
+    graph = graph_url(prom.url, "vllm:kv_cache_usage_perc or sglang:token_usage", sc.start, sc.end)
     return (f"Prometheus keeps running at {prom.url} (pid {prom.pid}). The scenario's raw series span "
             f"{iso(sc.start)} to {iso(sc.end)}; recorded llm_* series are only evaluated from now on.\n"
             f"  try: {graph}\nPress Ctrl-C to stop it.")

@@ -37,6 +37,7 @@ from typing import Any, Self, TextIO
 import requests
 
 from ..core.prometheus import PromClient
+from ..core.promql import escape_value
 
 Series = tuple[Mapping[str, str], Sequence[tuple[float, float]]]
 
@@ -52,13 +53,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def _series_prefix(labels: Mapping[str, str]) -> tuple[str, str]:
     name = labels["__name__"]
-    pairs = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items() if k != "__name__")
+    pairs = ",".join(f'{k}="{escape_value(str(v))}"' for k, v in labels.items() if k != "__name__")
     return name, f"{name}{{{pairs}}} " if pairs else f"{name} "
 
 
@@ -284,8 +281,7 @@ class LocalPrometheus(_Server):
         """/-/ready already implies the blocks are open; this guards against an empty TSDB."""
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
-            r = requests.get(self.url + "/api/v1/label/__name__/values", timeout=10)
-            if r.ok and r.json()["data"]:
+            if self.client().metric_names(0, time.time() + 86400 * 365):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"backfilled data not queryable after {READY_TIMEOUT:.0f}s "

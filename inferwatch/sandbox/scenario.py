@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import yaml
 
 from ..core.catalog import load_catalog
+from ..core.promql import escape_value
 from ..core.config import duration_seconds
 
 FIXTURES = Path(__file__).resolve().parent / "scenarios"  # shipped as package data
@@ -479,7 +480,7 @@ def promtool_input_series(series: list[Series], start: float, step: float) -> li
         last = max(by_index) if by_index else -1
         vals = [_fmt(by_index[i]) if i in by_index else "_" for i in range(last + 1)]
         name = labels["__name__"]
-        inner = ", ".join(f'{k}="{_esc(v)}"' for k, v in sorted(labels.items()) if k != "__name__")
+        inner = ", ".join(f'{k}="{escape_value(v)}"' for k, v in sorted(labels.items()) if k != "__name__")
         out.append({"series": f"{name}{{{inner}}}", "values": " ".join(vals)})
     return out
 
@@ -488,10 +489,6 @@ def _fmt(v: float) -> str:
     if v == math.inf:
         return "+Inf"
     return repr(round(v, 6)) if not float(v).is_integer() else str(int(v))
-
-
-def _esc(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def iter_models(sc: Scenario) -> Iterator[tuple[ModelSpec, Pod]]:
