@@ -563,8 +563,8 @@ def test_a_lone_surrogate_label_still_gives_a_whole_report_and_no_tmp(unreachabl
     assert receiver.stop(10) == 0
     assert _metric_value(receiver, "inferwatch_webhook_sink_failures_total") == 0
     files = sorted(p.name for p in reports.iterdir())
-    assert len(files) == 1 and files[0].endswith(".md"), files
-    assert "chat-\\ud800" in (reports / files[0]).read_text(encoding="utf-8")
+    assert [f.rsplit(".", 1)[1] for f in files] == ["html", "md"], files  # whole reports, no .tmp
+    assert "chat-\\ud800" in (reports / files[1]).read_text(encoding="utf-8")
 
 
 def _metric_value(receiver, name: str) -> float:

@@ -173,7 +173,7 @@ def test_a_flood_of_duplicates_is_diagnosed_once(engine, tmp_path):
         assert m["inferwatch_webhook_diagnosis_duration_seconds_count"] == 1
     [rec] = records(tmp_path / "out.jsonl")
     assert rec["outcome"] == "diagnosed" and rec["scope"]["pod"] == "chat-1"
-    assert rec["at"] == "2026-01-01T01:50:00Z"  # core/timefmt.iso: whole seconds
+    assert rec["at"] == "2026-01-01T01:50:00.123456Z"
 
 
 def test_full_queue_answers_503_and_alertmanagers_retry_is_accepted(engine, tmp_path):
