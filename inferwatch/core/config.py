@@ -381,6 +381,9 @@ class Config:
                 raise ConfigError(f"receiver.{key}: {getattr(rc, key)!r} is not a Kubernetes quantity like 100m or 512Mi")
         if not rc.image or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", rc.secret):
             raise ConfigError("receiver: image must be set and secret must be a Kubernetes object name")
+        if rc.username and rc.bearer_token_key:
+            raise ConfigError("receiver.username: a bearer token (receiver.bearer_token_key) is set too; one "
+                              "Authorization header reaches Prometheus, so give one of them")
         if rc.username and not rc.password_key:
             raise ConfigError("receiver.password_key: basic auth (receiver.username) needs the Secret key of the password")
         for key, url in (("receiver.prometheus_url", rc.prometheus_url), ("receiver.public_url", rc.public_url),

@@ -76,7 +76,8 @@ def slack_url(args: argparse.Namespace) -> str | None:
     try:
         return _http_url(text)
     except argparse.ArgumentTypeError:  # never echo the content: it is a secret
-        raise UsageError(f"{given[0]}: does not hold an http(s):// URL") from None
+        where = args.slack_url_file or args.slack_url_env
+        raise UsageError(f"{given[0]} {where}: does not hold an http(s):// URL") from None
 
 
 def _window(text: str) -> str:
