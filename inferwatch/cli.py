@@ -24,6 +24,8 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate", help="write rules, scrape objects, routing and dashboards",
         description="Render every inferwatch artifact for a config into one folder (replaced as a whole). "
+                    "The folder must be new, empty, or one an earlier run wrote (it carries a "
+                    ".inferwatch-generated marker); anything else is refused unless --force. "
                     "Without --config the built-in defaults are used; `rules/` in this repository holds "
                     "exactly that output.",
         epilog="examples:\n  inferwatch generate --output out/\n"
@@ -34,6 +36,8 @@ def register_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", type=Path, default=Path("rules"), help="output folder (default: rules)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 and list the files that differ from the output folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace the output folder even if inferwatch did not write it (DELETES what it holds)")
     p.set_defaults(func=cmd_generate)
 
     c = sub.add_parser(
@@ -56,7 +60,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate.writer import drift, render, write_tree
+    from .generate.writer import OutputError, drift, render, write_tree
     cfg = load_config(args.config, CHECKS)
     files = render(cfg)
     if args.check:
@@ -65,7 +69,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"stale: {args.output / rel}")
         print(f"{len(files)} files, {len(stale)} differ from {args.output}", file=sys.stderr)
         return EXIT_DRIFT if stale else EXIT_OK
-    write_tree(files, args.output)
+    try:
+        write_tree(files, args.output, force=args.force)
+    except OutputError as exc:
+        print(f"inferwatch generate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"inferwatch generate: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"wrote {len(files)} files to {args.output}")
     return EXIT_OK
 

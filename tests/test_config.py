@@ -50,7 +50,7 @@ def test_a_full_config_is_read_into_typed_values():
     ("labels: [namespace]\n", "inferwatch.yaml:1: labels:", "expected a mapping, got a list"),
     # bad duration
     ("recording:\n  rate_window: 5 minutes\n", "inferwatch.yaml:2: recording.rate_window:",
-     "expected a duration like 30s, 5m or 1h, got '5 minutes'"),
+     "expected a duration like 30s, 5m or 1h30m (units largest first), got '5 minutes'"),
     ("scrape: {interval: 15}\n", "inferwatch.yaml:1: scrape.interval:", "expected a duration"),
     # bad label name
     ("labels:\n  pod: pod-name\n", "inferwatch.yaml:2: labels.pod:", "expected a label name"),

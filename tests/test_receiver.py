@@ -23,8 +23,6 @@ SECRETS = textwrap.dedent("""\
     receiver:
       secret: diag-creds
       bearer_token_key: token
-      username: inferwatch
-      password_key: pw
       slack_url_key: slack
       shutdown_grace: 20s
     """)
@@ -97,10 +95,11 @@ def test_credentials_are_secret_references_never_values():
     c = container(cfg)
     [volume] = [v for v in receiver.deployment(cfg)["spec"]["template"]["spec"]["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == "diag-creds"
-    assert {i["key"] for i in volume["secret"]["items"]} == {"token", "pw", "slack"}
+    assert {i["key"] for i in volume["secret"]["items"]} == {"token", "slack"}
     mount = next(m["mountPath"] for m in c["volumeMounts"] if m["name"] == volume["name"])
     assert option(c["args"], "--bearer-token-file") == f"{mount}/token"
-    assert option(c["args"], "--password-file") == f"{mount}/pw"
+    basic = container(parse_config("receiver: {secret: diag-creds, username: inferwatch, password_key: pw}"))
+    assert option(basic["args"], "--password-file") == f"{mount}/pw"
     assert option(c["args"], "--slack-url-file") == f"{mount}/slack"
     assert "env" not in c and not any(a.startswith(("--slack-url=", "--bearer-token-env")) for a in c["args"])
     assert "--slack-url" not in c["args"]
@@ -179,6 +178,7 @@ def test_a_slack_url_file_that_holds_no_url_is_named_and_never_echoed(tmp_path):
     ("receiver: {port: 70000}", "receiver.port: 70000 is not a TCP port"),
     ("receiver: {prometheus_url: 'prometheus:9090'}", "receiver.prometheus_url: 'prometheus:9090' is not"),
     ("receiver: {username: u, password_key: ''}", "receiver.password_key: basic auth"),
+    ("receiver: {username: u, password_key: pw, bearer_token_key: t}", "receiver.username: a bearer token"),
 ])
 def test_receiver_config_mistakes_are_named(text, message):
     from inferwatch.core.config import ConfigError

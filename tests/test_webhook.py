@@ -261,10 +261,11 @@ def chat_webhook():
 # ---- `inferwatch serve` as a process ----------------------------------------------------------------
 
 @contextmanager
-def serve_process(prometheus_url: str, *args: str):
+def serve_process(prometheus_url: str, *args: str, env: dict | None = None):
     port = free_port()
     proc = subprocess.Popen([*INFERWATCH, "serve", "--listen", f"127.0.0.1:{port}", "--prometheus",
-                             prometheus_url, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             prometheus_url, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _healthy(url) or proc.poll() is not None, timeout=20, what="inferwatch serve")

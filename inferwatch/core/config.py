@@ -8,6 +8,8 @@ file to read to know every knob.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import re
 import types
 import typing
@@ -18,8 +20,19 @@ from typing import Any, Callable, Sequence
 import yaml
 
 BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+# Prometheus's own duration grammar (prometheus/common model.ParseDuration): units largest first, each once.
+_DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_YAML12_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")  # 1e-3 (YAML 1.1 wants 1.0e-3)
+# Kubernetes names (apimachinery validation): DNS-1123 labels for namespaces, subdomains for object names,
+# qualified names for label keys, IANA service names for container ports.
+_K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_K8S_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_K8S_KEY_NAME = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_K8S_LABEL_VALUE = re.compile(r"^(?=.{0,63}$)([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_PORT_NAME = re.compile(r"^(?=.{1,15}$)(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A URL that goes into a Go-template annotation or a config file verbatim: no spaces, quotes or braces.
+_SAFE_URL = re.compile(r"^https?://[A-Za-z0-9\-._~:/?#\[\]@!&'()*+,;=%]+$")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 
@@ -361,8 +374,13 @@ class Config:
                      self.routing.ticket_receiver, self.routing.null_receiver]
         if not all(receivers) or len(set(receivers)) != len(receivers):
             raise ConfigError("routing: the four receiver names must be non-empty and different")
-        if self.routing.diagnose_url and not self.routing.diagnose_url.startswith(("http://", "https://")):
-            raise ConfigError(f"routing.diagnose_url: {self.routing.diagnose_url!r} is not an http(s) URL")
+        for where, url in (("routing.diagnose_url", self.routing.diagnose_url),
+                           ("output.runbook_base_url", self.output.runbook_base_url)):
+            if url and (not _SAFE_URL.match(url) or "'" in url):
+                raise ConfigError(f"{where}: {url!r} is not an http(s) URL without spaces, quotes or braces "
+                                  "(it is written into Go templates and YAML verbatim)")
+        self._check_kubernetes()
+        self._check_numbers()
         rc = self.receiver
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", rc.name):
             raise ConfigError(f"receiver.name: {rc.name!r} is not a Kubernetes Service name (DNS-1035 label)")
@@ -373,6 +391,9 @@ class Config:
                 raise ConfigError(f"receiver.{key}: {getattr(rc, key)!r} is not a Kubernetes quantity like 100m or 512Mi")
         if not rc.image or not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", rc.secret):
             raise ConfigError("receiver: image must be set and secret must be a Kubernetes object name")
+        if rc.username and rc.bearer_token_key:
+            raise ConfigError("receiver.username: a bearer token (receiver.bearer_token_key) is set too; one "
+                              "Authorization header reaches Prometheus, so give one of them")
         if rc.username and not rc.password_key:
             raise ConfigError("receiver.password_key: basic auth (receiver.username) needs the Secret key of the password")
         for key, url in (("receiver.prometheus_url", rc.prometheus_url), ("receiver.public_url", rc.public_url),
@@ -386,6 +407,64 @@ class Config:
             raise ConfigError("diagnose: points >= 3, 0 < min_persistence <= 1, change/sibling_factor > 1")
         if d.concurrency < 1 or not d.window.seconds() or not d.baseline.seconds():
             raise ConfigError("diagnose: concurrency >= 1 and window, baseline > 0")
+
+
+    # Durations that must be > 0 (a `for` or a group_wait of 0s is meaningful; these are not).
+    POSITIVE_DURATIONS = ("scrape.interval", "recording.rate_window", "recording.interval", "routing.group_interval",
+                          "routing.repeat_interval", "alerts.serving_lookback", "alerts.prefix_hit_baseline",
+                          "slo.period", "diagnose.window", "diagnose.baseline", "diagnose.query_timeout",
+                          "diagnose.deadline")
+
+    def _check_numbers(self) -> None:
+        """Durations > 0 where zero breaks a query; thresholds finite and > 0 (NaN and inf are already
+        refused by the loader); ratios at most 1."""
+        for path in self.POSITIVE_DURATIONS:
+            section, key = path.split(".")
+            if not duration_seconds(getattr(getattr(self, section), key)) > 0:
+                raise ConfigError(f"{path}: must be longer than 0s")
+        for i, w in enumerate(self.slo.windows):
+            for key in ("long", "short"):
+                if not duration_seconds(getattr(w, key)) > 0:
+                    raise ConfigError(f"slo.windows[{i}].{key}: must be longer than 0s")
+        ratios = {"error_ratio", "kv_cache_usage", "fb_used_ratio", "engine_saturated", "engine_idle"}
+        for section, obj in (("alerts", self.alerts), ("diagnose.thresholds", self.diagnose.thresholds)):
+            for f in dataclasses.fields(obj):
+                value = getattr(obj, f.name)
+                if isinstance(value, float) and not value > 0:
+                    raise ConfigError(f"{section}.{f.name}: {value} must be above 0")
+                if section != "alerts" and f.name in ratios and value > 1:
+                    raise ConfigError(f"{section}.{f.name}: {value} must be a ratio in (0, 1]")
+
+    def _check_kubernetes(self) -> None:
+        """Names and labels that end up in Kubernetes objects, checked as the API server would."""
+        sc, out, dash = self.scrape, self.output, self.dashboard
+        for where, ns in [("scrape.namespace", sc.namespace), ("output.prometheus_rule_namespace",
+                          out.prometheus_rule_namespace), ("dashboard.namespace", dash.namespace),
+                          *((f"scrape.namespaces[{i}]", n) for i, n in enumerate(sc.namespaces))]:
+            if not _K8S_LABEL.match(ns):
+                raise ConfigError(f"{where}: {ns!r} is not a Kubernetes namespace name (lower-case a-z 0-9 -, "
+                                  "at most 63)")
+        if not _K8S_SUBDOMAIN.match(sc.name):
+            raise ConfigError(f"scrape.name: {sc.name!r} is not a Kubernetes object name (lower-case a-z 0-9 - .)")
+        if not _PORT_NAME.match(sc.port):
+            raise ConfigError(f"scrape.port: {sc.port!r} is not a container port name (1-15 of a-z 0-9 -, "
+                              "with a letter)")
+        if not sc.path.startswith("/") or any(c.isspace() for c in sc.path):
+            raise ConfigError(f"scrape.path: {sc.path!r} must start with / and hold no spaces")
+        keys = [("scrape.workload_pod_label", sc.workload_pod_label),
+                *((f"scrape.backend_pod_labels[{i}]", k) for i, k in enumerate(sc.backend_pod_labels)),
+                *((f"scrape.role_pod_labels[{i}]", k) for i, k in enumerate(sc.role_pod_labels))]
+        for section, labels in (("scrape.monitor_labels", sc.monitor_labels),
+                                ("output.prometheus_rule_labels", out.prometheus_rule_labels),
+                                ("dashboard.labels", dash.labels)):
+            for k, v in labels.items():
+                keys.append((f"{section}.{k}", k))
+                if not _K8S_LABEL_VALUE.match(v):
+                    raise ConfigError(f"{section}.{k}: {v!r} is not a Kubernetes label value")
+        for where, key in keys:
+            prefix, _, name = key.rpartition("/")
+            if (prefix and not _K8S_SUBDOMAIN.match(prefix)) or not _K8S_KEY_NAME.match(name):
+                raise ConfigError(f"{where}: {key!r} is not a Kubernetes label key ([prefix/]name)")
 
 
 # ---- loading ----------------------------------------------------------------------------------
@@ -467,7 +546,7 @@ def _build(tp: Any, node: yaml.Node, source: str, path: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(node, yaml.MappingNode):
             raise _err(source, node, path, f"expected a mapping, got {_kind(node)}")
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
         values = {}
         for key_node, value_node in node.value:
@@ -501,13 +580,17 @@ def _build(tp: Any, node: yaml.Node, source: str, path: str) -> Any:
         if not isinstance(value, bool):
             raise _err(source, node, path, f"expected true or false, got {node.value!r}")
         return value
+    if tp is float and isinstance(value, str) and node.style is None and _YAML12_FLOAT.match(value):
+        value = float(value)  # YAML 1.2 floats PyYAML (YAML 1.1) reads as strings: 1e-3, 5E2
     if tp in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and isinstance(value, float)):
             raise _err(source, node, path, f"expected {'an integer' if tp is int else 'a number'}, got {node.value!r}")
+        if not math.isfinite(value):
+            raise _err(source, node, path, f"expected a finite number, got {node.value!r}")
         return tp(value)
     if tp is Duration:
         if not isinstance(value, str) or not _DURATION.match(value):
-            raise _err(source, node, path, f"expected a duration like 30s, 5m or 1h, got {node.value!r}")
+            raise _err(source, node, path, f"expected a duration like 30s, 5m or 1h30m (units largest first), got {node.value!r}")
         return Duration(value)
     if tp is LabelName:
         if not isinstance(value, str) or not _LABEL_NAME.match(value):
@@ -518,6 +601,12 @@ def _build(tp: Any, node: yaml.Node, source: str, path: str) -> Any:
             raise _err(source, node, path, f"expected a string, got {node.value!r}")
         return str(node.value)
     raise _err(source, node, path, f"unsupported type {tp}")  # pragma: no cover - programming error
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(tp: type) -> dict[str, Any]:
+    """A section's field types (cached: evaluating string annotations dominated large configs)."""
+    return typing.get_type_hints(tp)
 
 
 def _kind(node: yaml.Node) -> str:

@@ -7,16 +7,24 @@ options cover what real clusters need (bearer token, basic auth, CA bundle or in
 such as `X-Scope-OrgID`). Secrets live only in the session's headers and auth: error messages name the
 URL without its user-info and never echo a header value. Every request is counted, so the benchmark can
 show that the number of queries does not grow with the number of pods.
+
+Time limits are wall-clock: requests' read timeout applies to each socket read, so a server that sends
+one byte every few seconds would hold a request forever. Each request runs in a daemon thread that the
+caller joins until the request's own limit or the client's overall `deadline`, whichever comes first, and
+the thread reads the body in pieces, checking the clock between them (and stops at MAX_BODY bytes).
 """
 from __future__ import annotations
 
+import json
 import threading
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from .timefmt import iso
 
@@ -67,22 +75,34 @@ class Connection:
 def redact(url: str) -> str:
     """The URL without user:password@ (safe for messages and reports)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, ""))
+    safe = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    return safe if "@" not in safe else "(a URL with credentials, not shown)"
+
+
+MAX_BODY = 64 << 20  # bytes; diagnosis answers are kilobytes, a larger one is not worth the memory
 
 
 class PromClient:
-    """Thread-safe enough for concurrent queries: one requests.Session, a locked request counter."""
+    """Thread-safe enough for concurrent queries: one requests.Session, a locked request counter.
+    `deadline` (time.monotonic() seconds) ends every request still running at that moment."""
 
-    def __init__(self, url: str, connection: Connection | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, connection: Connection | None = None, timeout: float = 10.0,
+                 deadline: float | None = None) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"--prometheus: {url!r} is not an http(s) URL")
+            raise ValueError(f"--prometheus: {redact(url)!r} is not an http(s) URL")
         conn = connection or Connection()
-        self.base = url.rstrip("/")
-        self.safe_url = redact(self.base)
+        userinfo = urlsplit(url)
+        if userinfo.username is not None:  # user:password@ in the URL is basic auth, said once, not twice
+            if conn.username is not None or conn.bearer_token or conn.bearer_token_file:
+                raise ValueError("--prometheus: the URL carries user:password@ and another credential option "
+                                 "is given; use one")
+            conn = replace(conn, username=unquote(userinfo.username), password=unquote(userinfo.password or ""))
+        elif conn.username is not None and (conn.bearer_token or conn.bearer_token_file):
+            raise ValueError("--username and a bearer token both given; use one")
+        self.base = redact(url).rstrip("/")
+        self.safe_url = self.base
         self.timeout = timeout
+        self.deadline = deadline
         self.requests = 0
         self._lock = threading.Lock()
         self.session = requests.Session()
@@ -106,11 +126,13 @@ class PromClient:
     def metric_names(self, start: float, end: float) -> set[str]:
         """Metric names with samples between start and end (one request)."""
         data = self._get("/api/v1/label/__name__/values", {"start": start, "end": end}, self.timeout, post=False)
+        if not isinstance(data, list) or not all(isinstance(n, str) for n in data):
+            raise PrometheusError(f"{self.safe_url}: malformed answer (metric names are not a list of strings)")
         return set(data)
 
     def query_range(self, expr: str, start: float, end: float, step: float, timeout: float) -> list[dict]:
         params = {"query": expr, "start": start, "end": end, "step": step, "timeout": f"{timeout:g}s"}
-        return self._get("/api/v1/query_range", params, timeout)["result"]
+        return self._series(self._get("/api/v1/query_range", params, timeout), "matrix")
 
     def query(self, expr: str, at: float | None = None, timeout: float | None = None) -> list[Any]:
         """Instant query at `at` (default: the server's now); `data.result` (for scalars `[ts, "value"]`)."""
@@ -118,36 +140,100 @@ class PromClient:
         params: dict[str, Any] = {"query": expr, "timeout": f"{timeout:g}s"}
         if at is not None:
             params["time"] = at
-        return self._get("/api/v1/query", params, timeout)["result"]
+        data = self._get("/api/v1/query", params, timeout)
+        if isinstance(data, dict) and data.get("resultType") in ("scalar", "string"):
+            return self._result(data)
+        return self._series(data, "vector")
+
+    def _result(self, data: Any) -> list[Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise PrometheusError(f"{self.safe_url}: malformed answer (data.result is not a list)")
+        return data["result"]
+
+    def _series(self, data: Any, kind: str) -> list[dict]:
+        """`data.result` of a vector or matrix answer, checked: every series has labels and points."""
+        result = self._result(data)
+        points = "values" if kind == "matrix" else "value"
+        for s in result:
+            if not (isinstance(s, dict) and isinstance(s.get("metric"), dict) and isinstance(s.get(points), list)):
+                raise PrometheusError(f"{self.safe_url}: malformed answer (a {kind} series without metric "
+                                      f"and {points})")
+        return result
 
     # ---- transport -----------------------------------------------------------------------------
 
     def _get(self, path: str, params: dict[str, Any], timeout: float, post: bool = True) -> Any:
         with self._lock:
             self.requests += 1
+        ends = time.monotonic() + timeout + 1.0
+        if self.deadline is not None and self.deadline < ends:
+            ends, why = self.deadline, "the diagnosis deadline passed"
+        else:
+            why = f"no answer from {self.safe_url} within {timeout:g}s"
+        if ends <= time.monotonic():
+            raise QueryTimeout(why)
+        box: dict[str, Any] = {}
+        worker = threading.Thread(target=self._fetch, args=(path, params, post, ends, box), daemon=True,
+                                  name="prometheus-request")
+        worker.start()
+        worker.join(max(0.0, ends - time.monotonic()))
+        if worker.is_alive() or "late" in box:
+            box["abandoned"] = True
+            if "response" in box:
+                box["response"].close()
+            raise QueryTimeout(why)
+        if "error" in box:
+            raise box["error"]
+        status, raw = box["answer"]
+        if status in (401, 403):
+            raise Unreachable(f"{self.safe_url} refused the credentials (HTTP {status})")
         try:
-            # POST form keeps long queries out of URLs (and proxy logs); every API above accepts it.
-            limits = (min(timeout, 5.0), timeout + 1.0)
-            r = (self.session.post(self.base + path, data=params, timeout=limits) if post
-                 else self.session.get(self.base + path, params=params, timeout=limits))
-        except requests.Timeout:
-            raise QueryTimeout(f"no answer from {self.safe_url} within {timeout:g}s") from None
-        except requests.ConnectionError as exc:
-            raise Unreachable(f"cannot connect to {self.safe_url}: {_reason(exc)}") from None
-        except requests.RequestException as exc:
-            raise Unreachable(f"request to {self.safe_url} failed: {type(exc).__name__}") from None
-        if r.status_code in (401, 403):
-            raise Unreachable(f"{self.safe_url} refused the credentials (HTTP {r.status_code})")
-        try:
-            body = r.json()
+            body = json.loads(raw)
         except ValueError:
-            raise PrometheusError(f"{self.safe_url}{path}: HTTP {r.status_code}, not a Prometheus API answer") from None
+            raise PrometheusError(f"{self.safe_url}{path}: HTTP {status}, not a Prometheus API answer") from None
+        if not isinstance(body, dict):
+            raise PrometheusError(f"{self.safe_url}{path}: malformed answer (a JSON {type(body).__name__}, "
+                                  "not an object)")
         if body.get("status") != "success":
             kind, msg = body.get("errorType", "error"), str(body.get("error", ""))[:300]
             if kind == "timeout" or "timeout" in msg or "context deadline exceeded" in msg:
                 raise QueryTimeout(f"query timed out on the server ({msg})")
             raise PrometheusError(f"{kind}: {msg}")
+        if "data" not in body:
+            raise PrometheusError(f"{self.safe_url}{path}: malformed answer (status success without data)")
         return body["data"]
+
+
+    def _fetch(self, path: str, params: dict[str, Any], post: bool, ends: float, box: dict[str, Any]) -> None:
+        """One request in its own thread: (status, body bytes), or an error, or `late`, into `box`."""
+        # POST form keeps long queries out of URLs (and proxy logs); every API above accepts it.
+        left = max(0.1, ends - time.monotonic())
+        limits = (min(left, 5.0), left)
+        try:
+            r = (self.session.post(self.base + path, data=params, timeout=limits, stream=True) if post
+                 else self.session.get(self.base + path, params=params, timeout=limits, stream=True))
+            box["response"] = r
+            with r:
+                body = bytearray()
+                while not box.get("abandoned"):
+                    if time.monotonic() > ends:
+                        box["late"] = True
+                        return
+                    piece = r.raw.read1(1 << 16, decode_content=True)
+                    if not piece:
+                        break
+                    body += piece
+                    if len(body) > MAX_BODY:
+                        raise PrometheusError(f"{self.safe_url}{path}: answer larger than {MAX_BODY >> 20} MiB")
+                box["answer"] = (r.status_code, bytes(body))
+        except PrometheusError as exc:
+            box["error"] = exc
+        except (requests.Timeout, urllib3.exceptions.TimeoutError):
+            box["late"] = True
+        except requests.ConnectionError as exc:
+            box["error"] = Unreachable(f"cannot connect to {self.safe_url}: {_reason(exc)}")
+        except Exception as exc:  # noqa: BLE001 - urllib3 read errors (e.g. a closed socket), decoding
+            box["error"] = Unreachable(f"request to {self.safe_url} failed: {type(exc).__name__}")
 
 
 def _reason(exc: requests.ConnectionError) -> str:

@@ -1,20 +1,24 @@
 """`diagnose` / `inferwatch diagnose`: which symptom is real, which pods and GPUs cause it, and why.
 
 Exit codes: 0 healthy, 1 degraded (root causes printed), 2 usage or config error, 3 Prometheus
-unreachable (or credentials refused), 4 unknown (no inference series in the scope and time).
+unreachable (or credentials refused, or a malformed answer), 4 unknown (no inference series in the scope
+and time), 5 partial (no symptom found, but some checks failed or did not finish; they are listed).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..core.config import ConfigError, Duration, load_config
 
-EXIT_HEALTHY, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN = 0, 1, 2, 3, 4
-EXIT_BY_STATUS = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED, "unknown": EXIT_UNKNOWN}
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_UNKNOWN, EXIT_PARTIAL = 0, 1, 2, 3, 4, 5
+EXIT_BY_STATUS = {"healthy": EXIT_HEALTHY, "degraded": EXIT_DEGRADED, "unknown": EXIT_UNKNOWN,
+                  "partial": EXIT_PARTIAL}
 
 DESCRIPTION = """\
 Diagnose an LLM-serving incident from live Prometheus data. Model symptoms (TTFT, inter-token and
@@ -31,7 +35,9 @@ examples:
            --bearer-token-file /var/run/secrets/token --format json
   diagnose --alertmanager http://alertmanager:9093 --filter namespace=llm   # what fires now
 
-exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus (or Alertmanager) unreachable, 4 no data.
+exit codes: 0 healthy, 1 degraded, 2 usage/config error, 3 Prometheus (or Alertmanager) unreachable or a
+malformed answer, 4 no data, 5 partial (no symptom found, but some checks failed or did not finish;
+listed in the output).
 Label names (namespace, pod, model_name, ...) and thresholds come from --config (inferwatch.yaml,
 section `diagnose:`); see docs/diagnose.md."""
 
@@ -88,21 +94,32 @@ class UsageError(ValueError):
     pass
 
 
+MAX_FUTURE = 3600.0  # seconds: an --at further ahead than this is a typo, not an incident
+
+
 def parse_at(text: str | None) -> datetime | float | None:
+    """None (now), or a time between 1970 and an hour from now."""
     if not text:
         return None
     try:
-        return float(text)
+        at: datetime | float = float(text)
+        seconds = float(text)
     except ValueError:
-        pass
-    try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at: {text!r} is neither RFC 3339 (2026-01-01T01:50:00Z) nor unix seconds") from None
-    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise UsageError(f"--at: {text!r} is neither RFC 3339 (2026-01-01T01:50:00Z) nor unix seconds") from None
+        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        seconds = at.timestamp()
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > time.time() + MAX_FUTURE:
+        raise UsageError(f"--at: {text!r} is not a time between 1970 and an hour from now")
+    return at
 
 
 def connection(args: argparse.Namespace) -> dict:
+    for option, path in (("--bearer-token-file", args.bearer_token_file), ("--ca-bundle", args.ca_bundle)):
+        if path and not os.access(path, os.R_OK):
+            raise UsageError(f"{option} {path}: not a readable file")
     out: dict = {"ca_bundle": args.ca_bundle, "insecure": args.insecure, "bearer_token_file": args.bearer_token_file}
     if args.bearer_token_env:
         token = os.environ.get(args.bearer_token_env)

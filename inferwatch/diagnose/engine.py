@@ -2,15 +2,17 @@
 
 One request lists the metric names that exist (recorded series or raw engine metrics, which vLLM or
 SGLang names), then one range query per graph node and one inventory query run concurrently with a
-per-query timeout and an overall deadline, then at most one follow-up for the pods they named
+per-query timeout and one overall deadline (`diagnose.deadline`, from the start of `run`; the client ends
+any request still running then, so `run` returns by it), then at most one follow-up for the pods they named
 (queries.followup_query). A failed or late query marks its node `error` and lands in
 `errors`; the rest of the diagnosis still comes back. Only when Prometheus cannot be reached at all does
 `run` raise `Unreachable`.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,7 +31,8 @@ from .report import Report
 
 __all__ = ["run", "Scope", "Report", "Unreachable"]
 
-_DURATION_HINT = "a duration like 15m, 1h or 90s"
+_DURATION_HINT = "a duration like 15m, 1h or 1h30m (units largest first)"
+MIN_WINDOW = 60.0  # seconds: a shorter window holds too few scrapes to compare with anything
 
 
 def timestamp(at: datetime | float | None) -> float:
@@ -46,6 +49,8 @@ def frame(at: float, window: str, cfg: Config) -> Window:
     if not is_duration(window):
         raise ValueError(f"--window: expected {_DURATION_HINT}, got {window!r}")
     seconds = duration_seconds(window)
+    if seconds < MIN_WINDOW:
+        raise ValueError(f"--window: {window} is shorter than 1m; a diagnosis needs several scrapes")
     step = max(1.0, round(seconds / cfg.diagnose.points))
     return Window(at=float(int(at)), window=seconds, baseline=cfg.diagnose.baseline.seconds(), step=step)
 
@@ -56,7 +61,9 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
     started = time.monotonic()
     win = frame(timestamp(at), window, cfg)
     d = cfg.diagnose
-    client = PromClient(prometheus_url, Connection.from_options(**connection), timeout=d.query_timeout.seconds())
+    deadline = started + d.deadline.seconds()
+    client = PromClient(prometheus_url, Connection.from_options(**connection), timeout=d.query_timeout.seconds(),
+                        deadline=deadline)
     try:
         try:  # without these two answers there is nothing to diagnose: the server counts as unreachable
             present = client.metric_names(win.lookback_start - cfg.recording.rate_window.seconds(), win.at)
@@ -68,7 +75,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         queries = {n.id: node_query(cfg, planner, n, win) for n in graph.NODES}
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
-        results, errors, timings = _run_nodes(client, queries, win, cfg)
+        results, errors, timings = _run_nodes(client, queries, win, cfg, deadline)
     except BaseException:
         client.close()
         raise
@@ -110,10 +117,9 @@ def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -
     return client.query(text, win.at, cfg.diagnose.query_timeout.seconds()) if text else []
 
 
-def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, cfg: Config):
+def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, cfg: Config, deadline: float):
     """Every node's query, then one follow-up for the checks they left for their candidate pods.
     Returns (results by node, errors by node, seconds by request name)."""
-    deadline = time.monotonic() + cfg.diagnose.deadline.seconds()
     texts = {n: q.text for n, q in queries.items() if q.text is not None}
     results, errors, timings = _execute(client, texts, win, cfg, deadline)
     todo = [(q, _candidates(cfg, results[n])) for n, q in queries.items()
@@ -148,34 +154,48 @@ def _candidates(cfg: Config, result: list[dict]) -> set[Key]:
 
 def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float):
     """Run range queries concurrently until `deadline` (monotonic); returns (results by name, errors by
-    name, seconds by name as the client saw them)."""
+    name, seconds by name as the client saw them). Daemon threads, so a stuck request never keeps the
+    process alive past the deadline (a ThreadPoolExecutor's threads are joined at exit)."""
     d = cfg.diagnose
     timeout = d.query_timeout.seconds()
-    pool = ThreadPoolExecutor(max_workers=d.concurrency, thread_name_prefix="diagnose")
+    todo: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+    for item in texts.items():
+        todo.put(item)
     timings: dict[str, float] = {}
+    answers: dict[str, list | PrometheusError] = {}
 
-    def timed(name: str, text: str) -> list[dict]:
-        t0 = time.monotonic()
-        try:
-            return client.query_range(text, win.start, win.at, win.step, timeout)
-        finally:
+    def work() -> None:
+        while time.monotonic() < deadline:
+            try:
+                name, text = todo.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.monotonic()
+            try:
+                answers[name] = client.query_range(text, win.start, win.at, win.step, timeout)
+            except PrometheusError as exc:
+                answers[name] = exc
             timings[name] = time.monotonic() - t0
 
-    futures = {name: pool.submit(timed, name, text) for name, text in texts.items()}
-    done, _ = wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-    pool.shutdown(wait=False, cancel_futures=True)
+    workers = [threading.Thread(target=work, name="diagnose", daemon=True)
+               for _ in range(min(d.concurrency, len(texts)))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
+    answers = dict(answers)
     results: dict[str, list] = {}
     errors: dict[str, str] = {}
-    for name, fut in futures.items():
-        if fut not in done:
+    for name in texts:
+        answer = answers.get(name)
+        if answer is None:
             errors[name] = f"not finished within the {d.deadline} deadline"
-            continue
-        try:
-            results[name] = fut.result()
-        except PrometheusError as exc:
-            errors[name] = str(exc)
-    unreachable = [f.exception() for f in done if isinstance(f.exception(), Unreachable)]
-    if futures and len(unreachable) == len(futures):
+        elif isinstance(answer, PrometheusError):
+            errors[name] = str(answer)
+        else:
+            results[name] = answer
+    unreachable = [a for a in answers.values() if isinstance(a, Unreachable)]
+    if texts and len(unreachable) == len(texts):
         raise unreachable[0]
     return results, errors, dict(timings)
 
@@ -189,9 +209,13 @@ def _models_of_pod(cfg: Config, inventory: list[dict]) -> dict[Key, set[str]]:
 
 
 def _status(nodes: dict[str, NodeResult]) -> str:
+    """degraded when a symptom holds; otherwise partial when any node could not be checked (a blind spot
+    is never a clean bill of health); otherwise healthy, or unknown without data."""
     states = [nodes[s].state for s in graph.SYMPTOMS]
     if "anomalous" in states:
         return "degraded"
+    if any(n.state == "error" for n in nodes.values()):
+        return "partial"
     if "normal" in states:
         return "healthy"
     return "unknown"

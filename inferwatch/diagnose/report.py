@@ -37,7 +37,7 @@ def entity(cfg: Config, f: Finding, models_of_pod: dict[Key, set[str]]) -> dict[
 
 @dataclass
 class Report:
-    status: str  # healthy | degraded | unknown
+    status: str  # healthy | degraded | partial | unknown
     scope: dict[str, str]
     at: float
     window: str
@@ -70,6 +70,8 @@ class Report:
             "nodes": {n: r.state for n, r in self.nodes.items()},
             "sources": self.sources,
             "errors": self.errors,
+            "unchecked": [{"node": e["node"], "title": BY_ID[e["node"]].title if e["node"] in BY_ID else e["node"],
+                           "reason": e["error"]} for e in self.errors],
             "stats": {"queries": self.queries, "duration_seconds": round(self.duration_seconds, 3)},
         }
 
@@ -124,8 +126,9 @@ class Report:
             for r in d["root_causes"]:
                 out += self._cause_lines(r, md)
         if self.errors:
-            out += ["", "**Errors** (partial result)" if md else "Errors (partial result)"]
-            out += [f"{'- ' if md else '  '}{e['node']}: {e['error']}" for e in self.errors]
+            out += ["", "**Not checked** (partial result)" if md else "Not checked (partial result)"]
+            out += [f"{'- ' if md else '  '}{_code(u['node'], md)} ({u['title']}): {u['reason']}"
+                    for u in d["unchecked"]]
         out += ["", f"{'_' if md else ''}{self.queries} queries in {self.duration_seconds:.2f}s; "
                     f"series: {', '.join(sorted({v['mode'] for v in self.sources.values()} - {'missing'})) or 'none'}"
                     f"{'_' if md else ''}"]
@@ -147,6 +150,8 @@ class Report:
 _NO_SYMPTOM = {"healthy": "No symptom: latency, errors and throughput match their baseline and thresholds.",
                "unknown": "No data: no inference series in this scope and time (check --namespace, --model, "
                           "--at and the label names in --config).",
+               "partial": "No symptom in what could be checked, but some checks failed (listed below): "
+                          "this is not a clean bill of health.",
                "degraded": ""}
 
 

@@ -1,12 +1,14 @@
 """`inferwatch serve`: the Alertmanager webhook receiver as a long-running process.
 
 Wires the config, the engine, the sinks and the HTTP server together, and owns the process lifecycle:
-SIGTERM or Ctrl-C stops accepting, lets queued diagnoses finish within a grace period, then exits 0.
+SIGTERM or Ctrl-C makes new notifications get 503, lets queued diagnoses finish within a grace period,
+spools what is left (--spool; the next start resumes it), then exits 0.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import socket
@@ -14,7 +16,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ..core.config import is_duration, load_config
+from ..core.config import duration_seconds, is_duration, load_config
+from ..core.prometheus import redact
 
 from .command import UsageError, add_connection_arguments, connection
 from .sinks import JsonLinesSink, MarkdownDirSink, SlackSink
@@ -26,7 +29,7 @@ EXAMPLES = """\
 examples:
   inferwatch serve --prometheus http://prometheus:9090 --markdown-dir /var/lib/inferwatch/reports
   inferwatch serve --listen 0.0.0.0:9095 --prometheus http://prometheus:9090 \\
-      --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url https://hooks.slack.com/services/T/B/X
+      --jsonl /var/log/inferwatch/diagnoses.jsonl --slack-url-file /etc/inferwatch/slack-url
 
 Alertmanager side: `inferwatch generate` writes alertmanager/inferwatch-routes.yaml, whose diagnose
 receiver posts here (routing.diagnose_url). Endpoints: POST /alerts, GET /healthz, GET /metrics,
@@ -49,14 +52,48 @@ def _positive(text: str) -> int:
 
 def _http_url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {redact(text)!r}")
     return text.rstrip("/")
 
 
+def slack_url(args: argparse.Namespace) -> str | None:
+    """The Slack URL is a credential: from a file or an environment variable (out of `ps`), or the flag."""
+    given = [o for o, v in (("--slack-url", args.slack_url), ("--slack-url-file", args.slack_url_file),
+                            ("--slack-url-env", args.slack_url_env)) if v]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)}: give the Slack URL one way")
+    if args.slack_url_file:
+        try:
+            text = Path(args.slack_url_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"--slack-url-file {args.slack_url_file}: {exc.strerror}") from None
+    elif args.slack_url_env:
+        text = os.environ.get(args.slack_url_env, "").strip()
+        if not text:
+            raise UsageError(f"--slack-url-env: environment variable {args.slack_url_env} is not set")
+    else:
+        return args.slack_url
+    try:
+        return _http_url(text)
+    except argparse.ArgumentTypeError:  # never echo the content: it is a secret
+        where = args.slack_url_file or args.slack_url_env
+        raise UsageError(f"{given[0]} {where}: does not hold an http(s):// URL") from None
+
+
 def _window(text: str) -> str:
-    if not is_duration(text):
-        raise argparse.ArgumentTypeError(f"expected a duration like 30m or 1h, got {text!r}")
+    if not is_duration(text) or duration_seconds(text) < 60:
+        raise argparse.ArgumentTypeError(f"expected a duration of at least 1m like 30m or 1h, got {text!r}")
     return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,9 +120,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="base URL people reach this receiver at; markdown and chat messages link the HTML "
                         "report there (default: the --listen address)")
     p.add_argument("--slack-url", type=_http_url, metavar="URL",
-                   help="Slack-compatible incoming webhook that gets a short report")
+                   help="Slack-compatible incoming webhook that gets a short report (visible in `ps`: "
+                        "prefer --slack-url-file or --slack-url-env)")
     p.add_argument("--slack-url-file", type=Path, metavar="PATH",
                    help="file holding the Slack webhook URL (a mounted Secret; keeps the URL out of `ps`)")
+    p.add_argument("--slack-url-env", metavar="VAR", help="environment variable holding the Slack webhook URL")
     p.add_argument("--concurrency", type=_positive, default=2, metavar="N", help="diagnoses run at once (default 2)")
     p.add_argument("--queue-size", type=_positive, default=100, metavar="N",
                    help="notifications waiting for a worker before answering 503 (default 100)")
@@ -93,25 +132,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest accepted payload, larger ones get 413 (default 1048576)")
     p.add_argument("--diagnose-resolved", action="store_true",
                    help="diagnose resolved notifications too (default: acknowledge and ignore them)")
-    p.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS",
+    p.add_argument("--shutdown-grace", type=_seconds, default=30.0, metavar="SECONDS",
                    help="on SIGTERM, time given to queued diagnoses before exiting (default 30)")
+    p.add_argument("--spool", type=Path, metavar="PATH",
+                   help="where notifications acknowledged but not diagnosed by the end of the grace are kept; "
+                        "the next start resumes them (default: none, they are lost and logged)")
+    p.add_argument("--max-connections", type=_positive, default=64, metavar="N",
+                   help="connections served at once (a thread each); more get 503 at once (default 64)")
     p.set_defaults(func=cmd_serve)
-
-
-def slack_url(args: argparse.Namespace) -> str | None:
-    """--slack-url, or the URL in --slack-url-file; raises UsageError naming the option."""
-    if args.slack_url and args.slack_url_file:
-        raise UsageError("--slack-url and --slack-url-file: give one")
-    if not args.slack_url_file:
-        return args.slack_url
-    try:
-        text = args.slack_url_file.read_text().strip()
-    except OSError as exc:
-        raise UsageError(f"--slack-url-file {args.slack_url_file}: {exc.strerror}") from None
-    try:
-        return _http_url(text)
-    except argparse.ArgumentTypeError:  # never echo the file's content: it is a secret
-        raise UsageError(f"--slack-url-file {args.slack_url_file}: does not hold an http(s):// URL") from None
 
 
 def sinks_from(args: argparse.Namespace, slack: str | None) -> list:
@@ -134,15 +162,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise UsageError("--prometheus URL is required (or set INFERWATCH_PROMETHEUS_URL)")
         conn = connection(args)
         sinks = sinks_from(args, slack_url(args))
+        if args.spool and not os.access(args.spool.parent, os.W_OK):
+            raise UsageError(f"--spool {args.spool}: folder {args.spool.parent} is not writable")
     except UsageError as exc:
         print(f"inferwatch serve: {exc}", file=sys.stderr)
         return 2
     receiver = Receiver(cfg, engine_diagnose(args.prometheus, window, cfg, conn, charts=bool(args.markdown_dir)),
                         sinks, concurrency=args.concurrency, queue_size=args.queue_size,
-                        diagnose_resolved=args.diagnose_resolved, public_url=args.public_url)
+                        diagnose_resolved=args.diagnose_resolved, public_url=args.public_url, spool=args.spool)
     host, port = args.listen
     try:
-        server = make_server(receiver, host, port, args.max_body)
+        server = make_server(receiver, host, port, args.max_body, args.max_connections)
     except OSError as exc:
         print(f"inferwatch serve: --listen {host}:{port}: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -155,14 +185,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     receiver.start()
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     log.info("listening on http://%s:%d (POST /alerts, GET /healthz, /metrics, /reports/<id>); diagnosing against %s",
-             host, server.server_address[1], args.prometheus)
+             host, server.server_address[1], redact(args.prometheus))
     while not stop.wait(0.5):
         pass
-    log.info("stopping: no new notifications; finishing queued diagnoses (grace %ss)", args.shutdown_grace)
+    receiver.begin_stop()  # new notifications get 503 while the queue drains
+    log.info("stopping: new notifications get 503; finishing queued diagnoses (grace %gs)", args.shutdown_grace)
+    left = receiver.stop(args.shutdown_grace)
     server.shutdown()
     server.server_close()
-    abandoned = receiver.stop(args.shutdown_grace)
-    if abandoned:
-        log.warning("%d notifications left undiagnosed at shutdown", abandoned)
+    if left and args.spool:
+        log.warning("%d notifications not diagnosed within the grace: spooled to %s for the next start",
+                    left, args.spool)
+    elif left:
+        log.warning("%d notifications not diagnosed within the grace and lost (no --spool)", left)
     log.info("stopped")
     return 0

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
+import tempfile
 import threading
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,8 +108,23 @@ class JsonLinesSink:
                 sys.stdout.write(line)
                 sys.stdout.flush()
                 return
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
                 f.write(line)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` or leave it as it was: written to a temporary file in the same folder,
+    then renamed. Text that UTF-8 cannot hold (a lone surrogate from a JSON \\ud800) is backslash-escaped."""
+    data = text.encode("utf-8", "backslashreplace")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class MarkdownDirSink:
@@ -128,10 +147,7 @@ class MarkdownDirSink:
     def deliver(self, outcome: Outcome) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         for suffix, text in ((".html", outcome.html()), (".md", outcome.markdown())):  # the page first: .md links it
-            path = self.path_for(outcome, suffix)
-            tmp = path.with_suffix(suffix + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)  # readers never see half a report
+            write_atomic(self.path_for(outcome, suffix), text)  # readers never see half a report
 
 
 REPORT_ID = re.compile(r"\d{8}T\d{6}Z-[A-Za-z0-9-]{1,80}-[0-9a-f]{10}")
@@ -142,7 +158,7 @@ class SlackSink:
     name = "slack"
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
-        self.url = url
+        self.url = url  # a credential: never logged
         self.timeout = timeout
 
     def deliver(self, outcome: Outcome) -> None:
@@ -152,8 +168,13 @@ class SlackSink:
         body = json.dumps({"text": text}).encode()
         req = urllib.request.Request(self.url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            resp.read()
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                resp.read()
+        except (OSError, ValueError) as exc:  # the URL is a credential: name only its host
+            host = urllib.parse.urlsplit(self.url).hostname
+            reason = exc.code if isinstance(exc, urllib.error.HTTPError) else getattr(exc, "reason", None)
+            raise OSError(f"POST to the Slack webhook on {host} failed: {reason or type(exc).__name__}") from None
 
 
 Sink = JsonLinesSink | MarkdownDirSink | SlackSink

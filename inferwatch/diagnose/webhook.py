@@ -4,6 +4,11 @@ Alertmanager cancels a notification that takes longer than group_interval and re
 receiver answers 202 before any PromQL runs, de-duplicates the re-sends of one incident (group key plus
 each alert's fingerprint and start), and answers 503 only when its queue is full, which Alertmanager retries.
 A failed diagnosis (Prometheus down) is recorded in every sink and forgotten, so a later re-send retries it.
+
+Nothing acknowledged is lost: on shutdown new notifications get 503 while the queue drains within the
+grace, and what is still queued or running then goes to a spool file the next start resumes. Hostile
+clients get bounded resources: a whole-request read deadline, a cap on connections (each is a thread),
+a nesting limit on the JSON, and every request gets an answer that /metrics counts.
 """
 from __future__ import annotations
 
@@ -11,17 +16,19 @@ import json
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 from ..core.config import Config
 
-from .sinks import MarkdownDirSink, Outcome, Report, Sink
+from .sinks import MarkdownDirSink, Outcome, Report, Sink, write_atomic
 
 log = logging.getLogger("inferwatch.serve")
 
@@ -29,6 +36,8 @@ DiagnoseFn = Callable[[dict[str, str | None], datetime], Report]
 POST_PATHS = ("/", "/alerts")
 DEDUPE_MEMORY = 10_000  # notification keys remembered; old ones are forgotten first
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+MAX_DEPTH = 32  # JSON nesting; a webhook payload needs 4 (payload > alerts > alert > labels)
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
 class PayloadError(ValueError):
@@ -76,13 +85,35 @@ _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\
 
 
 def parse_time(text: Any, where: str) -> datetime:
-    """RFC 3339 as Go writes it (nanoseconds allowed, which datetime cannot hold: cut to microseconds)."""
+    """RFC 3339 as Go writes it (nanoseconds allowed, which datetime cannot hold: cut to microseconds),
+    between 2000 and a day from now (Go's zero time, 0001-01-01, means "unset", not an incident)."""
     m = _RFC3339.match(text) if isinstance(text, str) else None
     if not m:
         raise PayloadError(f"{where}: expected an RFC 3339 time like 2026-01-01T01:50:00Z, got {text!r}")
     frac = (m.group(2) or ".0")[:7]
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
-    return datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(timezone.utc)
+    try:
+        when = datetime.fromisoformat(f"{m.group(1)}{frac}{zone}").astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise PayloadError(f"{where}: {text!r} is not a valid time") from None
+    if not EARLIEST_START <= when <= datetime.now(timezone.utc) + timedelta(days=1):
+        raise PayloadError(f"{where}: {text!r} is not between 2000 and a day from now")
+    return when
+
+
+def _depth(body: bytes) -> int:
+    """Deepest nesting of [ and { outside strings, in one pass (json.loads would recurse first)."""
+    depth = deepest = 0
+    for token in re.finditer(rb'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', body):
+        t = token.group()
+        if t in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+        elif t in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 def _field(obj: dict, key: str, kind: type, where: str) -> Any:
@@ -103,10 +134,12 @@ def _labels(obj: dict, where: str) -> dict[str, str]:
 
 def parse_notification(body: bytes) -> Notification:
     """Validate a version 4 payload; unknown fields are ignored (Alertmanager keeps adding some)."""
+    if _depth(body) > MAX_DEPTH:
+        raise PayloadError(f"body nests deeper than {MAX_DEPTH} levels; an Alertmanager payload needs 4")
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError(f"body is not JSON: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object (an Alertmanager webhook payload)")
     version = _field(data, "version", str, "")
@@ -148,7 +181,13 @@ class Metrics:
         "inferwatch_webhook_notifications_received_total": ("counter", "Valid notifications received."),
         "inferwatch_webhook_notifications_skipped_total":
             ("counter", "Valid notifications not diagnosed, by reason (duplicate, resolved, queue_full)."),
+        "inferwatch_webhook_requests_total": ("counter", "HTTP requests answered, by status code (every one)."),
         "inferwatch_webhook_invalid_requests_total": ("counter", "Requests refused, by HTTP status code."),
+        "inferwatch_webhook_connections_refused_total":
+            ("counter", "Connections answered 503 at once because the connection cap was reached."),
+        "inferwatch_webhook_notifications_spooled_total":
+            ("counter", "Acknowledged notifications not diagnosed by the end of the shutdown grace, spooled."),
+        "inferwatch_webhook_notifications_resumed_total": ("counter", "Spooled notifications resumed at start."),
         "inferwatch_webhook_diagnosed_total": ("counter", "Diagnoses completed and delivered."),
         "inferwatch_webhook_diagnosis_failures_total": ("counter", "Diagnoses that raised (e.g. Prometheus down)."),
         "inferwatch_webhook_sink_failures_total": ("counter", "Deliveries that failed, by sink."),
@@ -215,9 +254,13 @@ class Receiver:
     """Queue, workers, de-duplication and delivery; the HTTP layer only parses and calls `submit`."""
 
     def __init__(self, cfg: Config, diagnose: DiagnoseFn, sinks: list[Sink], concurrency: int = 2,
-                 queue_size: int = 100, diagnose_resolved: bool = False, public_url: str | None = None) -> None:
+                 queue_size: int = 100, diagnose_resolved: bool = False, public_url: str | None = None,
+                 spool: Path | None = None) -> None:
         self.cfg = cfg
         self.public_url = public_url  # base URL of GET /reports/<id> for links in markdown and chat
+        self.spool = spool
+        self._running: dict[int, Job] = {}  # worker thread id -> the job it is diagnosing
+        self._state = threading.Lock()  # _running and the decision to deliver or spool
         self.diagnose = diagnose
         self.sinks = sinks
         self.diagnose_resolved = diagnose_resolved
@@ -236,9 +279,34 @@ class Receiver:
         return next((s for s in self.sinks if isinstance(s, MarkdownDirSink)), None)
 
     def start(self) -> Receiver:
+        """Start the workers, then queue what the last run spooled (waiting for room beyond queue_size)."""
         for w in self._workers:
             w.start()
+        for n, received in self._read_spool():
+            with self._seen_lock:
+                self._seen[n.key()] = None
+            self._queue.put(Job(n, scope_of(n, self.cfg), received))
+            self.metrics.inc("inferwatch_webhook_notifications_resumed_total")
         return self
+
+    def _read_spool(self) -> list[tuple[Notification, datetime]]:
+        if self.spool is None or not self.spool.exists():
+            return []
+        try:
+            entries = json.loads(self.spool.read_text(encoding="utf-8"))
+            out = [(parse_notification(json.dumps(e["notification"]).encode()),
+                    datetime.fromisoformat(e["received_at"])) for e in entries]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("spool %s unreadable (%s); left in place, not resumed", self.spool, exc)
+            return []
+        self.spool.unlink()
+        log.info("resuming %d notifications spooled at the last shutdown", len(out))
+        return out
+
+    def _write_spool(self, jobs: list[Job]) -> None:
+        entries = [{"notification": _plain(j.notification), "received_at": j.received_at.isoformat()}
+                   for j in jobs]
+        write_atomic(self.spool, json.dumps(entries, indent=1) + "\n")
 
     def submit(self, notification: Notification) -> tuple[int, str]:
         """HTTP status and a short word for Alertmanager (2xx = delivered, 503 = retry later)."""
@@ -270,15 +338,28 @@ class Receiver:
             self._seen.pop(key, None)
 
     def _work(self) -> None:
+        me = threading.get_ident()
         while not self._abandoned.is_set() and not (self._stopping.is_set() and self._queue.empty()):
-            try:
-                job = self._queue.get(timeout=0.1)
-            except queue.Empty:
+            with self._state:  # taking a job and abandoning are ordered: a job is run or spooled, not both
+                if self._abandoned.is_set():
+                    return
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    job = None
+                else:
+                    self._running[me] = job
+            if job is None:
+                time.sleep(0.05)
                 continue
             self.metrics.set("inferwatch_webhook_queue_depth", self._queue.qsize())
             self.metrics.inc("inferwatch_webhook_diagnoses_in_progress")
             try:
-                self._deliver(self._run(job))
+                outcome = self._run(job)
+                with self._state:
+                    if self._running.pop(me, None) is None:  # spooled at the end of the grace
+                        return
+                self._deliver(outcome)
             finally:
                 self.metrics.inc("inferwatch_webhook_diagnoses_in_progress", -1)
 
@@ -314,24 +395,143 @@ class Receiver:
                 self.metrics.inc("inferwatch_webhook_sink_failures_total", sink=sink.name)
                 log.warning("sink %s failed for %s: %s", sink.name, outcome.alertnames, exc)
 
+    def begin_stop(self) -> None:
+        """From now on new notifications get 503 (Alertmanager retries them elsewhere or later)."""
+        self._stopping.set()
+
     def stop(self, grace: float) -> int:
-        """Finish queued and running diagnoses within `grace` seconds; returns how many were abandoned."""
+        """Finish queued and running diagnoses within `grace` seconds; what is left (queued or running)
+        goes to the spool file, or is lost without one. Returns how many were left."""
         self._stopping.set()
         deadline = time.monotonic() + grace
         for w in self._workers:
             w.join(max(0.0, deadline - time.monotonic()))
-        self._abandoned.set()
-        return self._queue.qsize() + self.metrics.gauge("inferwatch_webhook_diagnoses_in_progress")
+        with self._state:
+            self._abandoned.set()
+            left = list(self._running.values())
+            self._running.clear()
+            while True:
+                try:
+                    left.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+        self.metrics.set("inferwatch_webhook_queue_depth", 0)
+        if left and self.spool is not None:
+            self._write_spool(left)
+            self.metrics.inc("inferwatch_webhook_notifications_spooled_total", len(left))
+        return len(left)
 
 
 # ---- HTTP ----------------------------------------------------------------------------------------------
 
-def make_server(receiver: Receiver, host: str, port: int, max_body: int) -> ThreadingHTTPServer:
+def _plain(n: Notification) -> dict[str, Any]:
+    """A notification as a version 4 payload again (for the spool)."""
+    return {"version": "4", "groupKey": n.group_key, "status": n.status,
+            "alerts": [{"status": a.status, "labels": a.labels, "fingerprint": a.fingerprint,
+                        "startsAt": a.starts_at.isoformat().replace("+00:00", "Z")} for a in n.alerts]}
+
+
+READ_DEADLINE = 15.0  # seconds for a whole request (line, headers, body), however slowly it trickles
+MAX_CONNECTIONS = 64  # connections served at once (a thread each); more get 503 at once
+
+
+def _busy(code: int, word: str) -> bytes:
+    body = json.dumps({"error": word}).encode() + b"\n"
+    return (f"HTTP/1.0 {code} {word}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Retry-After: 30\r\nConnection: close\r\n\r\n").encode() + body
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with a connection cap and a deep listen backlog (a burst is queued by the
+    kernel instead of reset: every request is answered)."""
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address, handler, receiver: Receiver, max_connections: int) -> None:
+        self.receiver = receiver
+        self.slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.receiver.metrics.inc("inferwatch_webhook_connections_refused_total")
+            self.receiver.metrics.inc("inferwatch_webhook_requests_total", code="503")
+            try:
+                request.settimeout(1.0)
+                request.sendall(_busy(503, "too many connections"))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def make_server(receiver: Receiver, host: str, port: int, max_body: int,
+                max_connections: int = MAX_CONNECTIONS, read_deadline: float = READ_DEADLINE) -> ThreadingHTTPServer:
     """A threaded HTTP server: POST / or /alerts, GET /healthz, /metrics and /reports/<id> (the HTML pages)."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "inferwatch-serve"
-        timeout = 15  # a client that stalls mid-request does not hold a thread forever
+        timeout = read_deadline + 1  # per read, a backstop; the watchdog below bounds the whole request
+
+        def setup(self) -> None:
+            super().setup()
+            self._answered = False
+            self._watchdog = threading.Timer(read_deadline, self._too_slow)
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+        def _too_slow(self) -> None:
+            """The whole request did not arrive in time: answer 408 and cut the connection."""
+            if self._answered:
+                return
+            self._answered = True
+            receiver.metrics.inc("inferwatch_webhook_invalid_requests_total", code="408")
+            receiver.metrics.inc("inferwatch_webhook_requests_total", code="408")
+            try:
+                self.connection.sendall(_busy(408, "request not received in time"))
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def finish(self) -> None:
+            self._watchdog.cancel()
+            try:
+                super().finish()
+            except OSError:
+                pass
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except Exception as exc:  # noqa: BLE001 - every request is answered, even on a bug
+                log.warning("request failed: %s: %s", type(exc).__name__, exc)
+                if not self._answered:
+                    try:
+                        self._refuse(500, "internal error")
+                    except OSError:
+                        pass
+                self.close_connection = True
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own refusals (bad request line, 414, 501) are counted like ours."""
+            if self._answered:
+                return
+            self._watchdog.cancel()
+            receiver.metrics.inc("inferwatch_webhook_invalid_requests_total", code=str(code))
+            receiver.metrics.inc("inferwatch_webhook_requests_total", code=str(code))
+            self._answered = True
+            super().send_error(code, message, explain)
 
         def do_POST(self) -> None:
             if self.path.split("?")[0] not in POST_PATHS:
@@ -342,14 +542,19 @@ def make_server(receiver: Receiver, host: str, port: int, max_body: int) -> Thre
             if int(length) > max_body:
                 self.close_connection = True
                 return self._refuse(413, f"body of {length} bytes exceeds the limit of {max_body}")
+            body = self.rfile.read(int(length))
+            if len(body) < int(length):
+                return self._refuse(400, "body shorter than Content-Length")
+            self._watchdog.cancel()
             try:
-                notification = parse_notification(self.rfile.read(int(length)))
+                notification = parse_notification(body)
             except PayloadError as exc:
                 return self._refuse(400, str(exc))
             code, word = receiver.submit(notification)
             self._reply(code, {"status": word})
 
         def do_GET(self) -> None:
+            self._watchdog.cancel()
             path = self.path.split("?")[0]
             if path == "/healthz":
                 return self._reply(200, {"status": "ok"})
@@ -363,10 +568,17 @@ def make_server(receiver: Receiver, host: str, port: int, max_body: int) -> Thre
             self._refuse(404, "GET /healthz, /metrics or /reports/<id>; POST alerts to /alerts")
 
         def _refuse(self, code: int, message: str) -> None:
+            if self._answered:
+                return
             receiver.metrics.inc("inferwatch_webhook_invalid_requests_total", code=str(code))
             self._reply(code, {"error": message})
 
         def _reply(self, code: int, body: Any, content_type: str = "application/json") -> None:
+            self._watchdog.cancel()
+            if self._answered:  # the watchdog already answered 408
+                return
+            self._answered = True
+            receiver.metrics.inc("inferwatch_webhook_requests_total", code=str(code))
             data = (body if isinstance(body, str) else json.dumps(body)).encode() + b"\n"
             self.send_response(code)
             self.send_header("Content-Type", content_type)
@@ -379,9 +591,7 @@ def make_server(receiver: Receiver, host: str, port: int, max_body: int) -> Thre
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug("%s " + fmt, self.address_string(), *args)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return _Server((host, port), Handler, receiver, max_connections)
 
 
 def engine_diagnose(prometheus_url: str, window: str, cfg: Config, connection: dict | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..core.config import Config
+from ..core.promql import regex_escape
 from ..core.rules import HEADER, dump_yaml
 
 
@@ -84,7 +85,7 @@ def scrape_config(cfg: Config) -> dict:
         sd["namespaces"] = {"names": list(sc.namespaces)}
     relabel = [
         {"source_labels": [_present(sc.workload_pod_label)], "regex": "true", "action": "keep"},
-        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": sc.port, "action": "keep"},
+        {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": regex_escape(sc.port), "action": "keep"},
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
         {"source_labels": ["__meta_kubernetes_pod_container_name"], "target_label": "container"},

@@ -12,6 +12,7 @@ The global variant excludes the overridden models, so no model is ever recorded 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 from ..core.catalog import load_catalog, parent
@@ -48,6 +49,14 @@ def scope_of(cfg: Config, m: ModelSLO) -> tuple[Matcher, ...]:
     lb = cfg.labels
     pairs = ((lb.namespace, m.namespace), (lb.workload, m.workload), (lb.model, m.model))
     return tuple(Matcher(name, value) for name, value in pairs if value)
+
+
+def variant_labels(v: Variant, all_variants: list[Variant]) -> dict[str, str]:
+    """With overrides, each variant's rules carry `slo_variant` (default, or the override's matchers), so
+    rules of one name differ in their labels (promtool's duplicate-rules lint); without, none."""
+    if len(all_variants) == 1:
+        return {}
+    return {"slo_variant": ",".join(f"{m.name}={m.value}" for m in v.scope) or "default"}
 
 
 def variants(cfg: Config, kind: str) -> list[Variant]:
@@ -87,10 +96,16 @@ def boundaries(cfg: Config, kind: str) -> dict[str, tuple[float, ...]]:
 
 
 def common_boundaries(cfg: Config, kind: str) -> list[float]:
-    per = list(boundaries(cfg, kind).values())
+    return list(_common_boundaries(cfg.backends, kind))
+
+
+@functools.lru_cache(maxsize=64)
+def _common_boundaries(backends: tuple[str, ...], kind: str) -> tuple[float, ...]:
+    """Cached: every override asks again, and validation must stay fast for thousands of them."""
+    per = list(boundaries(Config(backends=backends), kind).values())
     if not per:
-        return []
-    return sorted(b for b in per[0] if all(_is_boundary(b, other) for other in per[1:]))
+        return ()
+    return tuple(sorted(b for b in per[0] if all(_is_boundary(b, other) for other in per[1:])))
 
 
 def _is_boundary(x: float, bounds) -> bool:
@@ -141,18 +156,18 @@ def check_config(cfg: Config) -> None:
                                   f"{', '.join(KNOWN_REASONS)}")
     for kind in SLO_KINDS:
         _check_objective(cfg, f"slo.{kind}", kind, getattr(s, kind))
+    first: dict[tuple[Matcher, ...], int] = {}  # one pass over the overrides: linear in their number
     for i, m in enumerate(s.models):
         if not m.model:
             raise ConfigError(f"slo.models[{i}].model: name the model (its {cfg.labels.model} label)")
-        for kind in SLO_KINDS:
-            o = getattr(m, kind)
-            if _touches(o):
-                merged = next(v.objective for v in variants(cfg, kind)[1:] if v.scope == scope_of(cfg, m))
-                _check_objective(cfg, f"slo.models[{i}].{kind}", kind, merged)
-    for j, a in enumerate(s.models):
-        for b in s.models[j + 1:]:
-            if scope_of(cfg, a) == scope_of(cfg, b):
-                raise ConfigError(f"slo.models[{j}]: model {a.model!r} is listed twice with the same scope")
+        j = first.setdefault(scope_of(cfg, m), i)
+        if j != i:
+            raise ConfigError(f"slo.models[{j}]: model {m.model!r} is listed twice with the same scope")
+    for kind in SLO_KINDS:
+        merged = {v.scope: v.objective for v in variants(cfg, kind)[1:]}
+        for i, m in enumerate(s.models):
+            if _touches(getattr(m, kind)):
+                _check_objective(cfg, f"slo.models[{i}].{kind}", kind, merged[scope_of(cfg, m)])
 
 
 def _check_objective(cfg: Config, where: str, kind: str, o: Objective) -> None:
@@ -259,10 +274,11 @@ def sli_group(cfg: Config) -> RuleGroup:
             bad = _windowed(cfg, Selector(errors_name(cfg)), w)
             rules.append(RecordingRule(sli_name("availability", w), bad / positive(_windowed(cfg, requests, w))))
     for kind in LATENCY_SIGNAL:
-        for v in variants(cfg, kind):
+        vs = variants(cfg, kind)
+        for v in vs:
             if v.objective.enabled:
                 for w in windows(cfg):
-                    rules.append(RecordingRule(sli_name(kind, w), _latency_sli(cfg, v, w)))
+                    rules.append(RecordingRule(sli_name(kind, w), _latency_sli(cfg, v, w), variant_labels(v, vs)))
     return RuleGroup("inferwatch-slo", cfg.recording.interval, tuple(rules), "inferwatch-slo")
 
 
@@ -273,7 +289,8 @@ def burn_rules(cfg: Config, runbook_url: str, identity: str) -> list[AlertingRul
     mk = cfg.labels.model_keys()
     rules = []
     for kind in SLO_KINDS:
-        for v in variants(cfg, kind):
+        vs = variants(cfg, kind)
+        for v in vs:
             if not v.objective.enabled:
                 continue
             for w in cfg.slo.windows:
@@ -284,7 +301,8 @@ def burn_rules(cfg: Config, runbook_url: str, identity: str) -> list[AlertingRul
                 expr: Expr = BinOp("and", BinOp("and", long > thr, short > thr), traffic, on=mk)
                 for other in v.excluded:
                     expr = expr.unless(Selector(sli_name(kind, w.long), other), on=mk)
-                labels = {**contract(severity(w), "model"), SLO: kind, BURN_TIER: w.burn_tier, "long": w.long, "short": w.short}
+                labels = {**contract(severity(w), "model"), SLO: kind, BURN_TIER: w.burn_tier, "long": w.long,
+                          "short": w.short, **variant_labels(v, vs)}
                 rules.append(AlertingRule(ALERT, expr, w.for_duration, labels,
                                           {"summary": f"A model is spending its {TITLE[kind]} error budget "
                                                       "too fast.",

@@ -1,13 +1,16 @@
 """Collects every generated artifact and writes them all or nothing.
 
 Each producer maps a Config to {relative path: text}. Output goes to a temporary sibling directory that
-replaces the target only when every file rendered, so an error never leaves a half-written folder.
+replaces the target only when every file rendered, so an error never leaves a half-written folder. The
+target is replaced as a whole, so it must be a folder inferwatch owns: missing, empty, or carrying the
+MARKER file an earlier run wrote (anything else needs `force`). Output is world-readable as far as the
+umask allows, so a `prometheus` system user can read the rule files.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -51,13 +54,36 @@ def render(cfg: Config) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def write_tree(files: dict[str, str], out_dir: Path) -> None:
-    """Replace `out_dir` with exactly `files`, atomically from the reader's point of view."""
+MARKER = ".inferwatch-generated"
+MARKER_TEXT = ("This folder is written by `inferwatch generate` and replaced as a whole on every run;\n"
+               "do not keep anything else in it.\n")
+
+
+class OutputError(ValueError):
+    """The output folder cannot be used; the message names it."""
+
+
+def check_owned(out_dir: Path) -> None:
+    """Refuse a target that is a file, or a folder holding things inferwatch did not write."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise OutputError(f"{out_dir} exists and is not a folder; choose another --output")
+    if out_dir.is_dir() and not (out_dir / MARKER).is_file() and any(out_dir.iterdir()):
+        raise OutputError(f"{out_dir} is not empty and was not written by inferwatch generate (no {MARKER}); "
+                          "choose an empty folder, or pass --force to replace everything in it")
+
+
+def write_tree(files: dict[str, str], out_dir: Path, force: bool = False) -> None:
+    """Replace `out_dir` with exactly `files` (plus MARKER), atomically from the reader's point of view."""
+    if not force:
+        check_owned(out_dir)
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir} exists and is not a folder; choose another --output")
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = out_dir.with_name(f".{out_dir.name}.{secrets.token_hex(4)}")
+    tmp.mkdir()  # plain mkdir honours the umask (tempfile.mkdtemp would make it 0700)
     try:
-        for rel, text in files.items():
+        for rel, text in {**files, MARKER: MARKER_TEXT}.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
@@ -75,7 +101,8 @@ def write_tree(files: dict[str, str], out_dir: Path) -> None:
 
 def drift(files: dict[str, str], out_dir: Path) -> list[str]:
     """Paths that differ between `files` and what is on disk under `out_dir` (missing, extra, changed)."""
-    on_disk = {str(p.relative_to(out_dir)): p for p in out_dir.rglob("*") if p.is_file()} if out_dir.exists() else {}
+    files = {**files, MARKER: MARKER_TEXT}
+    on_disk = {str(p.relative_to(out_dir)): p for p in out_dir.rglob("*") if p.is_file()} if out_dir.is_dir() else {}
     changed = [rel for rel, text in files.items() if rel not in on_disk or on_disk[rel].read_text() != text]
     extra = [rel for rel in on_disk if rel not in files]
     return sorted(changed + extra)
