@@ -153,3 +153,13 @@ def test_causes_unrelated_to_any_symptom_are_not_reported():
 def test_no_symptom_no_root_cause():
     found = results(kv_cache_pressure=[finding("pod", pod("chat-1"), 100)])
     assert walk(CFG, graph.build(), found, models_of("chat-1"), STEP) == []
+
+
+def test_pull_mode_exit_code_reports_the_worst_group():
+    from inferwatch.diagnose.command import (EXIT_DEGRADED, EXIT_HEALTHY, EXIT_PARTIAL, EXIT_UNKNOWN,
+                                             pull_exit)
+    assert pull_exit([]) == EXIT_HEALTHY
+    assert pull_exit(["healthy", "partial"]) == EXIT_PARTIAL
+    assert pull_exit(["partial", "degraded"]) == EXIT_DEGRADED
+    assert pull_exit(["unknown", "unknown"]) == EXIT_UNKNOWN
+    assert pull_exit(["unknown", "healthy"]) == EXIT_HEALTHY

@@ -222,7 +222,6 @@ class FakePrometheus:
                 pass
 
             def _serve(self, method: str) -> None:
-                import time
                 import requests
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 form = {k: v[0] for k, v in parse_qs(raw.decode() or urlsplit(self.path).query).items()}

@@ -156,9 +156,12 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def pull_exit(statuses: list[str]) -> int:
-    """Pull mode: 1 when any group is degraded, 4 when every group has no data, else 0."""
+    """Pull mode: 1 when any group is degraded, else 5 when any could not be fully checked, 4 when every
+    group has no data, else 0."""
     if "degraded" in statuses:
         return EXIT_DEGRADED
+    if "partial" in statuses:
+        return EXIT_PARTIAL
     return EXIT_UNKNOWN if statuses and set(statuses) == {"unknown"} else EXIT_HEALTHY
 
 
