@@ -11,12 +11,14 @@ A scenario may list several models (`models:`); each has its own pods, baseline 
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -74,6 +76,7 @@ class ModelSpec:
     pods: list[Pod]
     baseline: dict[str, float]
     events: list[Event]
+    sim: "ModelSim | None" = None  # simulated (every scenario but norm-*): workload, serving, faults
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Scenario:
     dcgm: str = "exported"  # exported (Helm default, honorLabels false) | honor | hostname-lower
     extra_series: list[dict[str, str]] = field(default_factory=list)
     path: Path | None = None
+    seed: int = 0
 
     @property
     def end(self) -> float:
@@ -196,19 +200,22 @@ def from_dict(data: dict) -> Scenario:
                             + ", ".join(f"{e} {v}" for e, v in PROFILES))
     start = datetime.fromisoformat(str(data.get("start", DEFAULT_START)).replace("Z", "+00:00"))
     start_s = start.replace(tzinfo=start.tzinfo or timezone.utc).timestamp()
-    models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events")
+    models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events",
+                                                                "workload", "serving", "faults", "spare_gpus")
                                            if k in data}]
     models = []
     for m in models_data:
+        if any(k in m for k in ("workload", "serving", "faults")) or "events" not in m and "baseline" not in m \
+                and "baseline" not in data:
+            models.append(_simulated_model(m, len(models)))
+            continue
         base = dict(BASELINE)
         base.update({k: float(v) for k, v in (data.get("baseline") or {}).items()} if "models" in data else {})
         base.update({k: float(v) for k, v in (m.get("baseline") or {}).items()})
         unknown = set(base) - set(BASELINE)
         if unknown:
             raise ScenarioError(f"unknown baseline keys {sorted(unknown)}; known: {sorted(BASELINE)}")
-        pods = [Pod(**p) if isinstance(p, dict) else Pod(name=str(p)) for p in m.get("pods", ["pod-0"])]
-        for i, p in enumerate(pods):
-            p.node = p.node or f"gpu-node-{len(models)}-{i}"
+        pods = _pods(m, len(models))
         events = []
         for e in m.get("events") or []:
             sets = {k: float(v) for k, v in (e.get("set") or {}).items()}
@@ -225,7 +232,28 @@ def from_dict(data: dict) -> Scenario:
                     version=version, start=start_s, duration=_d(data.get("duration"), 7200.0),
                     step=_d(data.get("step"), 30.0), models=models,
                     incident_at=_d(data.get("incident_at")), expect=data.get("expect") or {},
-                    dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [])
+                    dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [],
+                    seed=int(data.get("seed", 0)))
+
+
+def _pods(m: dict, model_index: int) -> list[Pod]:
+    pods = [Pod(**p) if isinstance(p, dict) else Pod(name=str(p)) for p in m.get("pods", ["pod-0"])]
+    for i, p in enumerate(pods):
+        p.node = p.node or f"gpu-node-{model_index}-{i}"
+    return pods
+
+
+def _simulated_model(m: dict, model_index: int) -> ModelSpec:
+    """A model whose series come from the simulator (sim/): what clients send, how it is served, faults."""
+    from .sim.spec import model_sim
+    pods = _pods(m, model_index)
+    try:
+        sim = model_sim(m, pods, _d)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"model {m.get('model', '?')}: {exc}") from None
+    return ModelSpec(model=m.get("model", "Qwen/Qwen2.5-7B-Instruct"),
+                     labels=dict(m.get("labels") or {"namespace": "llm", "workload_name": "chat"}),
+                     pods=pods, baseline={}, events=[], sim=sim)
 
 
 # ---- synthesis --------------------------------------------------------------------------------
@@ -272,11 +300,95 @@ def _key(labels: dict[str, str]) -> tuple:
     return tuple(sorted(labels.items()))
 
 
+# ---- what one engine did in one sample period -------------------------------------------------
+
+@dataclass
+class Dist:
+    """Observations for a histogram: their count, their sum, and the share at or below a bound."""
+    count: float
+    total: float
+    share: Callable[[float], float]
+
+    @staticmethod
+    def lognormal(median: float, count: float) -> "Dist":
+        return Dist(count, count * median * math.exp(SIGMA ** 2 / 2), lambda b: lognormal_cdf(b, median))
+
+    @staticmethod
+    def observed(values: list[tuple[float, float]]) -> "Dist":
+        """(value, weight) pairs, binned exactly."""
+        ordered = sorted(values)
+        points = [v for v, _ in ordered]
+        cumulative = list(itertools.accumulate(w for _, w in ordered))
+        count = cumulative[-1] if cumulative else 0.0
+
+        def share(b: float) -> float:
+            i = bisect.bisect_right(points, b)
+            return cumulative[i - 1] / count if i else 0.0
+        return Dist(count, sum(v * w for v, w in values), share)
+
+
+@dataclass
+class Step:
+    """One engine part's gauges at a sample and its counters' increments since the previous sample."""
+    running: float
+    waiting: float
+    kv_usage: float
+    finished: dict[str, float]        # finished_reason -> requests (stop, length, abort, error)
+    prompt_tokens: float
+    generation_tokens: float
+    prefix_queries: float
+    prefix_hits: float
+    preemptions: float
+    dt: float
+    hists: dict[str, Dist]            # ttft, itl, e2e, queue, prompt, gen
+
+    @property
+    def requests(self) -> float:
+        return sum(self.finished.values())
+
+    def merged(self, other: "Step") -> "Step":
+        return Step(self.running + other.running, self.waiting + other.waiting, max(self.kv_usage, other.kv_usage),
+                    {k: v + other.finished.get(k, 0.0) for k, v in self.finished.items()},
+                    self.prompt_tokens + other.prompt_tokens, self.generation_tokens + other.generation_tokens,
+                    self.prefix_queries + other.prefix_queries, self.prefix_hits + other.prefix_hits,
+                    self.preemptions + other.preemptions, self.dt,
+                    {k: _merge(d, other.hists[k]) for k, d in self.hists.items()})
+
+
+def _merge(a: Dist, b: Dist) -> Dist:
+    count = a.count + b.count
+    return Dist(count, a.total + b.total,
+                lambda x: (a.share(x) * a.count + b.share(x) * b.count) / count if count else 0.0)
+
+
+def painted_step(st: dict[str, float], dt: float, share: float) -> Step:
+    """A painted (norm-*) state as a Step: requests at the given rate, latencies log-normal."""
+    reqs = st["request_rate"] * dt * share
+    ok = 1 - st["error_ratio"] - st["abort_ratio"]
+    prompt = reqs * st["prompt_tokens"]
+    tokens = reqs * max(st["generation_tokens"] - 1, 1)
+    return Step(st["running"] * share, st["waiting"] * share, st["kv_usage"],
+                {"stop": reqs * ok * 0.8, "length": reqs * ok * 0.2, "abort": reqs * st["abort_ratio"],
+                 "error": reqs * st["error_ratio"]},
+                prompt, reqs * st["generation_tokens"], prompt, prompt * st["prefix_hit_ratio"],
+                st["preemption_rate"] * share * dt, dt,
+                {"ttft": Dist.lognormal(st["ttft"], reqs), "itl": Dist.lognormal(st["itl"], tokens),
+                 "e2e": Dist.lognormal(st["e2e"], reqs), "queue": Dist.lognormal(st["queue_time"], reqs),
+                 "prompt": Dist.lognormal(st["prompt_tokens"], reqs),
+                 "gen": Dist.lognormal(st["generation_tokens"], reqs)})
+
+
 def synthesize(sc: Scenario) -> list[Series]:
     """Every raw series of the scenario, as (labels with __name__, [(unix seconds, value), ...])."""
     acc = _Acc()
     prof = PROFILES[(sc.engine, sc.version)]
+    simulated = [m for m in sc.models if m.sim is not None]
+    if simulated:
+        from .sim.emit import emit_simulation
+        emit_simulation(acc, sc, prof, simulated)
     for m in sc.models:
+        if m.sim is not None:
+            continue
         for pod in m.pods:
             restarts = [e for e in m.events if e.restart and (e.pods is None or pod.name in e.pods)]
             fresh = True
@@ -298,78 +410,86 @@ def synthesize(sc: Scenario) -> list[Series]:
     return out
 
 
-def _emit_pod(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, st: dict[str, float],
-              t: float, dt: float, reset: bool) -> None:
+def target_labels(m: ModelSpec, pod: Pod) -> dict[str, str]:
     target = {**m.labels, "pod": pod.name, "instance": f"{pod.name}:8000", "job": "inferwatch-llm-inference"}
     if pod.role:
         target["role"] = pod.role
+    return target
+
+
+def _emit_pod(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, st: dict[str, float],
+              t: float, dt: float, reset: bool) -> None:
+    target = target_labels(m, pod)
     acc.gauge({"__name__": "up", **target}, t, 1.0)
     n_parts = max(1, pod.engines)
-    reqs = st["request_rate"] * dt
-    for part in range(n_parts):
-        share = 1.0 / n_parts
+    parts = [painted_step(st, dt, 1.0 / n_parts) for _ in range(n_parts)]
+    emit_engine(acc, sc, prof, m, pod, target, parts, t, reset, st["prefix_hit_ratio"])
+    gpu = {k: st[k] for k in ("engine_active", "tensor_active", "dram_active", "power", "temperature", "sm_clock",
+                              "xid", "remapped_rows", "row_remap_failure")}
+    gpu.update(fb_used=st["fb_total_mib"] * st["fb_used_ratio"], fb_total=st["fb_total_mib"])
+    emit_gpus(acc, sc, m, pod, [(g, True, gpu) for g in range(pod.gpus)], t)
+
+
+def emit_engine(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, target: dict[str, str],
+                parts: list[Step], t: float, reset: bool, hit_gauge: float | None = None) -> None:
+    """The engine's series of one pod: one Step per vLLM DP engine / SGLang DP rank."""
+    for part, step in enumerate(parts):
         if sc.engine == "vllm":
-            base = {**target, "model_name": m.model, "engine": str(part)}
-            _vllm(acc, prof, base, st, t, dt, share, reset)
+            _vllm(acc, prof, {**target, "model_name": m.model, "engine": str(part)}, step, t, reset)
         else:
             sched_base = {**target, "model_name": m.model, "engine_type": "unified"}
-            if n_parts > 1:
+            if len(parts) > 1:
                 sched_base["dp_rank"] = str(part)
-            _sglang_scheduler(acc, prof, sched_base, pod, st, t, dt, share, reset)
+            hit = hit_gauge if hit_gauge is not None else (step.prefix_hits / step.prefix_queries
+                                                           if step.prefix_queries else 0.0)
+            _sglang_scheduler(acc, prof, sched_base, pod, step, t, reset, hit)
+    whole = parts[0]
+    for other in parts[1:]:
+        whole = whole.merged(other)
     if sc.engine == "sglang":  # one tokenizer process per pod, whatever the DP size
-        _sglang_tokenizer(acc, prof, {**target, "model_name": m.model}, st, t, dt, reset)
+        _sglang_tokenizer(acc, prof, {**target, "model_name": m.model}, whole, t, reset)
     if sc.engine == "vllm":
         http = {**target, "handler": "/v1/chat/completions", "method": "POST"}
-        acc.counter({"__name__": "http_requests_total", **http, "status": "2xx"}, t,
-                    reqs * (1 - st["error_ratio"]), reset)
-        acc.counter({"__name__": "http_requests_total", **http, "status": "5xx"}, t, reqs * st["error_ratio"], reset)
-    _dcgm(acc, sc, m, pod, st, t, dt, reset)
+        failed = whole.finished["error"]
+        acc.counter({"__name__": "http_requests_total", **http, "status": "2xx"}, t, whole.requests - failed, reset)
+        acc.counter({"__name__": "http_requests_total", **http, "status": "5xx"}, t, failed, reset)
 
 
-def _hist(acc: _Acc, name: str, labels: dict[str, str], buckets, median: float, count: float, t: float,
-          reset: bool) -> None:
-    mean = median * math.exp(SIGMA ** 2 / 2)
+def _hist(acc: _Acc, name: str, labels: dict[str, str], buckets, d: Dist, t: float, reset: bool) -> None:
     for b in tuple(buckets) + (math.inf,):
-        frac = 1.0 if b == math.inf else lognormal_cdf(b, median)
-        acc.counter({"__name__": f"{name}_bucket", **labels, "le": le_text(b)}, t, count * frac, reset)
-    acc.counter({"__name__": f"{name}_sum", **labels}, t, count * mean, reset)
-    acc.counter({"__name__": f"{name}_count", **labels}, t, count, reset)
+        frac = 1.0 if b == math.inf else d.share(b)
+        acc.counter({"__name__": f"{name}_bucket", **labels, "le": le_text(b)}, t, d.count * frac, reset)
+    acc.counter({"__name__": f"{name}_sum", **labels}, t, d.total, reset)
+    acc.counter({"__name__": f"{name}_count", **labels}, t, d.count, reset)
 
 
-def _vllm(acc, prof: Profile, base, st, t, dt, share, reset) -> None:
-    reqs = st["request_rate"] * dt * share
+def _vllm(acc, prof: Profile, base, st: Step, t, reset) -> None:
     b = BUCKETS["vllm"]
-    acc.gauge({"__name__": "vllm:num_requests_running", **base}, t, st["running"] * share)
-    acc.gauge({"__name__": "vllm:num_requests_waiting", **base}, t, st["waiting"] * share)
+    acc.gauge({"__name__": "vllm:num_requests_running", **base}, t, st.running)
+    acc.gauge({"__name__": "vllm:num_requests_waiting", **base}, t, st.waiting)
     for name in prof.kv_usage:
-        acc.gauge({"__name__": name, **base}, t, st["kv_usage"])
-    ok = 1 - st["error_ratio"] - st["abort_ratio"]
-    reasons = {"stop": ok * 0.8, "length": ok * 0.2, "abort": st["abort_ratio"]}
-    if prof.error_reason:
-        reasons["error"] = st["error_ratio"]
-    for reason, share_r in reasons.items():
+        acc.gauge({"__name__": name, **base}, t, st.kv_usage)
+    reasons = ("stop", "length", "abort") + (("error",) if prof.error_reason else ())
+    for reason in reasons:
         acc.counter({"__name__": "vllm:request_success_total", **base, "finished_reason": reason}, t,
-                    reqs * share_r, reset)
-    prompt = reqs * st["prompt_tokens"]
-    acc.counter({"__name__": "vllm:prompt_tokens_total", **base}, t, prompt, reset)
-    acc.counter({"__name__": "vllm:generation_tokens_total", **base}, t, reqs * st["generation_tokens"], reset)
-    acc.counter({"__name__": "vllm:num_preemptions_total", **base}, t, st["preemption_rate"] * share * dt, reset)
+                    st.finished[reason], reset)
+    acc.counter({"__name__": "vllm:prompt_tokens_total", **base}, t, st.prompt_tokens, reset)
+    acc.counter({"__name__": "vllm:generation_tokens_total", **base}, t, st.generation_tokens, reset)
+    acc.counter({"__name__": "vllm:num_preemptions_total", **base}, t, st.preemptions, reset)
     for p in prof.prefix:
-        acc.counter({"__name__": f"vllm:{p}prefix_cache_queries_total", **base}, t, prompt, reset)
-        acc.counter({"__name__": f"vllm:{p}prefix_cache_hits_total", **base}, t, prompt * st["prefix_hit_ratio"], reset)
-    _hist(acc, "vllm:time_to_first_token_seconds", base, b["ttft"], st["ttft"], reqs, t, reset)
-    tokens = reqs * max(st["generation_tokens"] - 1, 1)
+        acc.counter({"__name__": f"vllm:{p}prefix_cache_queries_total", **base}, t, st.prefix_queries, reset)
+        acc.counter({"__name__": f"vllm:{p}prefix_cache_hits_total", **base}, t, st.prefix_hits, reset)
+    _hist(acc, "vllm:time_to_first_token_seconds", base, b["ttft"], st.hists["ttft"], t, reset)
     for name in prof.itl:
-        _hist(acc, name, base, b["itl"], st["itl"], tokens, t, reset)
-    _hist(acc, "vllm:e2e_request_latency_seconds", base, b["e2e"], st["e2e"], reqs, t, reset)
-    _hist(acc, "vllm:request_queue_time_seconds", base, b["queue"], st["queue_time"], reqs, t, reset)
-    _hist(acc, "vllm:request_prompt_tokens", base, b["tokens"], st["prompt_tokens"], reqs, t, reset)
-    _hist(acc, "vllm:request_generation_tokens", base, b["tokens"], st["generation_tokens"], reqs, t, reset)
+        _hist(acc, name, base, b["itl"], st.hists["itl"], t, reset)
+    _hist(acc, "vllm:e2e_request_latency_seconds", base, b["e2e"], st.hists["e2e"], t, reset)
+    _hist(acc, "vllm:request_queue_time_seconds", base, b["queue"], st.hists["queue"], t, reset)
+    _hist(acc, "vllm:request_prompt_tokens", base, b["tokens"], st.hists["prompt"], t, reset)
+    _hist(acc, "vllm:request_generation_tokens", base, b["tokens"], st.hists["gen"], t, reset)
 
 
-def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share, reset) -> None:
+def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st: Step, t, reset, hit: float) -> None:
     """One DP rank's scheduler series, repeated by each of its TP ranks."""
-    reqs = st["request_rate"] * dt * share
     b = BUCKETS["sglang"]
     ranks = []
     for r in range(max(1, pod.tp)):
@@ -378,71 +498,78 @@ def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share
             labels[name] = str(r) if name == "tp_rank" else "0"
         ranks.append(labels)
     for labels in ranks:  # every TP rank reports the same scheduler values
-        acc.gauge({"__name__": "sglang:num_running_reqs", **labels}, t, st["running"] * share)
-        acc.gauge({"__name__": "sglang:num_queue_reqs", **labels}, t, st["waiting"] * share)
-        acc.gauge({"__name__": "sglang:token_usage", **labels}, t, st["kv_usage"])
-        acc.gauge({"__name__": "sglang:cache_hit_rate", **labels}, t, st["prefix_hit_ratio"])
-        acc.gauge({"__name__": "sglang:gen_throughput", **labels}, t,
-                  st["request_rate"] * share * st["generation_tokens"])
+        acc.gauge({"__name__": "sglang:num_running_reqs", **labels}, t, st.running)
+        acc.gauge({"__name__": "sglang:num_queue_reqs", **labels}, t, st.waiting)
+        acc.gauge({"__name__": "sglang:token_usage", **labels}, t, st.kv_usage)
+        acc.gauge({"__name__": "sglang:cache_hit_rate", **labels}, t, hit)
+        acc.gauge({"__name__": "sglang:gen_throughput", **labels}, t, st.generation_tokens / st.dt if st.dt else 0.0)
         if prof.retract == "counter":
-            acc.counter({"__name__": "sglang:num_retracted_requests_total", **labels}, t,
-                        st["preemption_rate"] * share * dt, reset)
+            acc.counter({"__name__": "sglang:num_retracted_requests_total", **labels}, t, st.preemptions, reset)
         if prof.retract:
             acc.gauge({"__name__": "sglang:num_retracted_reqs", **labels, "pid": "4242"}, t,
-                      round(st["preemption_rate"] * share * 5))
+                      round(st.preemptions / st.dt * 5) if st.dt else 0)
         if prof.queue_hist:
-            _hist(acc, "sglang:queue_time_seconds", labels, b["queue"], st["queue_time"], reqs, t, reset)
+            _hist(acc, "sglang:queue_time_seconds", labels, b["queue"], st.hists["queue"], t, reset)
 
 
-def _sglang_tokenizer(acc, prof: Profile, tok, st, t, dt, reset) -> None:
+def _sglang_tokenizer(acc, prof: Profile, tok, st: Step, t, reset) -> None:
     """The tokenizer manager's series: one process per pod, so never split by DP rank."""
-    reqs = st["request_rate"] * dt
     b = BUCKETS["sglang"]
     tl = dict(tok)
     if prof.streaming_label:
         tl["is_streaming"] = "true"
-    acc.counter({"__name__": "sglang:num_requests_total", **tl}, t, reqs, reset)
-    prompt = reqs * st["prompt_tokens"]
-    acc.counter({"__name__": "sglang:prompt_tokens_total", **tl}, t, prompt, reset)
-    acc.counter({"__name__": "sglang:generation_tokens_total", **tl}, t, reqs * st["generation_tokens"], reset)
+    acc.counter({"__name__": "sglang:num_requests_total", **tl}, t, st.requests, reset)
+    acc.counter({"__name__": "sglang:prompt_tokens_total", **tl}, t, st.prompt_tokens, reset)
+    acc.counter({"__name__": "sglang:generation_tokens_total", **tl}, t, st.generation_tokens, reset)
     cached = {**tok, "cache_source": "total"} if prof.streaming_label else dict(tok)
-    acc.counter({"__name__": "sglang:cached_tokens_total", **cached}, t, prompt * st["prefix_hit_ratio"], reset)
+    acc.counter({"__name__": "sglang:cached_tokens_total", **cached}, t, st.prefix_hits, reset)
     if prof.aborted:
         acc.counter({"__name__": "sglang:num_aborted_requests_total", **tok}, t,
-                    reqs * (st["abort_ratio"] + st["error_ratio"]), reset)
-    _hist(acc, "sglang:time_to_first_token_seconds", tl, b["ttft"], st["ttft"], reqs, t, reset)
-    _hist(acc, "sglang:inter_token_latency_seconds", tok, b["itl"], st["itl"],
-          reqs * max(st["generation_tokens"] - 1, 1), t, reset)
-    _hist(acc, "sglang:e2e_request_latency_seconds", tl, b["e2e"], st["e2e"], reqs, t, reset)
+                    st.finished["abort"] + st.finished["error"], reset)
+    _hist(acc, "sglang:time_to_first_token_seconds", tl, b["ttft"], st.hists["ttft"], t, reset)
+    _hist(acc, "sglang:inter_token_latency_seconds", tok, b["itl"], st.hists["itl"], t, reset)
+    _hist(acc, "sglang:e2e_request_latency_seconds", tl, b["e2e"], st.hists["e2e"], t, reset)
     if prof.token_hist:
-        _hist(acc, "sglang:prompt_tokens_histogram", tok, b["tokens"], st["prompt_tokens"], reqs, t, reset)
-        _hist(acc, "sglang:generation_tokens_histogram", tok, b["tokens"], st["generation_tokens"], reqs, t, reset)
+        _hist(acc, "sglang:prompt_tokens_histogram", tok, b["tokens"], st.hists["prompt"], t, reset)
+        _hist(acc, "sglang:generation_tokens_histogram", tok, b["tokens"], st.hists["gen"], t, reset)
 
 
-def _dcgm(acc: _Acc, sc: Scenario, m: ModelSpec, pod: Pod, st: dict[str, float], t: float, dt: float,
-          reset: bool) -> None:
+def gpu_labels(sc: Scenario, m: ModelSpec, pod: Pod, g: int, attached: bool) -> dict[str, str]:
+    """dcgm-exporter's labels for GPU `g` of a pod's node, in the scenario's label layout; a GPU no pod
+    uses carries no pod labels (dcgm-exporter's pod mapping only names pods holding the device)."""
     host_label = "hostname" if sc.dcgm == "hostname-lower" else "Hostname"
-    for g in range(pod.gpus):
-        labels = {"gpu": str(g), "UUID": f"GPU-{zlib.crc32(f'{pod.name}/{g}'.encode()):08x}",
-                  "device": f"nvidia{g}", "modelName": "NVIDIA H100 80GB HBM3", host_label: pod.node,
-                  "pci_bus_id": f"00000000:{g + 1:02X}:00.0", "job": "dcgm-exporter",
-                  "instance": f"{pod.node}:9400", "container": "vllm" if sc.engine == "vllm" else "sglang"}
-        if sc.dcgm == "honor":
-            labels.update({"namespace": m.labels.get("namespace", ""), "pod": pod.name})
-        else:
-            labels.update({"namespace": "gpu-operator", "pod": f"nvidia-dcgm-exporter-{pod.node}",
-                           "exported_namespace": m.labels.get("namespace", ""), "exported_pod": pod.name})
-        total = st["fb_total_mib"]
-        used = total * st["fb_used_ratio"]
-        for name, value in (("DCGM_FI_PROF_GR_ENGINE_ACTIVE", st["engine_active"]),
-                            ("DCGM_FI_DEV_GPU_UTIL", min(100.0, st["engine_active"] * 100 + 20)),
-                            ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", st["tensor_active"]),
-                            ("DCGM_FI_PROF_DRAM_ACTIVE", st["dram_active"]),
-                            ("DCGM_FI_DEV_FB_USED", used), ("DCGM_FI_DEV_FB_FREE", total - used),
-                            ("DCGM_FI_DEV_POWER_USAGE", st["power"]), ("DCGM_FI_DEV_GPU_TEMP", st["temperature"]),
-                            ("DCGM_FI_DEV_SM_CLOCK", st["sm_clock"]), ("DCGM_FI_DEV_XID_ERRORS", st["xid"]),
-                            ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", st["remapped_rows"]),
-                            ("DCGM_FI_DEV_ROW_REMAP_FAILURE", st["row_remap_failure"])):
+    labels = {"gpu": str(g), "UUID": f"GPU-{zlib.crc32(f'{pod.name}/{g}'.encode()):08x}",
+              "device": f"nvidia{g}", "modelName": "NVIDIA H100 80GB HBM3", host_label: pod.node,
+              "pci_bus_id": f"00000000:{g + 1:02X}:00.0", "job": "dcgm-exporter",
+              "instance": f"{pod.node}:9400"}
+    if not attached:
+        if sc.dcgm != "honor":
+            labels.update({"namespace": "gpu-operator", "pod": f"nvidia-dcgm-exporter-{pod.node}"})
+        return labels
+    labels["container"] = "vllm" if sc.engine == "vllm" else "sglang"
+    if sc.dcgm == "honor":
+        labels.update({"namespace": m.labels.get("namespace", ""), "pod": pod.name})
+    else:
+        labels.update({"namespace": "gpu-operator", "pod": f"nvidia-dcgm-exporter-{pod.node}",
+                       "exported_namespace": m.labels.get("namespace", ""), "exported_pod": pod.name})
+    return labels
+
+
+def emit_gpus(acc: _Acc, sc: Scenario, m: ModelSpec, pod: Pod, gpus: list[tuple[int, bool, dict[str, float]]],
+              t: float) -> None:
+    """dcgm-exporter's series for (index, attached to the pod, values) of each GPU."""
+    for g, attached, v in gpus:
+        labels = gpu_labels(sc, m, pod, g, attached)
+        for name, value in (("DCGM_FI_PROF_GR_ENGINE_ACTIVE", v["engine_active"]),
+                            ("DCGM_FI_DEV_GPU_UTIL", min(100.0, v["engine_active"] * 100 + 20)
+                             if v["engine_active"] > 0.01 else 0.0),
+                            ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", v["tensor_active"]),
+                            ("DCGM_FI_PROF_DRAM_ACTIVE", v["dram_active"]),
+                            ("DCGM_FI_DEV_FB_USED", v["fb_used"]), ("DCGM_FI_DEV_FB_FREE", v["fb_total"] - v["fb_used"]),
+                            ("DCGM_FI_DEV_POWER_USAGE", v["power"]), ("DCGM_FI_DEV_GPU_TEMP", v["temperature"]),
+                            ("DCGM_FI_DEV_SM_CLOCK", v["sm_clock"]), ("DCGM_FI_DEV_XID_ERRORS", v["xid"]),
+                            ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", v["remapped_rows"]),
+                            ("DCGM_FI_DEV_ROW_REMAP_FAILURE", v["row_remap_failure"])):
             acc.gauge({"__name__": name, **labels}, t, value)
 
 
