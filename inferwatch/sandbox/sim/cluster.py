@@ -291,7 +291,7 @@ def _sample(t: float, pod: _Pod, m: ModelSim, t_rel: float) -> PodSample:
         return PodSample(t, 0.0, pod.reset, [], gpus, pod.restarts)
     parts = []
     for e, o in zip(pod.engines, pod.obs):
-        parts.append(PartSample(float(len(e.running)), float(len(e.queue)), min(1.0, e.kv_used / e.kv_cap), o))
+        parts.append(PartSample(float(len(e.running)), float(len(e.queue)), e.kv_level, o))
     pod.obs = [Observed() for _ in pod.engines]
     reset, pod.reset = pod.reset, False
     return PodSample(t, 1.0, reset, parts, gpus, pod.restarts)

@@ -19,8 +19,9 @@ from .workload import Request
 
 # Admission keeps room for this share of the tokens the running batch will write during the step; the
 # rest of that growth may exceed capacity and preempt (as an engine admitting by current free blocks does).
-RESERVE = 0.4
-WATERMARK = 0.97  # admit only while KV use stays below this share of capacity (vLLM keeps a watermark)
+RESERVE = 0.8
+FINE = 0.5  # seconds per step near KV capacity
+WATERMARK = 0.99  # admit only while KV use stays below this share of capacity (vLLM keeps a watermark)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Serving:
     bandwidth_tbs: float = 2.4     # effective HBM bandwidth per GPU, TB/s
     tflops: float = 350.0          # effective dense TFLOPS per GPU
     kv_kib_per_token: float = 56.0  # KV bytes per token of context (KiB), for 7B; scales with params_b
-    host_ms: float = 6.0           # CPU time per iteration (scheduling, sampling, detokenizing)
+    host_ms: float = 2.5           # CPU time per iteration (scheduling, sampling, detokenizing)
     host_ms_per_seq: float = 0.04  # CPU time per running request per iteration
     mem_fraction: float = 0.9      # framebuffer the engine preallocates
 
@@ -89,12 +90,29 @@ class Engine:
         self.kv_used = 0.0
         self.kv_cap = float(serving.kv_tokens)
         self.last_it = 0.02  # the previous iteration's length: a new request waits for it to end
+        self.kv_level = 0.0
 
     def lose_all(self) -> None:
         """The process died: its requests are gone (their clients see a broken connection)."""
         self.queue, self.running, self.kv_used = [], [], 0.0
 
     def step(self, t: float, h: float, arrivals: list[Request], c: Conditions, obs: Observed) -> None:
+        """Advance `h` seconds. Near KV capacity the step is cut into `FINE` second pieces: there an
+        engine admits and preempts token by token, and a coarse step would over- or under-fill KV."""
+        growth = sum(min(r.target - r.generated, h / self.last_it) for r in self.running)
+        if h > FINE and self.kv_used + growth > 0.9 * self.s.kv_tokens * c.kv_factor:
+            n = math.ceil(h / FINE)
+            levels = []
+            for k in range(n):
+                t_k = t + k * h / n
+                now = [r for r in arrivals if t_k <= r.arrival < t_k + h / n or (k == 0 and r.arrival < t_k)]
+                self._step(t_k, h / n, now, c, obs)
+                levels.append(self.kv_level)
+            self.kv_level = sum(levels) / n
+            return
+        self._step(t, h, arrivals, c, obs)
+
+    def _step(self, t: float, h: float, arrivals: list[Request], c: Conditions, obs: Observed) -> None:
         s = self.s
         self.kv_cap = s.kv_tokens * c.kv_factor
         max_seqs = max(1, int(s.max_seqs * c.seqs_factor))
@@ -117,10 +135,14 @@ class Engine:
         self.last_it = it
         if not self.running:
             obs.seconds += h
+            self.kv_level = self.kv_used / self.kv_cap
             return
         iters = h / it
-        gpu = (mem + comp) / c.clock
-        obs.busy += min(h, iters * gpu) + c.contention * h
+        gpu = (it - host) if (host := (s.host_ms + s.host_ms_per_seq * batch) / 1000.0 + c.host_s) < it else 0.0
+        # Engine activity: busy time, weighted by how much of the GPU an iteration fills (a few decode
+        # tokens leave most SMs idle), plus whatever another job runs on it.
+        fill = 0.7 + 0.3 * min(1.0, (batch + per_iter) / 512.0)
+        obs.busy += min(h, iters * gpu * fill + c.contention * h)
         obs.compute += min(h, iters * comp / c.clock)
         obs.memory += min(h, iters * mem / c.clock)
         obs.seconds += h
@@ -153,6 +175,8 @@ class Engine:
                 self._account(r, c, obs)
         self._preempt(obs)
         self._admit(t + h, h, max_seqs, obs)  # freed slots refill at once
+        # What a scrape sees: the blocks held, including those of admitted prompts still prefilling.
+        self.kv_level = min(1.0, (self.kv_used + sum(r.prefill_left for r in self.running)) / self.kv_cap)
 
     def _iteration(self, mem: float, comp: float, batch: int, c: Conditions) -> float:
         gpu = max(mem, comp) + 0.3 * min(mem, comp)  # overlap of memory and compute
