@@ -492,7 +492,7 @@ def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st: Step, t, res
     """One DP rank's scheduler series, repeated by each of its TP ranks."""
     b = BUCKETS["sglang"]
     ranks = []
-    for r in range(max(1, pod.tp)):
+    for r in range(max(1, pod.tp) if prof.sched_labels else 1):  # without rank labels one rank reports
         labels = dict(sched_base)
         for name in prof.sched_labels:
             labels[name] = str(r) if name == "tp_rank" else "0"
