@@ -66,11 +66,11 @@ def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Rando
         return 2, {"rate": 4.0, "prompt": 6000, "sigma": 0.4, "prefix_reuse": 0.85}, {"kv_tokens": 400000}, \
             [{"kind": "prefix_reuse", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": 0.1}], {f"{p}-0"}
     if cause == "long_prompts":
-        return 2, {"rate": 4.0, "prompt": 1500, "prefix_reuse": 0.2}, {"kv_tokens": 400000}, \
-            [{"kind": "prompt_length", "at": at, "ramp": ramp, "factor": rng.uniform(4.5, 6)}], \
+        return 2, {"rate": 4.0, "prompt": 2000, "prefix_reuse": 0.2}, {"kv_tokens": 1000000}, \
+            [{"kind": "prompt_length", "at": at, "ramp": ramp, "factor": rng.uniform(5, 7)}], \
             {f"{p}-0", f"{p}-1"}
     if cause == "replica_unavailable":
-        return 3, {"rate": 15.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
+        return 3, {"rate": 18.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
             [{"kind": "pod_loss", "at": at, "pods": [f"{p}-2"]}], {f"{p}-2"}
     if cause == "gpu_hardware_fault":
         return 2, {"rate": 6.0}, {}, \
@@ -78,15 +78,15 @@ def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Rando
               "errors": rng.uniform(0.3, 0.6)}], {f"{p}-0/0"}
     if cause == "gpu_throttling":
         return 2, {"rate": 5.0}, {"params_b": 32, "max_seqs": 24, "kv_tokens": 200000}, \
-            [{"kind": "thermal", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "celsius": rng.uniform(42, 50)}], \
+            [{"kind": "thermal", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "celsius": rng.uniform(48, 55)}], \
             _gpus(f"{p}-1", tp)
     if cause == "gpu_memory_pressure":
         return 2, {"rate": 5.0}, {"params_b": 8}, \
-            [{"kind": "fb_pressure", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "mib": rng.uniform(6300, 7500)}], \
+            [{"kind": "fb_pressure", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "mib": rng.uniform(7000, 8000)}], \
             _gpus(f"{p}-1", tp)
     if cause == "gpu_compute_saturation":
         return 2, {"rate": 5.0}, {"params_b": 32, "kv_tokens": 200000}, \
-            [{"kind": "gpu_contention", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "share": rng.uniform(0.45, 0.6)}], \
+            [{"kind": "gpu_contention", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "share": rng.uniform(0.6, 0.75)}], \
             _gpus(f"{p}-0", tp)
     if cause == "host_bottleneck":
         return 2, {"rate": 4.0}, {"params_b": 32, "max_seqs": 32, "kv_tokens": 200000}, \
@@ -110,10 +110,6 @@ def _timing(rng: random.Random) -> tuple[str, str]:
 def _fault_model(cause: str, p: str, tp: int, engine: str, rng: random.Random, model: str) -> tuple[dict, set[str]]:
     at, ramp = _timing(rng)
     n, workload, serving, faults, expect = _template(cause, p, tp, at, ramp, rng)
-    if cause in GPU_CAUSES and cause != "host_bottleneck":
-        expect = expect  # GPU entities
-    elif cause == "host_bottleneck":
-        expect = _gpus(f"{p}-1", tp) if tp else expect
     workload = {**workload, "rate": workload["rate"] * rng.uniform(0.9, 1.1)}
     serving = {"params_b": 7.0, **serving}
     serving["params_b"] = max(serving["params_b"], 7.0 * tp if tp > 1 else serving["params_b"])
@@ -155,7 +151,7 @@ def _healthy(seed: int, rng: random.Random) -> list[Incident]:
         ("idle", {"rate": 0.0}, [], 1),
         ("spare", {}, [], 4),
         ("tp4", {}, [], 4),
-        ("longctx", {"prompt": 4000, "prefix_reuse": 0.7}, [], 2),
+        ("longctx", {"prompt": 4000, "prefix_reuse": 0.7}, [], 2),  # KV roomy: see below
     ]
     out = []
     for i, (label, workload, faults, tp) in enumerate(cases):
@@ -169,8 +165,8 @@ def _healthy(seed: int, rng: random.Random) -> list[Incident]:
         m["faults"] = faults
         if label == "spare":
             m["spare_gpus"] = 2
-        if label == "drift":
-            m["workload"]["rate"] *= 1.0
+        if label == "longctx":
+            m["serving"]["kv_tokens"] = 400000
         out.append(Incident(name, engine, version, [m], {}, "healthy"))
     return out
 

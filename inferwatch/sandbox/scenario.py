@@ -1,13 +1,17 @@
 """Incident scenarios: one fixture format for every kind of test, the demo and the benchmarks.
 
-A scenario (`inferwatch/sandbox/scenarios/*.yaml`) describes pods of one model served by an engine version, a
-steady baseline, and timed events (a fault on some pods, a restart, a scrape gap). `synthesize()` turns
-it into the raw series the engine, Kubernetes and dcgm-exporter would expose: counters that integrate
-rates, histograms whose buckets follow a log-normal latency around the requested value, gauges, and
-GPU series. The same series feed `promtool test rules` (`input_series`), a real Prometheus (OpenMetrics
-backfill) and the benchmark's synthetic clusters.
+A scenario (`inferwatch/sandbox/scenarios/*.yaml`) describes the models of a fleet, their pods, one
+engine version, and what happens to them. Every scenario but the normalization ones (`norm-*`) is
+**simulated**: a model gives its clients' workload (`workload:`), its engine settings (`serving:`) and
+exogenous faults (`faults:`), and the serving simulator (sim/) turns them into what the engine,
+Kubernetes and dcgm-exporter would expose. No simulated scenario sets a signal. The `norm-*` scenarios
+check recording arithmetic on exact values, so they keep a painted `baseline:` and timed `events:` that
+set signals directly (log-normal latencies around the requested medians).
 
-A scenario may list several models (`models:`); each has its own pods, baseline and events.
+`synthesize()` writes both kinds with the same writers, per engine part and sample period (`Step`):
+counters integrate, histograms use the engine's real bucket boundaries (from the catalogs). The same
+series feed `promtool test rules` (`input_series`), a real Prometheus (OpenMetrics backfill) and the
+benchmarks.
 """
 from __future__ import annotations
 
@@ -95,6 +99,7 @@ class Scenario:
     extra_series: list[dict[str, str]] = field(default_factory=list)
     path: Path | None = None
     seed: int = 0
+    kube_state_metrics: bool = False  # simulated pods' container restarts as kube-state-metrics reports them
 
     @property
     def end(self) -> float:
@@ -233,7 +238,7 @@ def from_dict(data: dict) -> Scenario:
                     step=_d(data.get("step"), 30.0), models=models,
                     incident_at=_d(data.get("incident_at")), expect=data.get("expect") or {},
                     dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [],
-                    seed=int(data.get("seed", 0)))
+                    seed=int(data.get("seed", 0)), kube_state_metrics=bool(data.get("kube_state_metrics")))
 
 
 def _pods(m: dict, model_index: int) -> list[Pod]:

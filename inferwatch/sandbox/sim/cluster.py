@@ -227,6 +227,8 @@ def _conditions(m: ModelSim, pod: _Pod, name: str, t: float, w: Workload) -> Con
             c.kv_factor *= 1.0 + (f.factor - 1.0) * lv
         elif f.kind == "max_seqs":
             c.seqs_factor *= 1.0 + (f.factor - 1.0) * lv
+        elif f.kind == "engine_errors":
+            c.fail = max(c.fail, f.param("errors", 0.01) * min(1.0, lv))
         elif f.kind in ("xid", "row_remap"):
             c.fail = max(c.fail, f.param("errors", 0.5 if f.kind == "xid" else 0.0) * min(1.0, lv))
         elif f.kind == "fb_pressure":

@@ -31,6 +31,7 @@ def _emit(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, s: Pod
     target = target_labels(m, pod)
     if s.up is not None:
         acc.gauge({"__name__": "up", **target}, t, s.up)
+    if s.up is not None and sc.kube_state_metrics:
         acc.gauge({"__name__": "kube_pod_container_status_restarts_total", "namespace": m.labels.get("namespace", ""),
                    "pod": pod.name, "container": "vllm" if sc.engine == "vllm" else "sglang",
                    "job": "kube-state-metrics"}, t, s.restarts)

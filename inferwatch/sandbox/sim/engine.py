@@ -19,7 +19,7 @@ from .workload import Request
 
 # Admission keeps room for this share of the tokens the running batch will write during the step; the
 # rest of that growth may exceed capacity and preempt (as an engine admitting by current free blocks does).
-RESERVE = 0.8
+RESERVE = 0.5
 FINE = 0.5  # seconds per step near KV capacity
 WATERMARK = 0.99  # admit only while KV use stays below this share of capacity (vLLM keeps a watermark)
 

@@ -29,6 +29,7 @@ KINDS: dict[str, str] = {
     "xid": "the GPU named reports XID `code`; `errors` of requests fail; `crash`: the engine crash-loops",
     "row_remap": "the GPU named remaps rows after uncorrectable ECC errors (`failure` 1: remapping failed); "
                  "`errors` of requests fail",
+    "engine_errors": "a share `errors` of requests fails inside the engine (inputs that hit an engine bug)",
     "pod_loss": "the pods named vanish (deleted / evicted): no target, no engine series",
     "crash_loop": "the pods named crash and restart every `period` seconds (target down while down)",
     "restart": "the pods named restart once (down for `down` seconds, counters reset)",
