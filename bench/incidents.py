@@ -45,11 +45,11 @@ def _gpus(pod: str, tp: int) -> set[str]:
 def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Random):
     fast = {"rate": 9.0}
     if cause == "traffic_surge":
-        return 3, fast, {"max_seqs": 24, "kv_tokens": 200000}, \
+        return 3, fast, {"max_seqs": 12, "kv_tokens": 200000}, \
             [{"kind": "request_rate", "at": at, "ramp": ramp, "factor": rng.uniform(2.3, 3.0)}], \
             {f"{p}-{i}" for i in range(3)}
     if cause == "load_imbalance":
-        return 3, fast, {"max_seqs": 24, "kv_tokens": 200000}, \
+        return 3, fast, {"max_seqs": 12, "kv_tokens": 200000}, \
             [{"kind": "routing_skew", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": rng.uniform(5, 8)}], \
             {f"{p}-0"}
     if cause == "queue_backlog":
@@ -70,7 +70,7 @@ def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Rando
             [{"kind": "prompt_length", "at": at, "ramp": ramp, "factor": rng.uniform(5, 7)}], \
             {f"{p}-0", f"{p}-1"}
     if cause == "replica_unavailable":
-        return 3, {"rate": 18.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
+        return 3, {"rate": 21.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
             [{"kind": "pod_loss", "at": at, "pods": [f"{p}-2"]}], {f"{p}-2"}
     if cause == "gpu_hardware_fault":
         return 2, {"rate": 6.0}, {}, \

@@ -97,10 +97,12 @@ class Engine:
         self.queue, self.running, self.kv_used = [], [], 0.0
 
     def step(self, t: float, h: float, arrivals: list[Request], c: Conditions, obs: Observed) -> None:
-        """Advance `h` seconds. Near KV capacity the step is cut into `FINE` second pieces: there an
-        engine admits and preempts token by token, and a coarse step would over- or under-fill KV."""
+        """Advance `h` seconds. Near KV capacity or a full batch the step is cut into `FINE` second
+        pieces: there an engine admits and preempts token by token, and a coarse step would over- or
+        under-fill KV and reuse a freed batch slot only once per step."""
         growth = sum(min(r.target - r.generated, h / self.last_it) for r in self.running)
-        if h > FINE and self.kv_used + growth > 0.9 * self.s.kv_tokens * c.kv_factor:
+        full = len(self.running) + len(self.queue) + len(arrivals) > self.s.max_seqs * c.seqs_factor
+        if h > FINE and (full or self.kv_used + growth > 0.9 * self.s.kv_tokens * c.kv_factor):
             n = math.ceil(h / FINE)
             levels = []
             for k in range(n):
@@ -147,7 +149,7 @@ class Engine:
         obs.memory += min(h, iters * mem / c.clock)
         obs.seconds += h
         # Prefill in arrival order, `per_iter` tokens per iteration.
-        capacity, used = per_iter * iters, 0.0
+        capacity, used = min(pending, budget * iters), 0.0  # what fits in the step's token budgets
         for r in prefilling:
             if used >= capacity:
                 break
