@@ -135,8 +135,7 @@ def incidents(seed: int, variants: int = 4) -> list[Incident]:
 
 
 def _steady(p: str, engine: str, tp: int, rng: random.Random, **workload) -> dict:
-    return {"model": f"m/{p}", "labels": {"namespace": p.rsplit("-", 1)[0] if p.count("-") > 2 else p,
-                                          "workload_name": "w", "backend": engine},
+    return {"model": f"m/{p}", "labels": {"namespace": p, "workload_name": "w", "backend": engine},
             "pods": _pods(p, 2, tp, engine), "workload": {"rate": 6.0 * rng.uniform(0.8, 1.2), **workload},
             "serving": {"params_b": 7.0 * tp}}
 
