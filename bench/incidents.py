@@ -63,8 +63,8 @@ def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Rando
         return 2, {"rate": 6.0, "generation": 300}, {}, \
             [{"kind": "kv_capacity", "at": at, "pods": [f"{p}-1"], "factor": rng.uniform(0.25, 0.35)}], {f"{p}-1"}
     if cause == "prefix_cache_miss":
-        return 2, {"rate": 4.0, "prompt": 6000, "sigma": 0.4, "prefix_reuse": 0.85}, {"kv_tokens": 400000}, \
-            [{"kind": "prefix_reuse", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": 0.1}], {f"{p}-0"}
+        return 2, {"rate": 4.0, "prompt": 8000, "sigma": 0.4, "prefix_reuse": 0.9}, {"kv_tokens": 600000}, \
+            [{"kind": "prefix_reuse", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": 0.05}], {f"{p}-0"}
     if cause == "long_prompts":
         return 2, {"rate": 4.0, "prompt": 2000, "prefix_reuse": 0.2}, {"kv_tokens": 1000000}, \
             [{"kind": "prompt_length", "at": at, "ramp": ramp, "factor": rng.uniform(5, 7)}], \
@@ -77,7 +77,7 @@ def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Rando
             [{"kind": "xid", "at": at, "pods": [f"{p}-0"], "gpus": [0], "code": rng.choice([48, 79, 94]),
               "errors": rng.uniform(0.3, 0.6)}], {f"{p}-0/0"}
     if cause == "gpu_throttling":
-        return 2, {"rate": 5.0}, {"params_b": 32, "max_seqs": 24, "kv_tokens": 200000}, \
+        return 2, {"rate": 5.0}, {"params_b": 32, "max_seqs": 12, "kv_tokens": 200000}, \
             [{"kind": "thermal", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "celsius": rng.uniform(48, 55)}], \
             _gpus(f"{p}-1", tp)
     if cause == "gpu_memory_pressure":

@@ -99,16 +99,14 @@ def test_evidence_carries_numbers_against_references(scenario_prometheus):
 @pytest.mark.parametrize("name", ["diag-vllm-traffic-surge", "diag-vllm-load-imbalance", "diag-sglang-host-bottleneck",
                                   "vllm-kv-cache-pressure"])
 def test_mechanisms_never_outrank_the_cause_that_accounts_for_them(scenario_prometheus, name):
-    """On simulated overloads the queue and the batch grow too; they appear beneath the cause, as its
-    trigger or in its chain, never as a root cause ranked above it on the same pods."""
+    """On simulated overloads the queue or the batch grows too, yet neither is a root cause on the pods
+    of the cause that accounts for it."""
     report = diagnose(scenario_prometheus(name), name).to_dict()
     top = report["root_causes"][0]
     assert top["cause"] == scenario.load(name).expect["top_cause"]
     mechanisms = {"queue_backlog", "large_decode_batch"}
     assert not any(r["cause"] in mechanisms and named(r) & named(top) for r in report["root_causes"])
-    assert {t["node"] for t in top["triggers"]} & mechanisms or set(top["path"]) & mechanisms, top
-    text = diagnose(scenario_prometheus(name), name).render("text")
-    assert "trigger: " in text or any(m in text for m in mechanisms)
+    assert any(report["nodes"][m] == "anomalous" for m in mechanisms)  # the overload moved them too
 
 
 def test_old_vllm_names_are_detected_and_reported(scenario_prometheus):
