@@ -90,15 +90,16 @@ def walk(cfg: Config, g: nx.DiGraph, results: dict[str, NodeResult], models_of_p
     sub = g.subgraph(anomalous)
     ranked = [_rank(cfg, sub, cause, items, symptom_findings, affected, models_of_pod, tol)
               for cause, items in roots.items()]
-    return sorted(_demote_mechanisms(cfg, ranked, beneath), key=lambda r: (-r.score, r.cause))
+    return sorted(_demote_mechanisms(ranked, beneath), key=lambda r: (-r.score, r.cause))
 
 
-def _demote_mechanisms(cfg: Config, ranked: list[RootCause], beneath: dict) -> list[RootCause]:
-    """Mechanism roots found beneath another root on the same pods become that root's triggers."""
-    pods_of = {r.cause: {pod_key(cfg, f.labels) for f in r.findings} for r in ranked}
+def _demote_mechanisms(ranked: list[RootCause], beneath: dict) -> list[RootCause]:
+    """Mechanism roots found beneath another root (on its pods: `beneath` holds related findings only)
+    become that root's triggers; a root's triggers are the mechanisms and other roots beneath it."""
+    root_ids = {r.cause for r in ranked}
     kept = []
     for r in ranked:
-        r.triggers = _unique([(n, f) for n, f in beneath.get(r.cause, ()) if n in MECHANISMS or n in pods_of])
+        r.triggers = _unique([(n, f) for n, f in beneath.get(r.cause, ()) if n in MECHANISMS or n in root_ids])
     for r in ranked:
         owners = [o for o in ranked if o is not r and o.cause not in MECHANISMS
                   and any(n == r.cause for n, _ in o.triggers)] if r.cause in MECHANISMS else []
