@@ -42,7 +42,7 @@ class Fires:
     alert: str
     at: str
     targets: tuple[str, ...]
-    value: float = 0.0  # what $value renders as in the description
+    value: float | None = 0.0  # what $value renders as in the description; None: what the simulation gives
     labels: dict[str, str] = field(default_factory=dict)  # picks rules by static labels (slo, burn_tier)
 
 
@@ -82,8 +82,8 @@ CASES: dict[str, list[Fires | Quiet]] = {
         Fires("LLMGPUEccOrRowRemapFailure", "31m", ("gpu-1",)),
         Fires("LLMGPUThrottled", "45m", ("gpu-2",)),
         Fires("LLMGPUFramebufferNearlyFull", "45m", ("gpu-3",), 0.99),
-        Fires("LLMGPUComputeSaturated", "50m", ("gpu-4",), 0.98),
-        Fires("LLMGPUIdleWhileQueued", "45m", ("gpu-5",), 0.1),
+        Fires("LLMGPUComputeSaturated", "50m", ("gpu-4",), None),
+        Fires("LLMGPUIdleWhileQueued", "45m", ("gpu-5",), None),
         Quiet("LLMGPUComputeSaturated", ("40m",)),  # for: 15m
     ],
     "alerts-serving-absent": [
@@ -258,7 +258,44 @@ def run_case(folder: Path, rules, name: str, engine: str, cfg: Config = DEFAULT,
     series = scenario.synthesize(sc)
     if exprs is None:
         exprs = detection_checks(cfg) if name == SLO_BURN else []
-    return promtool(folder, rules, cfg, sc, series, alert_tests(CASES[name], sc, series, alert_rules(cfg)), exprs)
+    cases = measured(CASES[name], sc, series, cfg)
+    return promtool(folder, rules, cfg, sc, series, alert_tests(cases, sc, series, alert_rules(cfg)), exprs)
+
+
+def measured(cases: list[Fires | Quiet], sc: scenario.Scenario, series, cfg: Config) -> list[Fires | Quiet]:
+    """Cases whose value the simulation decides get it from the alert's own expression (recording rules
+    inlined), evaluated by a real Prometheus on the same samples at the case's time."""
+    todo = [c for c in cases if isinstance(c, Fires) and c.value is None]
+    if not todo:
+        return cases
+    import io
+    import requests
+    from inferwatch.core.promql import check, inline
+    from inferwatch.core.rules import record_index
+    from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+    buf = io.StringIO()
+    write_openmetrics(alert_inputs(cfg, series), buf)
+    index = record_index(rule_groups(cfg))
+    values: dict[tuple[str, str], float] = {}
+    with LocalPrometheus(buf.getvalue()) as prom:
+        for case in todo:
+            rule = next(r for r in alert_rules(cfg) if r.alert == case.alert)
+            at = sc.start + duration_seconds(case.at)
+            body = requests.get(prom.url + "/api/v1/query", timeout=60,
+                                params={"query": check(inline(rule.expr, index)), "time": at}).json()
+            for s in body["data"]["result"]:
+                target = s["metric"].get("pod") if s["metric"].get("pod") in case.targets else None
+                if target:
+                    values[(case.alert, target)] = float(s["value"][1])
+    out = []
+    for c in cases:
+        if c in todo:
+            got = [values[(c.alert, t)] for t in c.targets if (c.alert, t) in values]
+            assert len(got) == len(c.targets), f"{c.alert} is not firing on {c.targets} at {c.at} in {sc.name}"
+            out.append(replace(c, value=got[0]))
+        else:
+            out.append(c)
+    return out
 
 
 @pytest.fixture(scope="module")

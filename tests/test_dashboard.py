@@ -116,8 +116,8 @@ def test_outlier_panel_singles_out_the_incident_pod(scenario_prometheus):
     prom, sc = scenario_prometheus("demo-incident"), scenario.load("demo-incident")
     values = {CFG.labels.namespace: "llm", CFG.labels.workload: "chat", CFG.labels.model: sc.models[0].model}
     panel = next(p for _, p, _ in every_target() if p.title.startswith("Outliers"))
-    itl = next(t for t in panel.targets if t.name == "ITL")
-    result = prom.query(promql.check(promql.inline(substitute(itl.expr, values), records())),
+    ttft = next(t for t in panel.targets if t.name == "TTFT")  # KV exhaustion queues: TTFT, not ITL
+    result = prom.query(promql.check(promql.inline(substitute(ttft.expr, values), records())),
                         sc.start + sc.incident_at)
     ratio = {r["metric"]["pod"]: float(r["value"][1]) for r in result}
     assert ratio["chat-2"] > 2 and max(ratio["chat-0"], ratio["chat-1"]) < 1.5, ratio

@@ -76,7 +76,7 @@ def test_demo_ends_with_a_diagnosis_naming_the_cause(run):
 
 
 def kv_alert(for_: str) -> list[RuleGroup]:
-    rule = AlertingRule("TestKVCacheFull", Selector("llm_pod:kv_cache_usage:max") > 0.9, for_=for_,
+    rule = AlertingRule("TestKVCacheFull", Selector("llm_pod:kv_cache_usage:max") > 0.75, for_=for_,
                         labels={"severity": "warning"})
     return recording_groups(Config()) + [RuleGroup("test", "30s", (rule,), "test")]
 
@@ -87,7 +87,8 @@ def test_alerts_fire_only_after_holding_for_their_whole_for_duration(scenario_pr
     assert [(a.name, a.labels["pod"], a.labels["severity"]) for a in fired.firing] == \
         [("TestKVCacheFull", "chat-2", "warning")]
     assert fired.rules == 1 and not fired.errors
-    # Usage crosses 0.9 about 2 minutes into the event (60m): true at 65m, but not yet for 10m.
+    # The simulated pool is full (0.78-1.0) from about 2 minutes into the event (60m): true at 65m, but
+    # not yet for 10m. (A small pool's usage moves with whole prompts, so the threshold sits below it.)
     early = SC.start + 65 * 60
     assert demo.alerts_at(url, kv_alert("10m"), early).firing == ()
     assert [a.labels["pod"] for a in demo.alerts_at(url, kv_alert("0s"), early).firing] == ["chat-2"]

@@ -98,6 +98,19 @@ def test_evidence_carries_numbers_against_references(scenario_prometheus):
     assert top["onset"] < report["at"] and top["next_step"]
 
 
+@pytest.mark.parametrize("name", ["diag-vllm-traffic-surge", "diag-vllm-load-imbalance", "diag-sglang-host-bottleneck",
+                                  "vllm-kv-cache-pressure"])
+def test_mechanisms_never_outrank_the_cause_that_accounts_for_them(scenario_prometheus, name):
+    """On simulated overloads the queue or the batch grows too, yet neither is a root cause on the pods
+    of the cause that accounts for it."""
+    report = diagnose(scenario_prometheus(name), name).to_dict()
+    top = report["root_causes"][0]
+    assert top["cause"] == scenario.load(name).expect["top_cause"]
+    mechanisms = {"queue_backlog", "large_decode_batch"}
+    assert not any(r["cause"] in mechanisms and named(r) & named(top) for r in report["root_causes"])
+    assert any(report["nodes"][m] == "anomalous" for m in mechanisms)  # the overload moved them too
+
+
 def test_old_vllm_names_are_detected_and_reported(scenario_prometheus):
     report = diagnose(scenario_prometheus("diag-vllm-0.8-prefix-cache-miss"), "diag-vllm-0.8-prefix-cache-miss")
     sources = report.to_dict()["sources"]

@@ -123,13 +123,22 @@ def test_an_earlier_cause_beneath_explains_the_one_above_it():
 
 def test_a_cause_that_starts_later_does_not_explain_and_ranks_below():
     found = results(ttft_high=[finding("model", MODEL, 100)],
+                    kv_cache_pressure=[finding("pod", pod("chat-1"), 100)],
+                    long_prompts=[finding("pod", pod("chat-1"), 100 + 2 * TOL)])
+    roots = walk(CFG, graph.build(), found, models_of("chat-1"), STEP)
+    assert [r.cause for r in roots] == ["kv_cache_pressure", "long_prompts"]
+    late = roots[1]
+    assert late.after_symptom and late.score == pytest.approx(graph.BY_ID["long_prompts"].weight
+                                                              * AFTER_SYMPTOM_FACTOR * late.findings[0].strength())
+
+
+def test_a_mechanism_is_explained_by_the_cause_beneath_it_whatever_the_onsets():
+    """The queue every overload builds never outranks the specific cause: it becomes its trigger."""
+    found = results(ttft_high=[finding("model", MODEL, 100)],
                     queue_backlog=[finding("pod", pod("chat-1"), 100)],
                     kv_cache_pressure=[finding("pod", pod("chat-1"), 100 + 2 * TOL)])
     roots = walk(CFG, graph.build(), found, models_of("chat-1"), STEP)
-    assert [r.cause for r in roots] == ["queue_backlog", "kv_cache_pressure"]
-    kv = roots[1]
-    assert kv.after_symptom and kv.score == pytest.approx(graph.BY_ID["kv_cache_pressure"].weight
-                                                          * AFTER_SYMPTOM_FACTOR * kv.findings[0].strength())
+    assert [r.cause for r in roots] == ["kv_cache_pressure"]
 
 
 def test_a_cause_on_every_affected_pod_outranks_one_on_a_few():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 import yaml
 
-from inferwatch.sandbox import scenario
+from inferwatch.sandbox import exposition, scenario
 from inferwatch.core.config import Config, Labels, duration_seconds
 from inferwatch.generate.writer import render, rule_groups
 from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, agg, quote
@@ -28,7 +28,7 @@ ROUND = 0.001
 STEADY = 8 * 60      # seconds after the start: every 5m window is full and before any event
 AFTER_RESTART = 12 * 60
 
-# histogram signal -> (bucket layout in scenario.BUCKETS[engine], baseline key of its median)
+# histogram signal -> (bucket layout in exposition.BUCKETS[engine], baseline key of its median)
 HISTOGRAMS = {
     "ttft_seconds": ("ttft", "ttft"), "itl_seconds": ("itl", "itl"), "e2e_latency_seconds": ("e2e", "e2e"),
     "queue_time_seconds": ("queue", "queue_time"), "prompt_length_tokens": ("tokens", "prompt_tokens"),
@@ -76,8 +76,8 @@ class Case:
         return self.model.baseline
 
     @property
-    def profile(self) -> scenario.Profile:
-        return scenario.PROFILES[(self.sc.engine, self.sc.version)]
+    def profile(self) -> exposition.Profile:
+        return exposition.PROFILES[(self.sc.engine, self.sc.version)]
 
     @property
     def window(self) -> str:
@@ -235,12 +235,12 @@ def distribution_checks(case: Case) -> list[dict]:
     for sig in case.histograms():
         layout, median_key = HISTOGRAMS[sig]
         median = b[median_key]
-        bounds = scenario.BUCKETS[case.sc.engine][layout]
-        mean = median * math.exp(scenario.SIGMA ** 2 / 2)
+        bounds = exposition.BUCKETS[case.sc.engine][layout]
+        mean = median * math.exp(exposition.SIGMA ** 2 / 2)
         out.append(per_pod(case, rec(sig, POD, "mean", case), mean))
         out.append(per_model(case, rec(sig, MODEL, "mean", case), mean))
         for q in case.cfg.recording.quantiles:
-            value = bucket_quantile(q, bounds, lambda x: scenario.lognormal_cdf(x, median))
+            value = bucket_quantile(q, bounds, lambda x: exposition.lognormal_cdf(x, median))
             out.append(per_pod(case, rec(sig, POD, "quantile", case), value, quantile_label(q)))
             out.append(per_model(case, rec(sig, MODEL, "quantile", case), value, quantile_label(q)))
     return out
@@ -277,8 +277,8 @@ def restart_checks(case: Case) -> list[dict]:
         return r * (1 - lost) if pod.name in restarted else r
     total = sum(rate(p) for p in case.model.pods)
     ttft = case.base["ttft"]
-    median_ttft = bucket_quantile(0.5, scenario.BUCKETS[case.sc.engine]["ttft"],
-                                  lambda x: scenario.lognormal_cdf(x, ttft))
+    median_ttft = bucket_quantile(0.5, exposition.BUCKETS[case.sc.engine]["ttft"],
+                                  lambda x: exposition.lognormal_cdf(x, ttft))
     return [
         per_pod(case, rec("requests", POD, "rate", case), rate, at=AFTER_RESTART),
         per_model(case, rec("requests", MODEL, "rate", case), total, at=AFTER_RESTART),

@@ -113,8 +113,13 @@ EDGES: dict[str, tuple[str, ...]] = {
     "queue_backlog": ("kv_cache_pressure", "traffic_surge", "load_imbalance", "replica_unavailable", "long_prompts",
                       "prefix_cache_miss", "large_decode_batch", "gpu_throttling", "gpu_hardware_fault",
                       "host_bottleneck", "gpu_compute_saturation", "lora_slots_exhausted"),
-    "kv_cache_pressure": ("long_prompts", "large_decode_batch", "traffic_surge"),
-    "large_decode_batch": ("traffic_surge", "load_imbalance"),
+    # KV fills when requests hold it longer too: a slower GPU or host keeps every request in the batch.
+    "kv_cache_pressure": ("long_prompts", "large_decode_batch", "traffic_surge", "gpu_throttling", "host_bottleneck",
+                          "gpu_compute_saturation"),
+    # Little's law: anything that keeps requests in the batch longer grows it (slower iterations,
+    # more prefill work per step) as surely as more arrivals do.
+    "large_decode_batch": ("traffic_surge", "load_imbalance", "long_prompts", "prefix_cache_miss", "gpu_throttling",
+                           "host_bottleneck"),
     "traffic_surge": ("replica_unavailable",),
     "gpu_compute_saturation": ("long_prompts", "large_decode_batch", "traffic_surge", "load_imbalance"),
     "replica_unavailable": ("gpu_hardware_fault", "gpu_memory_pressure"),

@@ -5,6 +5,12 @@ anomalous causes whose entity is related (same pod, GPU of that pod, or any pod 
 that act model-wide). A cause entity is explained when an anomalous child related to it went anomalous
 no later than it did (plus a tolerance); unexplained cause entities are the root causes.
 
+Mechanisms that every overload moves (a queue, a bigger running batch) are special: any related
+anomalous cause beneath one explains it, whatever their onsets (gauges react within a scrape, rate-based
+signals lag), and a mechanism never explains a cause above it. A mechanism that is still a root but lies
+beneath another root on the same pods is that root's trigger, not a cause of its own: it moves into that
+root's `triggers` (e.g. "KV cache exhausted; the running batch grew 2.8x").
+
 Score = node weight x evidence strength x (0.5 + 0.5 x coverage) x onset factor, where coverage is the
 share of the affected pods (every pod a reached cause names) that the root cause names, and the onset
 factor halves causes that went anomalous after the symptom they are supposed to explain.
@@ -12,7 +18,7 @@ factor halves causes that went anomalous after the symptom they are supposed to 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -23,6 +29,7 @@ from .scope import Key, pod_key
 from .graph import BY_ID, EDGES, SYMPTOMS, Tier
 
 AFTER_SYMPTOM_FACTOR = 0.5
+MECHANISMS = frozenset({"queue_backlog", "large_decode_batch"})
 
 
 @dataclass
@@ -35,6 +42,7 @@ class RootCause:
     onset: float
     symptom_onset: float | None
     after_symptom: bool
+    triggers: list[tuple[str, Finding]] = field(default_factory=list)  # (node, finding) beneath it
 
 
 def tolerance(cfg: Config, step: float) -> float:
@@ -54,6 +62,7 @@ def walk(cfg: Config, g: nx.DiGraph, results: dict[str, NodeResult], models_of_p
         for f in anomalous.get(s, NodeResult(BY_ID[s], "normal")).findings:
             queue.append((s, f, (s,)))
     roots: dict[str, list[tuple[Finding, tuple[str, ...]]]] = {}
+    beneath: dict[str, list[tuple[str, Finding]]] = {}  # cause -> anomalous related findings below it
     reached: list[Finding] = []
     while queue:
         node_id, f, path = queue.popleft()
@@ -71,7 +80,10 @@ def walk(cfg: Config, g: nx.DiGraph, results: dict[str, NodeResult], models_of_p
             for cf in _related(cfg, node.tier, f, child_id, child.tier, child.reach == "model", anomalous,
                                by_pod, models_of_pod):
                 queue.append((child_id, cf, path + (child_id,)))
-                explained |= cf.onset <= f.onset + tol
+                if node.kind == "cause":
+                    beneath.setdefault(node_id, []).append((child_id, cf))
+                if child_id not in MECHANISMS:
+                    explained |= cf.onset <= f.onset + tol or node_id in MECHANISMS
         if node.kind == "cause" and not explained:
             roots.setdefault(node_id, []).append((f, path))
     symptom_findings = [(s, BY_ID[s].tier, f) for s in SYMPTOMS for f in anomalous.get(s, _EMPTY).findings]
@@ -79,7 +91,31 @@ def walk(cfg: Config, g: nx.DiGraph, results: dict[str, NodeResult], models_of_p
     sub = g.subgraph(anomalous)
     ranked = [_rank(cfg, sub, cause, items, symptom_findings, affected, models_of_pod, tol)
               for cause, items in roots.items()]
-    return sorted(ranked, key=lambda r: (-r.score, r.cause))
+    return sorted(_demote_mechanisms(ranked, beneath), key=lambda r: (-r.score, r.cause))
+
+
+def _demote_mechanisms(ranked: list[RootCause], beneath: dict) -> list[RootCause]:
+    """Mechanism roots found beneath another root (on its pods: `beneath` holds related findings only)
+    become that root's triggers; a root's triggers are the mechanisms and other roots beneath it."""
+    root_ids = {r.cause for r in ranked}
+    kept = []
+    for r in ranked:
+        r.triggers = _unique([(n, f) for n, f in beneath.get(r.cause, ()) if n in MECHANISMS or n in root_ids])
+    for r in ranked:
+        owners = [o for o in ranked if o is not r and o.cause not in MECHANISMS
+                  and any(n == r.cause for n, _ in o.triggers)] if r.cause in MECHANISMS else []
+        if not owners:
+            kept.append(r)
+    return kept
+
+
+def _unique(items: list[tuple[str, Finding]]) -> list[tuple[str, Finding]]:
+    seen, out = set(), []
+    for node, f in items:
+        if (node, f.key) not in seen:
+            seen.add((node, f.key))
+            out.append((node, f))
+    return out
 
 
 _EMPTY = NodeResult(BY_ID[SYMPTOMS[0]], "normal")

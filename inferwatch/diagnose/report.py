@@ -91,6 +91,8 @@ class Report:
             "onset_vs_symptom": "after" if r.after_symptom else "before_or_with",
             "evidence": [dict(e.to_dict(), entity=entity(self.cfg, f, self.models_of_pod))
                          for f in shown[:3] for e in f.evidence],
+            "triggers": [{"node": n, "title": BY_ID[n].title, "entity": entity(self.cfg, f, self.models_of_pod),
+                          "evidence": [e.to_dict() for e in f.evidence]} for n, f in r.triggers[:MAX_ENTITIES]],
             "next_step": failures.BY_ID[r.cause].remedy_text(),
         }
 
@@ -140,10 +142,12 @@ class Report:
         more = f" (+{r['entity_count'] - 6} more)" if r["entity_count"] > 6 else ""
         after = " [went anomalous after the symptom]" if r["onset_vs_symptom"] == "after" else ""
         first = (f"{r['rank']}. {_code(r['cause'], md)} score {r['score']:.2f}: {r['title']}{after}")
+        trig = [f"{ind}{'- ' if md else ''}trigger: {t['title']} ({who(t['entity'])}: {_numbers(t['evidence'][:2])})"
+                for t in r["triggers"][:2]]
         return [f"{'' if md else '  '}{first}",
                 f"{ind}{'- ' if md else ''}where: {where}{more}",
                 f"{ind}{'- ' if md else ''}chain: {' <- '.join(r['path'])} (since {_clock(r['onset'])})",
-                f"{ind}{'- ' if md else ''}evidence: {_numbers(r['evidence'][:4])}",
+                f"{ind}{'- ' if md else ''}evidence: {_numbers(r['evidence'][:4])}", *trig,
                 f"{ind}{'- ' if md else ''}next: {r['next_step']}"]
 
 

@@ -1,28 +1,35 @@
 """Incident scenarios: one fixture format for every kind of test, the demo and the benchmarks.
 
-A scenario (`inferwatch/sandbox/scenarios/*.yaml`) describes pods of one model served by an engine version, a
-steady baseline, and timed events (a fault on some pods, a restart, a scrape gap). `synthesize()` turns
-it into the raw series the engine, Kubernetes and dcgm-exporter would expose: counters that integrate
-rates, histograms whose buckets follow a log-normal latency around the requested value, gauges, and
-GPU series. The same series feed `promtool test rules` (`input_series`), a real Prometheus (OpenMetrics
-backfill) and the benchmark's synthetic clusters.
+A scenario (`inferwatch/sandbox/scenarios/*.yaml`) describes the models of a fleet, their pods, one
+engine version, and what happens to them. Every scenario but the normalization ones (`norm-*`) is
+**simulated**: a model gives its clients' workload (`workload:`), its engine settings (`serving:`) and
+exogenous faults (`faults:`), and the serving simulator (sim/) turns them into what the engine,
+Kubernetes and dcgm-exporter would expose. No simulated scenario sets a signal. The `norm-*` scenarios
+check recording arithmetic on exact values, so they keep a painted `baseline:` and timed `events:` that
+set signals directly (log-normal latencies around the requested medians).
 
-A scenario may list several models (`models:`); each has its own pods, baseline and events.
+`synthesize()` writes both kinds with the same writers, per engine part and sample period (`Step`):
+counters integrate, histograms use the engine's real bucket boundaries (from the catalogs). The same
+series feed `promtool test rules` (`input_series`), a real Prometheus (OpenMetrics backfill) and the
+benchmarks.
 """
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import yaml
 
-from ..core.catalog import load_catalog
 from ..core.promql import escape_value
+from .exposition import (PROFILES, Profile, Series, _Acc, _key, emit_engine, emit_gpus, painted_step,
+                         target_labels)
 from ..core.config import duration_seconds
+
+if TYPE_CHECKING:
+    from .sim.cluster import ModelSim
 
 FIXTURES = Path(__file__).resolve().parent / "scenarios"  # shipped as package data
 DEFAULT_START = "2026-01-01T00:00:00Z"
@@ -46,7 +53,6 @@ BASELINE: dict[str, float] = {
     "kv_transfer_failures": 0.0,  # failed KV transfers / s
     "lora_max": 0.0, "lora_running": 0.0, "lora_waiting": 0.0,  # LoRA adapter slots, in use, waited for
 }
-SIGMA = 0.35  # log-normal spread of latencies and lengths around their median
 
 
 @dataclass
@@ -80,6 +86,7 @@ class ModelSpec:
     pods: list[Pod]
     baseline: dict[str, float]
     events: list[Event]
+    sim: "ModelSim | None" = None  # simulated (every scenario but norm-*): workload, serving, faults
 
 
 @dataclass
@@ -97,6 +104,8 @@ class Scenario:
     dcgm: str = "exported"  # exported (Helm default, honorLabels false) | honor | hostname-lower
     extra_series: list[dict[str, str]] = field(default_factory=list)
     path: Path | None = None
+    seed: int = 0
+    kube_state_metrics: bool = False  # simulated pods' container restarts as kube-state-metrics reports them
 
     @property
     def end(self) -> float:
@@ -108,66 +117,6 @@ class Scenario:
 
 
 # ---- engine naming profiles ----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Profile:
-    kv_usage: tuple[str, ...]
-    prefix: tuple[str, ...]       # prefixes of prefix-cache counters ("" new, "gpu_" old)
-    itl: tuple[str, ...]
-    error_reason: bool = False     # vLLM finished_reason="error" (0.13+)
-    sched_labels: tuple[str, ...] = ()  # SGLang scheduler rank labels
-    retract: str = ""             # SGLang: counter | gauge | ""
-    queue_hist: bool = True
-    streaming_label: bool = False
-    aborted: bool = True
-    token_hist: bool = True
-    spec_gauges: tuple[str, ...] = ()  # SGLang: speculative-decoding gauges, 0 without speculative decoding
-
-
-PROFILES: dict[tuple[str, str], Profile] = {
-    ("vllm", "0.8"): Profile(("vllm:gpu_cache_usage_perc",), ("gpu_",), ("vllm:time_per_output_token_seconds",)),
-    ("vllm", "0.9"): Profile(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"), ("", "gpu_"),
-                             ("vllm:time_per_output_token_seconds",)),
-    ("vllm", "0.11"): Profile(("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"), ("", "gpu_"),
-                              ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")),
-    ("vllm", "0.33"): Profile(("vllm:kv_cache_usage_perc",), ("",), ("vllm:inter_token_latency_seconds",),
-                              error_reason=True),
-    ("sglang", "0.4.5"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                 queue_hist=False, aborted=False, token_hist=False,
-                                 spec_gauges=("sglang:spec_accept_length",)),
-    ("sglang", "0.5.3"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                 sched_labels=("tp_rank", "pp_rank"), retract="gauge",
-                                 spec_gauges=("sglang:spec_accept_length",)),
-    ("sglang", "0.5.23"): Profile(("sglang:token_usage",), (), ("sglang:inter_token_latency_seconds",),
-                                  sched_labels=("tp_rank", "pp_rank", "moe_ep_rank"), retract="counter",
-                                  streaming_label=True,
-                                  spec_gauges=("sglang:spec_accept_length", "sglang:spec_accept_rate")),
-}
-
-def _engine_buckets(engine: str) -> dict[str, tuple[float, ...]]:
-    """The engine's default bucket boundaries, from its catalog (checked against real /metrics bodies)."""
-    b = load_catalog(engine).buckets
-    return {"ttft": b["ttft_seconds"], "itl": b["itl_seconds"], "e2e": b["e2e_latency_seconds"],
-            "queue": b["queue_time_seconds"], "tokens": b["prompt_length_tokens"]}
-
-
-BUCKETS = {engine: _engine_buckets(engine) for engine in ("vllm", "sglang")}
-
-
-def le_text(b: float) -> str:
-    """`le` as Python's client library writes it (1.0, 0.25, 1e+06)."""
-    if b == math.inf:
-        return "+Inf"
-    text = repr(float(b))
-    if "e" in text:
-        return f"{b:.0e}".replace("e+0", "e+") if b >= 1e6 else text
-    return text
-
-
-def lognormal_cdf(x: float, median: float, sigma: float = SIGMA) -> float:
-    if x <= 0 or median <= 0:
-        return 0.0 if x < median or median > 0 else 1.0
-    return 0.5 * (1 + math.erf(math.log(x / median) / (sigma * math.sqrt(2))))
 
 
 # ---- loading --------------------------------------------------------------------------------
@@ -206,19 +155,22 @@ def from_dict(data: dict) -> Scenario:
                             + ", ".join(f"{e} {v}" for e, v in PROFILES))
     start = datetime.fromisoformat(str(data.get("start", DEFAULT_START)).replace("Z", "+00:00"))
     start_s = start.replace(tzinfo=start.tzinfo or timezone.utc).timestamp()
-    models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events")
+    models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events",
+                                                                "workload", "serving", "faults", "spare_gpus")
                                            if k in data}]
     models = []
     for m in models_data:
+        if any(k in m for k in ("workload", "serving", "faults")) or "events" not in m and "baseline" not in m \
+                and "baseline" not in data:
+            models.append(_simulated_model(m, len(models)))
+            continue
         base = dict(BASELINE)
         base.update({k: float(v) for k, v in (data.get("baseline") or {}).items()} if "models" in data else {})
         base.update({k: float(v) for k, v in (m.get("baseline") or {}).items()})
         unknown = set(base) - set(BASELINE)
         if unknown:
             raise ScenarioError(f"unknown baseline keys {sorted(unknown)}; known: {sorted(BASELINE)}")
-        pods = [Pod(**p) if isinstance(p, dict) else Pod(name=str(p)) for p in m.get("pods", ["pod-0"])]
-        for i, p in enumerate(pods):
-            p.node = p.node or f"gpu-node-{len(models)}-{i}"
+        pods = _pods(m, len(models))
         events = []
         for e in m.get("events") or []:
             sets = {k: float(v) for k, v in (e.get("set") or {}).items()}
@@ -235,7 +187,28 @@ def from_dict(data: dict) -> Scenario:
                     version=version, start=start_s, duration=_d(data.get("duration"), 7200.0),
                     step=_d(data.get("step"), 30.0), models=models,
                     incident_at=_d(data.get("incident_at")), expect=data.get("expect") or {},
-                    dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [])
+                    dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [],
+                    seed=int(data.get("seed", 0)), kube_state_metrics=bool(data.get("kube_state_metrics")))
+
+
+def _pods(m: dict, model_index: int) -> list[Pod]:
+    pods = [Pod(**p) if isinstance(p, dict) else Pod(name=str(p)) for p in m.get("pods", ["pod-0"])]
+    for i, p in enumerate(pods):
+        p.node = p.node or f"gpu-node-{model_index}-{i}"
+    return pods
+
+
+def _simulated_model(m: dict, model_index: int) -> ModelSpec:
+    """A model whose series come from the simulator (sim/): what clients send, how it is served, faults."""
+    from .sim.spec import model_sim
+    pods = _pods(m, model_index)
+    try:
+        sim = model_sim(m, pods, _d)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"model {m.get('model', '?')}: {exc}") from None
+    return ModelSpec(model=m.get("model", "Qwen/Qwen2.5-7B-Instruct"),
+                     labels=dict(m.get("labels") or {"namespace": "llm", "workload_name": "chat"}),
+                     pods=pods, baseline={}, events=[], sim=sim)
 
 
 # ---- synthesis --------------------------------------------------------------------------------
@@ -254,39 +227,20 @@ def state(m: ModelSpec, pod: str, rel_t: float) -> dict[str, float] | None:
     return out
 
 
-Series = tuple[dict[str, str], list[tuple[float, float]]]
-
-
-class _Acc:
-    """Collects samples per series, integrating counters."""
-
-    def __init__(self) -> None:
-        self.samples: dict[tuple, list[tuple[float, float]]] = {}
-        self.totals: dict[tuple, float] = {}
-
-    def gauge(self, labels: dict[str, str], t: float, v: float) -> None:
-        self.samples.setdefault(_key(labels), []).append((t, v))
-
-    def counter(self, labels: dict[str, str], t: float, inc: float, reset: bool = False) -> None:
-        k = _key(labels)
-        total = 0.0 if reset else self.totals.get(k, 0.0)
-        total += inc
-        self.totals[k] = total
-        self.samples.setdefault(k, []).append((t, total))
-
-    def series(self) -> list[Series]:
-        return [(dict(k), v) for k, v in self.samples.items()]
-
-
-def _key(labels: dict[str, str]) -> tuple:
-    return tuple(sorted(labels.items()))
+# ---- what one engine did in one sample period -------------------------------------------------
 
 
 def synthesize(sc: Scenario) -> list[Series]:
     """Every raw series of the scenario, as (labels with __name__, [(unix seconds, value), ...])."""
     acc = _Acc()
     prof = PROFILES[(sc.engine, sc.version)]
+    simulated = [m for m in sc.models if m.sim is not None]
+    if simulated:
+        from .sim.emit import emit_simulation
+        emit_simulation(acc, sc, prof, simulated)
     for m in sc.models:
+        if m.sim is not None:
+            continue
         for pod in m.pods:
             restarts = [e for e in m.events if e.restart and (e.pods is None or pod.name in e.pods)]
             fresh = True
@@ -310,190 +264,15 @@ def synthesize(sc: Scenario) -> list[Series]:
 
 def _emit_pod(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, st: dict[str, float],
               t: float, dt: float, reset: bool) -> None:
-    target = {**m.labels, "pod": pod.name, "instance": f"{pod.name}:8000", "job": "inferwatch-llm-inference"}
-    if pod.role:
-        target["role"] = pod.role
+    target = target_labels(m, pod)
     acc.gauge({"__name__": "up", **target}, t, 1.0)
     n_parts = max(1, pod.engines)
-    reqs = st["request_rate"] * dt
-    for part in range(n_parts):
-        share = 1.0 / n_parts
-        if sc.engine == "vllm":
-            base = {**target, "model_name": m.model, "engine": str(part)}
-            _vllm(acc, prof, base, st, t, dt, share, reset)
-        else:
-            sched_base = {**target, "model_name": m.model, "engine_type": "unified"}
-            if n_parts > 1:
-                sched_base["dp_rank"] = str(part)
-            _sglang_scheduler(acc, prof, sched_base, pod, st, t, dt, share, reset)
-    if sc.engine == "sglang":  # one tokenizer process per pod, whatever the DP size
-        _sglang_tokenizer(acc, prof, {**target, "model_name": m.model}, st, t, dt, reset)
-    if sc.engine == "vllm":
-        http = {**target, "handler": "/v1/chat/completions", "method": "POST"}
-        acc.counter({"__name__": "http_requests_total", **http, "status": "2xx"}, t,
-                    reqs * (1 - st["error_ratio"]), reset)
-        acc.counter({"__name__": "http_requests_total", **http, "status": "5xx"}, t, reqs * st["error_ratio"], reset)
-    _dcgm(acc, sc, m, pod, st, t, dt, reset)
-
-
-def _hist(acc: _Acc, name: str, labels: dict[str, str], buckets, median: float, count: float, t: float,
-          reset: bool) -> None:
-    mean = median * math.exp(SIGMA ** 2 / 2)
-    for b in tuple(buckets) + (math.inf,):
-        frac = 1.0 if b == math.inf else lognormal_cdf(b, median)
-        acc.counter({"__name__": f"{name}_bucket", **labels, "le": le_text(b)}, t, count * frac, reset)
-    acc.counter({"__name__": f"{name}_sum", **labels}, t, count * mean, reset)
-    acc.counter({"__name__": f"{name}_count", **labels}, t, count, reset)
-
-
-def _vllm(acc, prof: Profile, base, st, t, dt, share, reset) -> None:
-    reqs = st["request_rate"] * dt * share
-    b = BUCKETS["vllm"]
-    acc.gauge({"__name__": "vllm:num_requests_running", **base}, t, st["running"] * share)
-    acc.gauge({"__name__": "vllm:num_requests_waiting", **base}, t, st["waiting"] * share)
-    for name in prof.kv_usage:
-        acc.gauge({"__name__": name, **base}, t, st["kv_usage"])
-    ok = 1 - st["error_ratio"] - st["abort_ratio"]
-    reasons = {"stop": ok * 0.8, "length": ok * 0.2, "abort": st["abort_ratio"]}
-    if prof.error_reason:
-        reasons["error"] = st["error_ratio"]
-    for reason, share_r in reasons.items():
-        acc.counter({"__name__": "vllm:request_success_total", **base, "finished_reason": reason}, t,
-                    reqs * share_r, reset)
-    prompt = reqs * st["prompt_tokens"]
-    acc.counter({"__name__": "vllm:prompt_tokens_total", **base}, t, prompt, reset)
-    acc.counter({"__name__": "vllm:generation_tokens_total", **base}, t, reqs * st["generation_tokens"], reset)
-    acc.counter({"__name__": "vllm:num_preemptions_total", **base}, t, st["preemption_rate"] * share * dt, reset)
-    for p in prof.prefix:
-        acc.counter({"__name__": f"vllm:{p}prefix_cache_queries_total", **base}, t, prompt, reset)
-        acc.counter({"__name__": f"vllm:{p}prefix_cache_hits_total", **base}, t, prompt * st["prefix_hit_ratio"], reset)
-    _hist(acc, "vllm:time_to_first_token_seconds", base, b["ttft"], st["ttft"], reqs, t, reset)
-    tokens = reqs * max(st["generation_tokens"] - 1, 1)
-    for name in prof.itl:
-        _hist(acc, name, base, b["itl"], st["itl"], tokens, t, reset)
-    _hist(acc, "vllm:e2e_request_latency_seconds", base, b["e2e"], st["e2e"], reqs, t, reset)
-    _hist(acc, "vllm:request_queue_time_seconds", base, b["queue"], st["queue_time"], reqs, t, reset)
-    _hist(acc, "vllm:request_prompt_tokens", base, b["tokens"], st["prompt_tokens"], reqs, t, reset)
-    _hist(acc, "vllm:request_generation_tokens", base, b["tokens"], st["generation_tokens"], reqs, t, reset)
-    _vllm_surfaces(acc, base, st, t, dt, share, reset)
-
-
-SPEC_TOKENS = 3  # draft tokens per speculative step
-
-
-def _vllm_surfaces(acc, base, st, t, dt, share, reset) -> None:
-    """Speculative-decoding counters, NIXL transfer series and the LoRA info gauge, as vLLM names them."""
-    reqs = st["request_rate"] * dt * share
-    if st["spec_accept_rate"] > 0:
-        drafts = reqs * st["generation_tokens"] / (1 + SPEC_TOKENS * st["spec_accept_rate"])
-        acc.counter({"__name__": "vllm:spec_decode_num_drafts_total", **base}, t, drafts, reset)
-        acc.counter({"__name__": "vllm:spec_decode_num_draft_tokens_total", **base}, t, drafts * SPEC_TOKENS, reset)
-        acc.counter({"__name__": "vllm:spec_decode_num_accepted_tokens_total", **base}, t,
-                    drafts * SPEC_TOKENS * st["spec_accept_rate"], reset)
-    if st["kv_transfer_time"] > 0:
-        acc.counter({"__name__": "vllm:nixl_xfer_time_seconds_sum", **base}, t, reqs * st["kv_transfer_time"], reset)
-        acc.counter({"__name__": "vllm:nixl_xfer_time_seconds_count", **base}, t, reqs, reset)
-        acc.counter({"__name__": "vllm:nixl_bytes_transferred_sum", **base}, t, reqs * 64 * 2 ** 20, reset)
-        acc.counter({"__name__": "vllm:nixl_num_failed_transfers_total", **base}, t,
-                    st["kv_transfer_failures"] * share * dt, reset)
-    if st["lora_max"] > 0:  # per target, no model_name; the value is the time the set was last seen
-        names = lambda n, prefix: ",".join(f"{prefix}-{i}" for i in range(int(round(n))))  # noqa: E731
-        target = {k: v for k, v in base.items() if k not in ("model_name", "engine")}
-        acc.gauge({"__name__": "vllm:lora_requests_info", **target, "max_lora": str(int(st["lora_max"])),
-                   "running_lora_adapters": names(st["lora_running"], "run"),
-                   "waiting_lora_adapters": names(st["lora_waiting"], "wait")}, t, t)
-
-
-def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st, t, dt, share, reset) -> None:
-    """One DP rank's scheduler series, repeated by each of its TP ranks."""
-    reqs = st["request_rate"] * dt * share
-    b = BUCKETS["sglang"]
-    ranks = []
-    for r in range(max(1, pod.tp)):
-        labels = dict(sched_base)
-        for name in prof.sched_labels:
-            labels[name] = str(r) if name == "tp_rank" else "0"
-        ranks.append(labels)
-    for labels in ranks:  # every TP rank reports the same scheduler values
-        acc.gauge({"__name__": "sglang:num_running_reqs", **labels}, t, st["running"] * share)
-        acc.gauge({"__name__": "sglang:num_queue_reqs", **labels}, t, st["waiting"] * share)
-        acc.gauge({"__name__": "sglang:token_usage", **labels}, t, st["kv_usage"])
-        acc.gauge({"__name__": "sglang:cache_hit_rate", **labels}, t, st["prefix_hit_ratio"])
-        spec = {"sglang:spec_accept_rate": st["spec_accept_rate"],
-                "sglang:spec_accept_length": 1 + SPEC_TOKENS * st["spec_accept_rate"] if st["spec_accept_rate"] else 0}
-        for name in prof.spec_gauges:
-            acc.gauge({"__name__": name, **labels}, t, spec[name])
-        if st["kv_transfer_time"] > 0:
-            acc.counter({"__name__": "sglang:kv_transfer_latency_ms_sum", **labels}, t,
-                        reqs * st["kv_transfer_time"] * 1000, reset)
-            acc.counter({"__name__": "sglang:kv_transfer_latency_ms_count", **labels}, t, reqs, reset)
-            acc.counter({"__name__": "sglang:num_transfer_failed_reqs_total", **labels}, t,
-                        st["kv_transfer_failures"] * share * dt, reset)
-        if st["lora_max"] > 0:
-            acc.gauge({"__name__": "sglang:lora_pool_slots_used", **labels}, t, st["lora_running"])
-            acc.gauge({"__name__": "sglang:lora_pool_slots_total", **labels}, t, st["lora_max"])
-        acc.gauge({"__name__": "sglang:gen_throughput", **labels}, t,
-                  st["request_rate"] * share * st["generation_tokens"])
-        if prof.retract == "counter":
-            acc.counter({"__name__": "sglang:num_retracted_requests_total", **labels}, t,
-                        st["preemption_rate"] * share * dt, reset)
-        if prof.retract:
-            acc.gauge({"__name__": "sglang:num_retracted_reqs", **labels, "pid": "4242"}, t,
-                      round(st["preemption_rate"] * share * 5))
-        if prof.queue_hist:
-            _hist(acc, "sglang:queue_time_seconds", labels, b["queue"], st["queue_time"], reqs, t, reset)
-
-
-def _sglang_tokenizer(acc, prof: Profile, tok, st, t, dt, reset) -> None:
-    """The tokenizer manager's series: one process per pod, so never split by DP rank."""
-    reqs = st["request_rate"] * dt
-    b = BUCKETS["sglang"]
-    tl = dict(tok)
-    if prof.streaming_label:
-        tl["is_streaming"] = "true"
-    acc.counter({"__name__": "sglang:num_requests_total", **tl}, t, reqs, reset)
-    prompt = reqs * st["prompt_tokens"]
-    acc.counter({"__name__": "sglang:prompt_tokens_total", **tl}, t, prompt, reset)
-    acc.counter({"__name__": "sglang:generation_tokens_total", **tl}, t, reqs * st["generation_tokens"], reset)
-    cached = {**tok, "cache_source": "total"} if prof.streaming_label else dict(tok)
-    acc.counter({"__name__": "sglang:cached_tokens_total", **cached}, t, prompt * st["prefix_hit_ratio"], reset)
-    if prof.aborted:
-        acc.counter({"__name__": "sglang:num_aborted_requests_total", **tok}, t,
-                    reqs * (st["abort_ratio"] + st["error_ratio"]), reset)
-    _hist(acc, "sglang:time_to_first_token_seconds", tl, b["ttft"], st["ttft"], reqs, t, reset)
-    _hist(acc, "sglang:inter_token_latency_seconds", tok, b["itl"], st["itl"],
-          reqs * max(st["generation_tokens"] - 1, 1), t, reset)
-    _hist(acc, "sglang:e2e_request_latency_seconds", tl, b["e2e"], st["e2e"], reqs, t, reset)
-    if prof.token_hist:
-        _hist(acc, "sglang:prompt_tokens_histogram", tok, b["tokens"], st["prompt_tokens"], reqs, t, reset)
-        _hist(acc, "sglang:generation_tokens_histogram", tok, b["tokens"], st["generation_tokens"], reqs, t, reset)
-
-
-def _dcgm(acc: _Acc, sc: Scenario, m: ModelSpec, pod: Pod, st: dict[str, float], t: float, dt: float,
-          reset: bool) -> None:
-    host_label = "hostname" if sc.dcgm == "hostname-lower" else "Hostname"
-    for g in range(pod.gpus):
-        labels = {"gpu": str(g), "UUID": f"GPU-{zlib.crc32(f'{pod.name}/{g}'.encode()):08x}",
-                  "device": f"nvidia{g}", "modelName": "NVIDIA H100 80GB HBM3", host_label: pod.node,
-                  "pci_bus_id": f"00000000:{g + 1:02X}:00.0", "job": "dcgm-exporter",
-                  "instance": f"{pod.node}:9400", "container": "vllm" if sc.engine == "vllm" else "sglang"}
-        if sc.dcgm == "honor":
-            labels.update({"namespace": m.labels.get("namespace", ""), "pod": pod.name})
-        else:
-            labels.update({"namespace": "gpu-operator", "pod": f"nvidia-dcgm-exporter-{pod.node}",
-                           "exported_namespace": m.labels.get("namespace", ""), "exported_pod": pod.name})
-        total = st["fb_total_mib"]
-        used = total * st["fb_used_ratio"]
-        for name, value in (("DCGM_FI_PROF_GR_ENGINE_ACTIVE", st["engine_active"]),
-                            ("DCGM_FI_DEV_GPU_UTIL", min(100.0, st["engine_active"] * 100 + 20)),
-                            ("DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", st["tensor_active"]),
-                            ("DCGM_FI_PROF_DRAM_ACTIVE", st["dram_active"]),
-                            ("DCGM_FI_DEV_FB_USED", used), ("DCGM_FI_DEV_FB_FREE", total - used),
-                            ("DCGM_FI_DEV_POWER_USAGE", st["power"]), ("DCGM_FI_DEV_GPU_TEMP", st["temperature"]),
-                            ("DCGM_FI_DEV_SM_CLOCK", st["sm_clock"]), ("DCGM_FI_DEV_XID_ERRORS", st["xid"]),
-                            ("DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", st["remapped_rows"]),
-                            ("DCGM_FI_DEV_ROW_REMAP_FAILURE", st["row_remap_failure"])):
-            acc.gauge({"__name__": name, **labels}, t, value)
+    parts = [painted_step(st, dt, 1.0 / n_parts) for _ in range(n_parts)]
+    emit_engine(acc, sc, prof, m, pod, target, parts, t, reset, st["prefix_hit_ratio"])
+    gpu = {k: st[k] for k in ("engine_active", "tensor_active", "dram_active", "power", "temperature", "sm_clock",
+                              "xid", "remapped_rows", "row_remap_failure")}
+    gpu.update(fb_used=st["fb_total_mib"] * st["fb_used_ratio"], fb_total=st["fb_total_mib"])
+    emit_gpus(acc, sc, m, pod, [(g, True, gpu) for g in range(pod.gpus)], t)
 
 
 # ---- promtool notation ----------------------------------------------------------------------

@@ -1,0 +1,198 @@
+"""Simulated incidents for the accuracy benchmark: every cause id in several variants, healthy cases,
+two concurrent faults, red herrings. Each incident lives in its own namespace, so many share one
+Prometheus and `diagnose` is scoped to one namespace at a time.
+
+An incident is model specs for the simulator (inferwatch/sandbox/sim/) plus what a correct diagnosis
+names: the cause ids, the pods, and for GPU causes the GPUs. Variants differ in engine profile (vLLM
+current and old metric names, SGLang old and new), tensor parallelism (1/2/4), seed, onset (8-15
+minutes before the diagnosis time) and ramp (0-5 minutes).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+PROFILES = (("vllm", "0.33"), ("sglang", "0.4.5"), ("vllm", "0.8"), ("sglang", "0.5.23"), ("vllm", "0.11"),
+            ("sglang", "0.5.3"))
+DURATION_MIN = 85  # one hour of baseline, the 15-minute window, ten minutes of margin before
+TPS = (1, 2, 4)
+
+
+@dataclass
+class Incident:
+    name: str
+    engine: str
+    version: str
+    models: list[dict]
+    causes: dict[str, set[str]] = field(default_factory=dict)  # cause id -> expected entities
+    kind: str = "fault"  # fault | healthy | two-faults | red-herring
+
+    @property
+    def namespace(self) -> str:
+        return self.name
+
+
+def _pods(prefix: str, n: int, tp: int, engine: str) -> list[dict]:
+    return [{"name": f"{prefix}-{i}", "gpus": tp, "node": f"{prefix}-node-{i}",
+             **({"tp": tp} if engine == "sglang" else {})} for i in range(n)]
+
+
+def _gpus(pod: str, tp: int) -> set[str]:
+    return {f"{pod}/{g}" for g in range(tp)}
+
+
+# cause id -> (model overrides, faults, expected entities) given (prefix, tp, onset, ramp)
+def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Random):
+    fast = {"rate": 9.0}
+    if cause == "traffic_surge":
+        return 3, fast, {"max_seqs": 12, "kv_tokens": 200000}, \
+            [{"kind": "request_rate", "at": at, "ramp": ramp, "factor": rng.uniform(2.3, 3.0)}], \
+            {f"{p}-{i}" for i in range(3)}
+    if cause == "load_imbalance":
+        return 3, fast, {"max_seqs": 12, "kv_tokens": 200000}, \
+            [{"kind": "routing_skew", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": rng.uniform(5, 8)}], \
+            {f"{p}-0"}
+    if cause == "queue_backlog":
+        return 2, {"rate": 6.0}, {"max_seqs": 32}, \
+            [{"kind": "max_seqs", "at": at, "pods": [f"{p}-1"], "factor": 0.125}], {f"{p}-1"}
+    if cause == "large_decode_batch":
+        return 2, {"rate": 4.0, "max_tokens": 4096}, {"kv_tokens": 400000}, \
+            [{"kind": "generation_length", "at": at, "ramp": ramp, "factor": rng.uniform(2.8, 3.5)}], \
+            {f"{p}-0", f"{p}-1"}
+    if cause == "kv_cache_pressure":
+        return 2, {"rate": 6.0, "generation": 300}, {}, \
+            [{"kind": "kv_capacity", "at": at, "pods": [f"{p}-1"], "factor": rng.uniform(0.25, 0.35)}], {f"{p}-1"}
+    if cause == "prefix_cache_miss":
+        return 2, {"rate": 4.0, "prompt": 8000, "sigma": 0.4, "prefix_reuse": 0.9}, {"kv_tokens": 600000}, \
+            [{"kind": "prefix_reuse", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": 0.05}], {f"{p}-0"}
+    if cause == "long_prompts":
+        return 2, {"rate": 4.0, "prompt": 2000, "prefix_reuse": 0.2}, {"kv_tokens": 1000000}, \
+            [{"kind": "prompt_length", "at": at, "ramp": ramp, "factor": rng.uniform(5, 7)}], \
+            {f"{p}-0", f"{p}-1"}
+    if cause == "replica_unavailable":
+        return 3, {"rate": 21.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
+            [{"kind": "pod_loss", "at": at, "pods": [f"{p}-2"]}], {f"{p}-2"}
+    if cause == "gpu_hardware_fault":
+        return 2, {"rate": 6.0}, {}, \
+            [{"kind": "xid", "at": at, "pods": [f"{p}-0"], "gpus": [0], "code": rng.choice([48, 79, 94]),
+              "errors": rng.uniform(0.3, 0.6)}], {f"{p}-0/0"}
+    if cause == "gpu_throttling":
+        return 2, {"rate": 5.0}, {"params_b": 32, "max_seqs": 12, "kv_tokens": 200000}, \
+            [{"kind": "thermal", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "celsius": rng.uniform(48, 55)}], \
+            _gpus(f"{p}-1", tp)
+    if cause == "gpu_memory_pressure":
+        return 2, {"rate": 5.0}, {"params_b": 8}, \
+            [{"kind": "fb_pressure", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "mib": rng.uniform(7000, 8000)}], \
+            _gpus(f"{p}-1", tp)
+    if cause == "gpu_compute_saturation":
+        return 2, {"rate": 5.0}, {"params_b": 32, "kv_tokens": 200000}, \
+            [{"kind": "gpu_contention", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "share": rng.uniform(0.6, 0.75)}], \
+            _gpus(f"{p}-0", tp)
+    if cause == "host_bottleneck":
+        return 2, {"rate": 4.0}, {"params_b": 32, "max_seqs": 32, "kv_tokens": 200000}, \
+            [{"kind": "host_overhead", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "seconds": rng.uniform(0.07, 0.1)}], \
+            _gpus(f"{p}-1", tp)
+    raise KeyError(cause)
+
+
+CAUSES = ("traffic_surge", "load_imbalance", "queue_backlog", "large_decode_batch", "kv_cache_pressure",
+          "prefix_cache_miss", "long_prompts", "replica_unavailable", "gpu_hardware_fault", "gpu_throttling",
+          "gpu_memory_pressure", "gpu_compute_saturation", "host_bottleneck")
+GPU_CAUSES = {"gpu_hardware_fault", "gpu_throttling", "gpu_memory_pressure", "gpu_compute_saturation",
+              "host_bottleneck"}
+
+
+def _timing(rng: random.Random) -> tuple[str, str]:
+    onset = DURATION_MIN - rng.randint(8, 15)
+    return f"{onset}m", f"{rng.randint(0, 5)}m"
+
+
+def _fault_model(cause: str, p: str, tp: int, engine: str, rng: random.Random, model: str) -> tuple[dict, set[str]]:
+    at, ramp = _timing(rng)
+    n, workload, serving, faults, expect = _template(cause, p, tp, at, ramp, rng)
+    workload = {**workload, "rate": workload["rate"] * rng.uniform(0.9, 1.1)}
+    serving = {"params_b": 7.0, **serving}
+    serving["params_b"] = max(serving["params_b"], 7.0 * tp if tp > 1 else serving["params_b"])
+    return ({"model": model, "labels": {"namespace": p, "workload_name": p.split("-")[0], "backend": engine},
+             "pods": _pods(p, n, tp, engine), "workload": workload, "serving": serving, "faults": faults},
+            expect)
+
+
+def incidents(seed: int, variants: int = 4) -> list[Incident]:
+    """Every cause in `variants` variants, 8 healthy cases, 2 two-fault and 2 red-herring incidents."""
+    rng = random.Random(seed)
+    out: list[Incident] = []
+    for c_i, cause in enumerate(CAUSES):
+        for v in range(variants):
+            engine, version = PROFILES[(c_i + v) % len(PROFILES)]
+            tp = TPS[(c_i + v) % len(TPS)]
+            name = f"s{seed}-{cause.replace('_', '')[:10]}-{v}"
+            model, expect = _fault_model(cause, name, tp, engine, rng, f"m/{cause}")
+            out.append(Incident(name, engine, version, [model], {cause: expect}))
+    out += _healthy(seed, rng)
+    out += _composite(seed, rng)
+    return out
+
+
+def _steady(p: str, engine: str, tp: int, rng: random.Random, **workload) -> dict:
+    return {"model": f"m/{p}", "labels": {"namespace": p, "workload_name": "w", "backend": engine},
+            "pods": _pods(p, 2, tp, engine), "workload": {"rate": 6.0 * rng.uniform(0.8, 1.2), **workload},
+            "serving": {"params_b": 7.0 * tp}}
+
+
+def _healthy(seed: int, rng: random.Random) -> list[Incident]:
+    cases = [
+        ("drift", {"drift": 0.25}, [], 1),
+        ("noise", {"noise": 0.15}, [], 2),
+        ("spike", {}, [{"kind": "request_rate", "at": f"{DURATION_MIN - 12}m", "until": f"{DURATION_MIN - 9}m",
+                        "factor": 1.8}], 1),
+        ("restart", {}, [{"kind": "restart", "at": f"{DURATION_MIN - 10}m", "pods": None, "down": 40}], 2),
+        ("idle", {"rate": 0.0}, [], 1),
+        ("spare", {}, [], 4),
+        ("tp4", {}, [], 4),
+        ("longctx", {"prompt": 4000, "prefix_reuse": 0.7}, [], 2),  # KV roomy: see below
+    ]
+    out = []
+    for i, (label, workload, faults, tp) in enumerate(cases):
+        engine, version = PROFILES[(i + seed) % len(PROFILES)]
+        name = f"s{seed}-healthy-{label}"
+        m = _steady(name, engine, tp, rng, **workload)
+        m["labels"]["namespace"] = name
+        for f in faults:
+            if f.get("pods", "all") is None:
+                f["pods"] = [m["pods"][0]["name"]]
+        m["faults"] = faults
+        if label == "spare":
+            m["spare_gpus"] = 2
+        if label == "longctx":
+            m["serving"]["kv_tokens"] = 400000
+        out.append(Incident(name, engine, version, [m], {}, "healthy"))
+    return out
+
+
+def _composite(seed: int, rng: random.Random) -> list[Incident]:
+    out = []
+    pairs = [("kv_cache_pressure", "gpu_hardware_fault"), ("host_bottleneck", "prefix_cache_miss")]
+    for i, (a, b) in enumerate(pairs):
+        engine, version = PROFILES[(i * 3 + seed) % len(PROFILES)]
+        name = f"s{seed}-twofaults-{i}"
+        ma, ea = _fault_model(a, f"{name}-a", 1, engine, rng, f"m/{a}")
+        mb, eb = _fault_model(b, f"{name}-b", 1, engine, rng, f"m/{b}")
+        for m in (ma, mb):
+            m["labels"]["namespace"] = name
+        out.append(Incident(name, engine, version, [ma, mb], {a: ea, b: eb}, "two-faults"))
+    herrings = [("prefix_cache_miss", "thermal"), ("traffic_surge", "clock_cap")]
+    for i, (cause, herring) in enumerate(herrings):
+        engine, version = PROFILES[(i * 3 + 1 + seed) % len(PROFILES)]
+        name = f"s{seed}-herring-{i}"
+        m, expect = _fault_model(cause, f"{name}-a", 1, engine, rng, f"m/{cause}")
+        m["labels"]["namespace"] = name
+        other = _steady(f"{name}-emb", engine, 1, rng, rate=20.0, prompt=300, generation=1, sigma=0.3,
+                        max_tokens=1, prefix_reuse=0.0)
+        other["labels"]["namespace"] = name
+        other["serving"] = {"params_b": 0.6}
+        at, _ramp = _timing(rng)
+        other["faults"] = [{"kind": herring, "at": at, "pods": [f"{name}-emb-0"],
+                            **({"celsius": 70} if herring == "thermal" else {"mhz": 900})}]
+        out.append(Incident(name, engine, version, [m, other], {cause: expect}, "red-herring"))
+    return out
