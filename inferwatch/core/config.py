@@ -160,7 +160,7 @@ class BurnWindow:
     """One row of the multi-window, multi-burn-rate table: alert when `budget_percent` of the period's
     error budget would be spent within `long` (checked over `long` and `short`). The burn factor is
     computed from it: budget_percent/100 * period / long (Sloth, SRE workbook)."""
-    burn_tier: str = "page-fast"  # page-fast | page-slow | ticket-fast | ticket-slow
+    burn_tier: str = "page-fast"  # page-outage | page-fast | page-slow | ticket-fast | ticket-slow
     budget_percent: float = 2.0
     long: Duration = Duration("1h")
     short: Duration = Duration("5m")
@@ -198,7 +198,9 @@ class ModelSLO:
 
 def _default_windows() -> tuple[BurnWindow, ...]:
     # SRE workbook / Sloth google-30d table; `for` as kubernetes-mixin's apiserver burn-rate alerts.
-    return (BurnWindow("page-fast", 2.0, Duration("1h"), Duration("5m"), Duration("2m")),
+    # page-outage (ours): a hard outage pages within 3 minutes, one bad minute never does (docs/alerts.md).
+    return (BurnWindow("page-outage", 0.25, Duration("5m"), Duration("2m"), Duration("0s")),
+            BurnWindow("page-fast", 2.0, Duration("1h"), Duration("5m"), Duration("2m")),
             BurnWindow("page-slow", 5.0, Duration("6h"), Duration("30m"), Duration("15m")),
             BurnWindow("ticket-fast", 10.0, Duration("1d"), Duration("2h"), Duration("1h")),
             BurnWindow("ticket-slow", 10.0, Duration("3d"), Duration("6h"), Duration("3h")))

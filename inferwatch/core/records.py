@@ -81,9 +81,10 @@ def engine_models(cfg: Config, cat: Catalog) -> Expr:
     return Agg("group", any_of(running), by=keys)
 
 
-def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
-    """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
-    lb, w = cfg.labels, cfg.recording.rate_window
+def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal, window: str | None = None) -> dict[str, Expr]:
+    """The raw-series expression of each record of a pod-tier signal, keyed by record role (rates over
+    `window`, the recording rate window unless a shorter SLI window asks for its own)."""
+    lb, w = cfg.labels, window or cfg.recording.rate_window
     srcs = cat.of(sig.name)
     if sig.kind == "histogram":
         return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
