@@ -30,6 +30,7 @@ ROUTING_CASES: dict[tuple[str, str], tuple[str, ...]] = {
     ("LLMModelErrorBudgetBurn", "critical"): PAGE,
     ("LLMModelErrorBudgetBurn", "warning"): TICKET,
     ("LLMModelServingAbsent", "critical"): PAGE,
+    ("LLMModelReplicasLost", "warning"): TICKET,
     ("LLMPodTargetDown", "warning"): TICKET,
     ("LLMPodRestarted", "warning"): TICKET,
     ("LLMPodQueueBacklog", "warning"): TICKET,

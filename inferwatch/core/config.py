@@ -108,6 +108,7 @@ class GPU:
     namespace_labels: tuple[LabelName, ...] = (LabelName("exported_namespace"), LabelName("namespace"))
     pod_labels: tuple[LabelName, ...] = (LabelName("exported_pod"), LabelName("pod"))
     hostname_labels: tuple[LabelName, ...] = (LabelName("hostname"), LabelName("Hostname"))
+    owner_memory: Duration = Duration("10m")  # gaps the remembered GPU -> pod -> model mapping bridges
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class Alerts:
     severity: dict[str, str] = field(default_factory=dict)  # alert name -> critical | warning | info
     for_durations: dict[str, Duration] = field(default_factory=dict)  # alert name -> `for`
     serving_lookback: Duration = Duration("1h")  # a model that had traffic this recently must keep serving
+    replica_lookback: Duration = Duration("1h")  # a model's pod count is held to its settled level this long
     queue_waiting: float = 5.0  # requests waiting in one pod
     queue_time_seconds: float = 1.0  # mean queue time; ignored where the engine does not export it
     kv_cache_usage: float = 0.95

@@ -92,7 +92,8 @@ FAILURES: tuple[FailureMode, ...] = (
                          "look for sticky sessions pinning traffic", "check the slow pod's GPU alerts")}),
     FailureMode("traffic_surge", (),
                 {"any": ("scale out (HPA on queue length)", "rate-limit the client that grew")}),
-    FailureMode("replica_unavailable", ("LLMPodTargetDown", "LLMPodRestarted", "LLMModelServingAbsent"),
+    FailureMode("replica_unavailable", ("LLMPodTargetDown", "LLMPodRestarted", "LLMModelServingAbsent",
+                                        "LLMModelReplicasLost"),
                 {"any": ("`kubectl describe` and `kubectl logs --previous` on the pod named: OOMKilled, crash loop, "
                          "eviction or node failure", "check GPU XIDs on its node",
                          "check the PodMonitor port name (`scrape.port`)", "roll back the last rollout"),

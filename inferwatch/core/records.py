@@ -4,7 +4,8 @@ Groups, evaluated in this order of dependency:
   inferwatch-<engine>     pod tier from one engine's raw series (vllm, sglang; -pd adds transfer signals)
   inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
-  inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU
+  inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU (through
+                          `llm_gpu:owner:info`, which outlives the engine while the pod holds the GPU)
 """
 from __future__ import annotations
 
@@ -204,12 +205,30 @@ def gpu_relabel(cfg: Config):
     return apply
 
 
+def gpu_owner(cfg: Config) -> RecordingRule:
+    """Which model (workload, backend, role) each pod holding a GPU serves, remembered past the engine.
+
+    The engine's own series say what a pod serves; they vanish when the engine crashes or hangs, which is
+    exactly when XID, ECC and throttle alerts matter. dcgm-exporter keeps attributing the GPU to the pod
+    (kubelet pod-resources) for as long as the pod exists, so the last known mapping is carried forward
+    (`last_over_time` of this record's own output, bridging gaps up to `gpu.owner_memory`) while a GPU
+    still names the pod, and dropped once no GPU does (pod deleted, GPU freed)."""
+    lb, jk = cfg.labels, cfg.labels.join_keys()
+    name = info_names()["gpu_owner"]
+    now = Selector(info_names()["pod_model"])
+    relabel = gpu_relabel(cfg)
+    held = agg("group", any_of([relabel(s.selector()) for sig in ("temperature_celsius", "xid_last")
+                                for s in load_catalog("dcgm").of(sig)]), jk)
+    before = over_time("last", Selector(name), cfg.gpu.owner_memory).unless(now, on=jk).and_(held, on=jk)
+    return RecordingRule(name, now.or_(before))
+
+
 def gpu_group(cfg: Config) -> RuleGroup:
     lb, w = cfg.labels, cfg.recording.rate_window
     cat = load_catalog("dcgm")
     keys, relabel = lb.gpu_keys(), gpu_relabel(cfg)
-    owner = Selector(info_names()["pod"])
-    rules = []
+    owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
+    rules = [gpu_owner(cfg)]
     for sig in SIGNALS:
         if sig.tier != "gpu" or sig.derived:
             continue

@@ -19,7 +19,8 @@ from . import slo
 from ..core.config import Config, ConfigError
 from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
 from ..core.labels import SEVERITIES, contract
-from ..core.promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, number, over_time, positive
+from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, label_replace, number, over_time,
+                           positive)
 from ..core.rules import AlertingRule, RuleGroup
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
@@ -75,10 +76,11 @@ def who(cfg: Config, tier: str) -> str:
 
 
 def with_model(cfg: Config, gpu_expr: Expr) -> Expr:
-    """Adds the model label of the pod using the GPU (one model per pod: topk keeps any model of a pod
-    serving several, so the join can never fail as many-to-many)."""
+    """Adds the model label of the pod using the GPU, remembered past a crashed engine (core/records.py
+    gpu_owner); one model per pod: topk keeps any model of a pod serving several, so the join can never
+    fail as many-to-many."""
     jk = cfg.labels.join_keys()
-    info = Agg("topk", Selector(info_names()["pod_model"]), by=jk, param=Num(1))
+    info = Agg("topk", Selector(info_names()["gpu_owner"]), by=jk, param=Num(1))
     return BinOp("*", gpu_expr, info, on=jk, group_left=(cfg.labels.model,))
 
 
@@ -100,6 +102,33 @@ def serving_absent(cfg: Config) -> list[tuple[Expr, str]]:
     return [(expr, f"{who(cfg, 'model')} served requests in the last {cfg.alerts.serving_lookback}, its "
                    "scrape targets still exist, but no pod reports engine metrics any more: the model is not "
                    "being served (pods down, crash-looping or not ready, or the engine stopped exporting).")]
+
+
+# Kubernetes controllers whose desired replica count kube-state-metrics exports: metric, name label.
+DESIRED_REPLICAS = (("kube_deployment_spec_replicas", "deployment"), ("kube_statefulset_replicas", "statefulset"))
+
+
+def replicas_lost(cfg: Config) -> list[tuple[Expr, str]]:
+    """Fewer pods report engine metrics for a model than its settled level within the lookback.
+
+    The settled level is the hour's maximum of the 10-minute minimum, so the extra pods of a rolling
+    update (gone within minutes) never become the level a later count is held to. Needs no `up == 0` (a
+    deleted or evicted pod has no target) and no kube-state-metrics; where kube-state-metrics reports a
+    desired replica count for a controller named like the workload, a deliberate scale-down is exempt."""
+    lb, mk = cfg.labels, cfg.labels.model_keys()
+    lookback = cfg.alerts.replica_lookback
+    count = Selector(info_names()["model_pods"])
+    settled = over_time("max", over_time("min", count, "10m"), lookback)
+    lost = BinOp("-", settled, count, on=mk) > 0
+    workload = tuple(k for k in (lb.cluster, lb.namespace, lb.workload) if k)
+    for metric, name in DESIRED_REPLICAS:
+        desired = Selector(metric)
+        scaled_down = label_replace(desired < over_time("max", desired, lookback), lb.workload, "$1", name, "(.+)")
+        lost = lost.unless(scaled_down, on=workload)
+    return [(lost, f"{who(cfg, 'model')} is served by {COUNT} pod(s) fewer than its settled level within the "
+                   f"last {lookback}, and kube-state-metrics (where present) shows no scale-down: pods were "
+                   "deleted, evicted, preempted or lost with their node, and the remaining pods take their "
+                   "traffic.")]
 
 
 # ---- pod tier -------------------------------------------------------------------------------
@@ -243,6 +272,16 @@ ALERTS: tuple[Alert, ...] = (
           ("every pod down or crash-looping (OOM, bad image, GPU fault)", "engine hung before serving",
            "metrics renamed by an engine upgrade (check `inferwatch` catalog versions)"),
           serving_absent),
+    Alert("LLMModelReplicasLost", "model", "warning", "3m", "A model lost serving pods.",
+          "Fewer pods report engine metrics for a model than its settled count within "
+          "`alerts.replica_lookback` (the hour's maximum of each 10-minute minimum, so rolling-update surges "
+          "do not count), and no kube-state-metrics desired replica count of a controller named like the "
+          "workload went down.",
+          (("requests_running",),),
+          ("pods deleted or evicted (node drain, preemption by higher-priority pods, spot reclaim)",
+           "a node lost with its pods", "pods crash-looping or not ready", "an autoscaler scaling down "
+           "without kube-state-metrics to tell"),
+          replicas_lost),
     Alert("LLMPodTargetDown", "pod", "warning", "5m", "An inference pod cannot be scraped.",
           "`up == 0` for an inference pod: Prometheus cannot reach its metrics endpoint.",
           (("requests_running",),),
