@@ -84,7 +84,7 @@ CASES: dict[str, list[Fires | Quiet]] = {
         Fires("LLMGPUFramebufferNearlyFull", "45m", ("gpu-3",), 0.99),
         Fires("LLMGPUComputeSaturated", "50m", ("gpu-4",), 0.98),
         Fires("LLMGPUIdleWhileQueued", "45m", ("gpu-5",), 0.1),
-        Quiet("LLMGPUComputeSaturated", ("40m",)),  # for: 15m
+        Quiet("LLMGPUComputeSaturated", ("34m",)),  # for: 5m
     ],
     "alerts-serving-absent": [
         Quiet("*", ("29m",)),
@@ -280,7 +280,7 @@ def coverage_key(rule: AlertingRule) -> tuple[str, ...]:
     return (rule.alert,) + tuple(rule.labels[k] for k in ("slo", "burn_tier") if k in rule.labels)
 
 
-ELSEWHERE = ("test_alerts_fast", "test_alerts_replicas")  # test modules with their own scenarios and CASES
+ELSEWHERE = ("test_alerts_fast", "test_alerts_replicas", "test_alerts_hysteresis")  # test modules with their own scenarios and CASES
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case():

@@ -238,7 +238,8 @@ class Alerts:
     replica_lookback: Duration = Duration("1h")  # a model's pod count is held to its settled level this long
     queue_waiting: float = 5.0  # requests waiting in one pod
     queue_time_seconds: float = 1.0  # mean queue time; ignored where the engine does not export it
-    kv_cache_usage: float = 0.95
+    kv_cache_usage: float = 0.95  # the fullest of the last `hold` (hysteresis)
+    hold: Duration = Duration("3m")  # KV usage, GPU temperature and clock: extreme over this window
     preemption_rate: float = 0.5  # preempted / retracted requests per second in one pod
     prefix_hit_baseline: Duration = Duration("6h")
     prefix_hit_drop: float = 0.5  # alert when the hit ratio falls below (1 - drop) x its baseline

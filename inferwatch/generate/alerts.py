@@ -163,8 +163,15 @@ def queue_backlog(cfg: Config) -> list[tuple[Expr, str]]:
                    "requests arrive faster than the running batch can take them.")]
 
 
+def held(cfg: Config, expr: Selector, func: str = "max") -> Expr:
+    """A value's extreme over `alerts.hold`: a value hovering at a threshold (KV 0.88-0.99 against 0.95)
+    keeps a condition true between crossings, so the alert neither flaps nor restarts its `for` timer.
+    Smoothed in the expression rather than `keep_firing_for`, which vmalert before 1.90 rejects."""
+    return over_time(func, expr, cfg.alerts.hold)
+
+
 def kv_saturated(cfg: Config) -> list[tuple[Expr, str]]:
-    kv = rec(cfg, "kv_cache_usage", POD) > cfg.alerts.kv_cache_usage
+    kv = held(cfg, rec(cfg, "kv_cache_usage", POD)) > cfg.alerts.kv_cache_usage
     expr = kv.and_(positive(rec(cfg, "preemptions", POD, "rate")))
     return [(expr, f"{who(cfg, 'pod')} has its KV cache {VALUE} full and is preempting (vLLM) or retracting "
                    "(SGLang) running requests, which recompute their prefill later: latency rises for "
@@ -217,8 +224,8 @@ def ecc(cfg: Config) -> list[tuple[Expr, str]]:
 def throttled(cfg: Config) -> list[tuple[Expr, str]]:
     a = cfg.alerts
     clock = rec(cfg, "sm_clock_mhz", GPU)
-    dropped = clock < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
-    hot = rec(cfg, "temperature_celsius", GPU) >= a.gpu_temperature_celsius
+    dropped = held(cfg, clock, "min") < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
+    hot = held(cfg, rec(cfg, "temperature_celsius", GPU)) >= a.gpu_temperature_celsius
     counted = Agg("max", rec(cfg, "throttle", GPU, "rate"), without=("reason",)) > 0.05
     expr = with_model(cfg, dropped.and_(hot).or_(counted))
     return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {number(round(a.gpu_clock_drop * 100, 2))}% "
@@ -303,19 +310,19 @@ ALERTS: tuple[Alert, ...] = (
           (("kv_cache_usage",), ("preemptions",)),
           ("long prompts or outputs", "too many concurrent sequences", "a prefix cache that no longer hits"),
           kv_saturated),
-    Alert("LLMPodPreemptionStorm", "pod", "warning", "10m", "An inference pod preempts requests continuously.",
+    Alert("LLMPodPreemptionStorm", "pod", "warning", "5m", "An inference pod preempts requests continuously.",
           "The engine evicts running requests faster than `alerts.preemption_rate`; each redoes its prefill.",
           (("preemptions",),),
           ("KV cache too small for the batch", "burst of long generations"),
           preemption_storm),
-    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "15m", "The prefix-cache hit ratio collapsed.",
+    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "5m", "The prefix-cache hit ratio collapsed.",
           "The share of prompt tokens served from the prefix cache fell well below the pod's own recent "
           "average, so each request needs more prefill compute.",
           (("prefix_cache_hit", "prefix_cache_hits"),),
           ("a new system prompt or template", "routing no longer sends a session to the same pod",
            "cache evictions from KV pressure"),
           prefix_collapse),
-    Alert("LLMPodLoadImbalance", "pod", "info", "10m", "One pod queues far more than its siblings.",
+    Alert("LLMPodLoadImbalance", "pod", "info", "5m", "One pod queues far more than its siblings.",
           "One pod's queue is several times the average of the other pods of the same model.",
           (("requests_waiting",),),
           ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
@@ -329,23 +336,23 @@ ALERTS: tuple[Alert, ...] = (
           "Double-bit ECC errors, rows remapped after uncorrectable errors, or a failed row remap.",
           (("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors"),),
           ("failing HBM",), ecc),
-    Alert("LLMGPUThrottled", "gpu", "warning", "10m", "A GPU is thermally or power throttled.",
+    Alert("LLMGPUThrottled", "gpu", "warning", "5m", "A GPU is thermally or power throttled.",
           "The SM clock dropped while the GPU is hot, or the driver counts thermal/power violation time.",
           (("sm_clock_mhz", "throttle"), ("temperature_celsius", "throttle")),
           ("cooling failure or blocked airflow", "power cap", "a straggler slowing its tensor-parallel group"),
           throttled),
-    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "10m", "GPU memory is nearly full.",
+    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "5m", "GPU memory is nearly full.",
           "Framebuffer use is above what the engine preallocates (vLLM `gpu_memory_utilization`, SGLang "
           "`mem_fraction_static`).",
           (("fb_used_mib",), ("fb_free_mib",)),
           ("another process on the GPU", "CUDA graphs or activations growing", "preallocation set too high"),
           fb_full),
-    Alert("LLMGPUComputeSaturated", "gpu", "info", "15m", "A GPU has no compute headroom.",
+    Alert("LLMGPUComputeSaturated", "gpu", "info", "5m", "A GPU has no compute headroom.",
           "The graphics/compute engine is busy nearly all the time (GR_ENGINE_ACTIVE, else GPU_UTIL).",
           (("engine_active",),),
           ("traffic at the pod's capacity", "long prompts (compute-bound prefill)"),
           compute_saturated),
-    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "10m", "The GPU idles while requests queue (host-bound).",
+    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "5m", "The GPU idles while requests queue (host-bound).",
           "Requests wait in the pod, yet its GPU is mostly idle: the bottleneck is on the CPU side.",
           (("engine_active",), ("requests_waiting",)),
           ("tokenization or detokenization on too few CPU cores", "API server saturated",
