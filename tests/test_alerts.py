@@ -280,7 +280,7 @@ def coverage_key(rule: AlertingRule) -> tuple[str, ...]:
     return (rule.alert,) + tuple(rule.labels[k] for k in ("slo", "burn_tier") if k in rule.labels)
 
 
-ELSEWHERE = ("test_alerts_fast", "test_alerts_replicas", "test_alerts_hysteresis")  # test modules with their own scenarios and CASES
+ELSEWHERE = ("test_alerts_fast", "test_alerts_replicas", "test_alerts_hysteresis", "test_alerts_exogenous")  # test modules with their own scenarios and CASES
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case():

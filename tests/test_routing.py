@@ -31,6 +31,8 @@ ROUTING_CASES: dict[tuple[str, str], tuple[str, ...]] = {
     ("LLMModelErrorBudgetBurn", "warning"): TICKET,
     ("LLMModelServingAbsent", "critical"): PAGE,
     ("LLMModelReplicasLost", "warning"): TICKET,
+    ("LLMModelTrafficSurge", "warning"): TICKET,
+    ("LLMModelRequestLengthShift", "info"): NOWHERE,
     ("LLMPodTargetDown", "warning"): TICKET,
     ("LLMPodRestarted", "warning"): TICKET,
     ("LLMPodQueueBacklog", "warning"): TICKET,

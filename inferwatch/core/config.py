@@ -236,6 +236,10 @@ class Alerts:
     for_durations: dict[str, Duration] = field(default_factory=dict)  # alert name -> `for`
     serving_lookback: Duration = Duration("1h")  # a model that had traffic this recently must keep serving
     replica_lookback: Duration = Duration("1h")  # a model's pod count is held to its settled level this long
+    exogenous_baseline: Duration = Duration("1h")  # traffic surge and length shift: the window compared with
+    exogenous_skip: Duration = Duration("15m")  # ... ending this long ago, so a shift is not its own baseline
+    surge_factor: float = 1.5  # requests/s over this many times the baseline's maximum (and a queue)
+    length_factor: float = 2.0  # tokens per request over this many times the baseline's average
     queue_waiting: float = 5.0  # requests waiting in one pod
     queue_time_seconds: float = 1.0  # mean queue time; ignored where the engine does not export it
     kv_cache_usage: float = 0.95  # the fullest of the last `hold` (hysteresis)

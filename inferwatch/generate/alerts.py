@@ -12,7 +12,7 @@ reads, from which the runbooks and the backend support matrix are generated.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import slo
@@ -37,8 +37,8 @@ class Alert:
     meaning: str
     needs: tuple[tuple[str, ...], ...]  # all of these groups, any signal of a group (support matrix)
     causes: tuple[str, ...]
-    # (expr, description) per rule; None for the SLO burn alert, whose rules come from `slo.burn_rules`
-    build: Callable[[Config], list[tuple[Expr, str]]] | None = field(repr=False)
+    # (expr, description[, static labels]) per rule; None for the SLO burn alert (`slo.burn_rules`)
+    build: Callable[[Config], list[tuple]] | None = field(repr=False)
     also_needs: str = ""  # a source outside the catalogs (kube-state-metrics)
     confirm: Callable[[Config], list[Expr]] = field(repr=False, default=lambda cfg: [])
     symptom_remedies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alerts with no failure mode
@@ -129,6 +129,43 @@ def replicas_lost(cfg: Config) -> list[tuple[Expr, str]]:
                    f"last {lookback}, and kube-state-metrics (where present) shows no scale-down: pods were "
                    "deleted, evicted, preempted or lost with their node, and the remaining pods take their "
                    "traffic.")]
+
+
+def baseline(cfg: Config, sel: Selector, func: str) -> Expr:
+    """A model record over `alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago (so the shift
+    being measured is not part of its own baseline)."""
+    a = cfg.alerts
+    return over_time(func, replace(sel, offset=a.exogenous_skip), a.exogenous_baseline)
+
+
+def traffic_surge(cfg: Config) -> list[tuple[Expr, str]]:
+    """More requests than the model ever served in its baseline window, and they queue: beyond capacity.
+    A spike the pods absorb (no queue) is not a cause of anything."""
+    a, mk = cfg.alerts, cfg.labels.model_keys()
+    now = rec(cfg, "requests", MODEL, "rate")
+    most = baseline(cfg, now, "max")
+    surge = BinOp(">", now, most * a.surge_factor, on=mk).and_(now >= cfg.slo.min_request_rate)
+    expr = surge.and_(rec(cfg, "requests_waiting", MODEL) > a.queue_waiting, on=mk)
+    return [(expr, f"{who(cfg, 'model')} receives {RATE} requests/s, over {number(a.surge_factor)}x the most it "
+                   f"served in the {a.exogenous_baseline} before the last {a.exogenous_skip}, and more than "
+                   f"{number(a.queue_waiting)} requests queue: the traffic is beyond the capacity it had.")]
+
+
+def length_shift(cfg: Config) -> list[tuple[Expr, str, dict[str, str]]]:
+    """Tokens per request (prompt, then generation) several times their baseline: more work per request."""
+    a, mk = cfg.alerts, cfg.labels.model_keys()
+    requests = rec(cfg, "requests", MODEL, "rate")
+    out = []
+    for sig, what, length in (("prompt_tokens", "prompt", "prompt"), ("generation_tokens", "generated", "generation")):
+        tokens = rec(cfg, sig, MODEL, "rate")
+        now = tokens / positive(requests)
+        before = baseline(cfg, tokens, "sum") / positive(baseline(cfg, requests, "sum"))
+        shift = BinOp(">", now, before * a.length_factor, on=mk).and_(requests >= cfg.slo.min_request_rate)
+        out.append((shift, f"{who(cfg, 'model')} averages {COUNT} {what} tokens per request, over "
+                           f"{number(a.length_factor)}x its average in the {a.exogenous_baseline} before the last "
+                           f"{a.exogenous_skip}: each request needs more {'prefill' if what == 'prompt' else 'decode'} "
+                           "work, so latency rises without any fault in the serving stack.", {"length": length}))
+    return out
 
 
 # ---- pod tier -------------------------------------------------------------------------------
@@ -289,6 +326,22 @@ ALERTS: tuple[Alert, ...] = (
            "a node lost with its pods", "pods crash-looping or not ready", "an autoscaler scaling down "
            "without kube-state-metrics to tell"),
           replicas_lost),
+    Alert("LLMModelTrafficSurge", "model", "warning", "3m", "Traffic beyond a model's recent capacity.",
+          "A model's request rate is over `alerts.surge_factor` times the most it served in its baseline window "
+          "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago) and requests queue: an exogenous "
+          "cause, the serving stack is not at fault.",
+          (("requests",), ("requests_waiting",)),
+          ("a client or batch job that grew", "a retry storm after an upstream failure",
+           "traffic shifted from another region or model"),
+          traffic_surge),
+    Alert("LLMModelRequestLengthShift", "model", "info", "5m", "Requests got much longer.",
+          "Prompt or generated tokens per request are over `alerts.length_factor` times their baseline average "
+          "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago): more prefill or decode work per "
+          "request, an exogenous cause of latency.",
+          (("requests",), ("prompt_tokens", "generation_tokens")),
+          ("a client sending long documents (RAG, agents)", "a new system prompt or template",
+           "max_tokens raised by a client"),
+          length_shift),
     Alert("LLMPodTargetDown", "pod", "warning", "5m", "An inference pod cannot be scraped.",
           "`up == 0` for an inference pod: Prometheus cannot reach its metrics endpoint.",
           (("requests_running",),),
@@ -380,9 +433,10 @@ def rules_of(cfg: Config, a: Alert) -> list[AlertingRule]:
     if a.name == slo.ALERT:
         return slo.burn_rules(cfg, url, who(cfg, "model"))
     labels = contract(severity_of(cfg, a), a.tier)
-    return [AlertingRule(a.name, expr, cfg.alerts.for_durations.get(a.name, a.for_ or "0s"), labels,
+    return [AlertingRule(a.name, expr, cfg.alerts.for_durations.get(a.name, a.for_ or "0s"),
+                         {**labels, **(extra[0] if extra else {})},
                          {"summary": a.summary, "description": desc, "runbook_url": url})
-            for expr, desc in a.build(cfg)]
+            for expr, desc, *extra in a.build(cfg)]
 
 
 def check_config(cfg: Config) -> None:
