@@ -84,7 +84,7 @@ CASES: dict[str, list[Fires | Quiet]] = {
         Fires("LLMGPUFramebufferNearlyFull", "45m", ("gpu-3",), 0.99),
         Fires("LLMGPUComputeSaturated", "50m", ("gpu-4",), 0.98),
         Fires("LLMGPUIdleWhileQueued", "45m", ("gpu-5",), 0.1),
-        Quiet("LLMGPUComputeSaturated", ("34m",)),  # for: 5m
+        Quiet("LLMGPUComputeSaturated", ("31m",)),  # for: 2m
     ],
     "alerts-serving-absent": [
         Quiet("*", ("29m",)),

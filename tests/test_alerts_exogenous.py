@@ -16,7 +16,7 @@ PROMPT, GENERATION = "llm_model:prompt_tokens", "llm_model:generation_tokens"
 CASES: dict[str, list[Fires | Quiet]] = {
     NAME: [
         Quiet("*", ("44m",)),
-        # 12 requests/s (two pods); 5m rates reach 1.5x within ~2 minutes, then `for: 3m`; exactly surge, never busier or spike.
+        # 12 requests/s (two pods); 5m rates reach 1.5x within ~2 minutes, then `for: 2m`; exactly surge, never busier or spike.
         Quiet("LLMModelTrafficSurge", ("46m",)),
         *[Fires("LLMModelTrafficSurge", at, ("surge",), 12) for at in ("51m", "58m")],
         Quiet("LLMModelRequestLengthShift", ("46m",)),

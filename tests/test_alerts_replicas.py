@@ -16,8 +16,8 @@ CASES: dict[str, list[Fires | Quiet]] = {
     NAME: [
         Quiet("*", ("29m",)),
         # chat-3's series go stale 5 minutes after it is deleted (promtool has no staleness markers), then
-        # `for: 3m`; exactly chat fires, never roll (rolling update), scaled (scale-down) or solo.
-        Quiet("LLMModelReplicasLost", ("34m", "37m")),
+        # `for: 2m`; exactly chat fires, never roll (rolling update), scaled (scale-down) or solo.
+        Quiet("LLMModelReplicasLost", ("34m", "36m")),
         *[Fires("LLMModelReplicasLost", at, ("chat",), 1) for at in ("39m", "50m", "1h10m", "1h29m")],
         Quiet("LLMPodTargetDown", ("50m", "1h29m")),  # no target is down: the pod is gone
     ],
