@@ -60,7 +60,8 @@ def test_fired_alerts_reach_serve_through_alertmanager_and_the_report_names_the_
             am.post_alerts([{"labels": lb, "startsAt": iso(t)} for t, lb in fired])
             naming = lambda: [r for r in records(tmp_path / "d.jsonl")  # noqa: E731
                               if top_cause(r) == "kv_cache_pressure"]
-            [rec, *_] = wait_for(naming, timeout=60, what="a report naming the cause")
+            wait_for(naming, timeout=60, what="a report naming the cause")
+            rec = min(naming(), key=lambda r: r["at"])
             pipeline = time.monotonic() - posted
             md = wait_for(lambda: [p.read_text() for p in (tmp_path / "md").glob("*.md")
                                    if "kv_cache_pressure" in p.read_text()], timeout=10, what="its markdown")
@@ -68,11 +69,13 @@ def test_fired_alerts_reach_serve_through_alertmanager_and_the_report_names_the_
     assert "chat-1" in md[0]
     at = datetime.fromisoformat(rec["at"].replace("Z", "+00:00")).timestamp() - sc.start
     names = sorted({lb["alertname"] for _, lb in fired})
+    minute = lambda r: (datetime.fromisoformat(r["at"].replace("Z", "+00:00")).timestamp() - sc.start - ONSET_S) / 60  # noqa: E731
+    seen = [f"{minute(r):.1f} min: {top_cause(r) or r['report'].get('status')} ({','.join(r['alertnames'])})"
+            for r in sorted(every, key=lambda r: r["at"])]
     print(f"\n{SCENARIO}: alerts {', '.join(names)}; first fired {(first - ONSET_S) / 60:.1f} min after onset, "
-          f"last of the first 10 min at {(last - ONSET_S) / 60:.1f} min. {len(every)} report(s); the first naming "
-          f"the cause diagnosed the incident at {(at - ONSET_S) / 60:.1f} min after onset (earlier ones: "
-          f"{[r['report'].get('status') for r in every if r is not rec]}); Alertmanager -> serve -> reports on disk: "
-          f"{pipeline:.1f} s")
+          f"last of the first 10 min at {(last - ONSET_S) / 60:.1f} min. Reports (diagnosed at, after onset): "
+          f"{'; '.join(seen)}. Alertmanager -> serve -> report naming the cause on disk: {pipeline:.1f} s")
     assert pipeline < 45
-    assert len(every) == 2 and every[0]["report"]["status"] == "healthy", "the page's first look is too early"
+    page = [r for r in every if "LLMModelErrorBudgetBurn" in r["alertnames"]]
+    assert page and page[0]["report"]["status"] == "healthy", "the page's first look is too early to name it"
     assert (at - ONSET_S) / 60 <= 10, "the follow-up names the cause within 10 minutes of the onset"
