@@ -30,6 +30,9 @@ ROUTING_CASES: dict[tuple[str, str], tuple[str, ...]] = {
     ("LLMModelErrorBudgetBurn", "critical"): PAGE,
     ("LLMModelErrorBudgetBurn", "warning"): TICKET,
     ("LLMModelServingAbsent", "critical"): PAGE,
+    ("LLMModelReplicasLost", "warning"): TICKET,
+    ("LLMModelTrafficSurge", "warning"): TICKET,
+    ("LLMModelRequestLengthShift", "info"): NOWHERE,
     ("LLMPodTargetDown", "warning"): TICKET,
     ("LLMPodRestarted", "warning"): TICKET,
     ("LLMPodQueueBacklog", "warning"): TICKET,
@@ -90,7 +93,7 @@ def test_merged_sample_passes_amtool_check_config(cfg, tmp_path):
     res = subprocess.run(["amtool", "check-config", str(sample_file(cfg, tmp_path))], capture_output=True,
                          text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "7 inhibit rules" in res.stdout
+    assert "8 inhibit rules" in res.stdout
 
 
 def test_fragment_groups_by_model_identity_and_sends_everything_to_diagnose_first():
@@ -109,7 +112,7 @@ def test_fragment_groups_by_model_identity_and_sends_everything_to_diagnose_firs
 def test_every_inhibit_rule_has_a_reason_comment():
     lines = routing.fragment(DEFAULT).split("inhibit_rules:\n", 1)[1].splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("- ")]
-    assert len(starts) == 7
+    assert len(starts) == 8
     assert all(lines[i - 1].startswith("# ") and len(lines[i - 1]) > 40 for i in starts)
 
 
@@ -201,6 +204,10 @@ INHIBITION = {  # name -> (alert, name of the alert expected to inhibit it, or N
     "slow": (burn("page-slow", namespace="burn"), "fast"),
     "slow-other-slo": (burn("page-slow", slo="itl", namespace="burn"), None),
     "slow-other-model": (burn("page-slow", namespace="burn", model="other"), None),
+    # the outage tier silences page-fast (and slower) of the same SLO and model
+    "outage": (burn("page-outage", namespace="outage"), None),
+    "outage-fast": (burn("page-fast", namespace="outage"), "outage"),
+    "outage-other-slo": (burn("page-fast", slo="availability", namespace="outage"), None),
     # critical silences warnings of the same model
     "crit": (alert("LLMModelServingAbsent", "critical", "model", namespace="sev"), None),
     "warn": (alert("LLMPodKVCacheSaturated", "warning", "pod", namespace="sev"), "crit"),

@@ -130,6 +130,7 @@ class GPU:
     namespace_labels: tuple[LabelName, ...] = (LabelName("exported_namespace"), LabelName("namespace"))
     pod_labels: tuple[LabelName, ...] = (LabelName("exported_pod"), LabelName("pod"))
     hostname_labels: tuple[LabelName, ...] = (LabelName("hostname"), LabelName("Hostname"))
+    owner_memory: Duration = Duration("10m")  # gaps the remembered GPU -> pod -> model mapping bridges
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ class BurnWindow:
     """One row of the multi-window, multi-burn-rate table: alert when `budget_percent` of the period's
     error budget would be spent within `long` (checked over `long` and `short`). The burn factor is
     computed from it: budget_percent/100 * period / long (Sloth, SRE workbook)."""
-    burn_tier: str = "page-fast"  # page-fast | page-slow | ticket-fast | ticket-slow
+    burn_tier: str = "page-fast"  # page-outage | page-fast | page-slow | ticket-fast | ticket-slow
     budget_percent: float = 2.0
     long: Duration = Duration("1h")
     short: Duration = Duration("5m")
@@ -244,7 +245,9 @@ class ModelSLO:
 
 def _default_windows() -> tuple[BurnWindow, ...]:
     # SRE workbook / Sloth google-30d table; `for` as kubernetes-mixin's apiserver burn-rate alerts.
-    return (BurnWindow("page-fast", 2.0, Duration("1h"), Duration("5m"), Duration("2m")),
+    # page-outage (ours): a hard outage pages within 3 minutes, one bad minute never does (docs/alerts.md).
+    return (BurnWindow("page-outage", 0.25, Duration("5m"), Duration("2m"), Duration("0s")),
+            BurnWindow("page-fast", 2.0, Duration("1h"), Duration("5m"), Duration("2m")),
             BurnWindow("page-slow", 5.0, Duration("6h"), Duration("30m"), Duration("15m")),
             BurnWindow("ticket-fast", 10.0, Duration("1d"), Duration("2h"), Duration("1h")),
             BurnWindow("ticket-slow", 10.0, Duration("3d"), Duration("6h"), Duration("3h")))
@@ -278,9 +281,15 @@ class Alerts:
     severity: dict[str, str] = field(default_factory=dict)  # alert name -> critical | warning | info
     for_durations: dict[str, Duration] = field(default_factory=dict)  # alert name -> `for`
     serving_lookback: Duration = Duration("1h")  # a model that had traffic this recently must keep serving
+    replica_lookback: Duration = Duration("1h")  # a model's pod count is held to its settled level this long
+    exogenous_baseline: Duration = Duration("1h")  # traffic surge and length shift: the window compared with
+    exogenous_skip: Duration = Duration("15m")  # ... ending this long ago, so a shift is not its own baseline
+    surge_factor: float = 1.5  # requests/s over this many times the baseline's maximum (and a queue)
+    length_factor: float = 2.0  # tokens per request over this many times the baseline's average
     queue_waiting: float = 5.0  # requests waiting in one pod
     queue_time_seconds: float = 1.0  # mean queue time; ignored where the engine does not export it
-    kv_cache_usage: float = 0.95
+    kv_cache_usage: float = 0.95  # the fullest of the last `hold` (hysteresis)
+    hold: Duration = Duration("3m")  # KV usage, GPU temperature and clock: extreme over this window
     preemption_rate: float = 0.5  # preempted / retracted requests per second in one pod
     prefix_hit_baseline: Duration = Duration("6h")
     prefix_hit_drop: float = 0.5  # alert when the hit ratio falls below (1 - drop) x its baseline

@@ -16,7 +16,7 @@ TIER = "tier"
 TIERS = ("model", "pod", "gpu")
 SLO = "slo"
 BURN_TIER = "burn_tier"
-BURN_TIERS = ("page-fast", "page-slow", "ticket-fast", "ticket-slow")  # fastest first
+BURN_TIERS = ("page-outage", "page-fast", "page-slow", "ticket-fast", "ticket-slow")  # fastest first
 
 
 def contract(severity: str, tier: str) -> dict[str, str]:

@@ -352,6 +352,8 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
     `records` maps a series name to its rules as (static labels, expression). A selector's matchers
     pick the rules whose static labels agree; other equality matchers become an `and on(...)` filter.
     Used to run rule conditions directly on raw engine metrics, as if no recording rules were deployed.
+    A rule that reads its own earlier output (a remembered mapping, `rec or last_over_time(rec[...])...`)
+    has nothing to remember without rules, so the `or` alternatives that read it are dropped.
     """
     def swap(node: Expr) -> Expr | None:
         if not isinstance(node, Selector) or node.metric not in records:
@@ -362,7 +364,7 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
                   if all(_matches(m, labels[m.name]) for m in node.matchers if m.name in labels)]
         if not chosen:
             raise PromQLError(f"no recording rule of {node.metric} matches {node.render()}")
-        body: Expr = Paren(any_of([inline(e, records) for e in chosen]))
+        body: Expr = Paren(any_of([inline(_forget(e, node.metric), records) for e in chosen]))
         for m in node.matchers:
             if m.name not in static:
                 body = _filter(body, m)
@@ -370,6 +372,15 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
             return Subquery(body, node.range)
         return body
     return transform(expr, swap)
+
+
+def _forget(expr: Expr, metric: str) -> Expr:
+    """`expr` without the `or` alternatives that read `metric` (a rule's own output)."""
+    if isinstance(expr, BinOp) and expr.op == "or":
+        sides = [_forget(side, metric) for side in (expr.lhs, expr.rhs)]
+        kept = [side for side in sides if all(s.metric != metric for s in selectors(side))]
+        return kept[0] if len(kept) == 1 else replace(expr, lhs=sides[0], rhs=sides[1])
+    return expr
 
 
 _LITERAL = re.compile(r"^(?:[A-Za-z0-9_:/ -]|\\.)*$")  # letters, or an escaped character

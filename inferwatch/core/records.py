@@ -4,7 +4,8 @@ Groups, evaluated in this order of dependency:
   inferwatch-<engine>     pod tier from one engine's raw series (vllm, sglang; -pd adds transfer signals)
   inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
-  inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU
+  inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU (through
+                          `llm_gpu:owner:info`, which outlives the engine while the pod holds the GPU)
 """
 from __future__ import annotations
 
@@ -113,9 +114,10 @@ def engine_models(cfg: Config, cat: Catalog) -> Expr:
     return Agg("group", any_of(running), by=keys)
 
 
-def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal) -> dict[str, Expr]:
-    """The raw-series expression of each record of a pod-tier signal, keyed by record role."""
-    lb, w = cfg.labels, cfg.recording.rate_window
+def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal, window: str | None = None) -> dict[str, Expr]:
+    """The raw-series expression of each record of a pod-tier signal, keyed by record role (rates over
+    `window`, the recording rate window unless a shorter SLI window asks for its own)."""
+    lb, w = cfg.labels, window or cfg.recording.rate_window
     srcs = engine_sources(cfg, cat, sig.name)
     if sig.kind == "histogram":
         return {part: any_of([source_expr(s, sig, lb.pod_keys(), w, part) for s in srcs]) for part in HIST_PARTS}
@@ -269,12 +271,30 @@ def via_instance(cfg: Config, gpu: Expr) -> Expr:
     return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
 
 
+def gpu_owner(cfg: Config) -> RecordingRule:
+    """Which model (workload, backend, role) each pod holding a GPU serves, remembered past the engine.
+
+    The engine's own series say what a pod serves; they vanish when the engine crashes or hangs, which is
+    exactly when XID, ECC and throttle alerts matter. dcgm-exporter keeps attributing the GPU to the pod
+    (kubelet pod-resources) for as long as the pod exists, so the last known mapping is carried forward
+    (`last_over_time` of this record's own output, bridging gaps up to `gpu.owner_memory`) while a GPU
+    still names the pod, and dropped once no GPU does (pod deleted, GPU freed)."""
+    jk = cfg.labels.join_keys()
+    name = info_names()["gpu_owner"]
+    now = Selector(info_names()["pod_model"])
+    relabel = gpu_relabel(cfg)
+    held = agg("group", any_of([relabel(s.selector()) for sig in ("temperature_celsius", "xid_last")
+                                for s in load_catalog("dcgm").of(sig)]), jk)
+    before = over_time("last", Selector(name), cfg.gpu.owner_memory).unless(now, on=jk).and_(held, on=jk)
+    return RecordingRule(name, now.or_(before))
+
+
 def gpu_group(cfg: Config) -> RuleGroup:
     lb, w = cfg.labels, cfg.recording.rate_window
     cat = load_catalog("dcgm")
     keys, relabel = lb.gpu_keys(), gpu_relabel(cfg)
-    owner = Selector(info_names()["pod"])
-    rules = instance_rules(cfg)
+    owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
+    rules = instance_rules(cfg) + [gpu_owner(cfg)]
     for sig in SIGNALS:
         if sig.tier != "gpu" or sig.derived:
             continue

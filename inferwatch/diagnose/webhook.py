@@ -248,6 +248,7 @@ class Job:
     notification: Notification
     scope: dict[str, str | None]
     received_at: datetime
+    follow_up: bool = False  # the second look, once the symptom has lasted long enough to be judged
 
 
 class Receiver:
@@ -360,12 +361,47 @@ class Receiver:
                     if self._running.pop(me, None) is None:  # spooled at the end of the grace
                         return
                 self._deliver(outcome)
+                self._follow_up(job, outcome)
             finally:
                 self.metrics.inc("inferwatch_webhook_diagnoses_in_progress", -1)
 
+    def settle(self) -> timedelta:
+        """How long a symptom must have lasted before the diagnosis can name it: the share of the window
+        a condition must hold (`diagnose.min_persistence` x `diagnose.window`)."""
+        d = self.cfg.diagnose
+        return timedelta(seconds=d.window.seconds() * d.min_persistence)
+
+    def _follow_up(self, job: Job, outcome: Outcome) -> None:
+        """A fast page arrives minutes into an incident, before the diagnosis can tell a cause from noise;
+        when the first look finds none, look again once the alerts' start is `settle()` old. Only a
+        `healthy` look is repeated: `unknown` (no series in scope) and `partial` would not change by waiting."""
+        n = job.notification
+        if (job.follow_up or outcome.report is None or outcome.report.status != "healthy"
+                or n.status != "firing"):
+            return
+        due = n.latest_start() + self.settle()
+        if outcome.at >= due:
+            return
+        later = replace(job, follow_up=True)
+        delay = (due - datetime.now(timezone.utc)).total_seconds()
+        if delay <= 0:
+            self._requeue(later)
+            return
+        timer = threading.Timer(delay, self._requeue, (later,))
+        timer.daemon = True  # a stopping receiver drops follow-ups not yet due
+        timer.start()
+
+    def _requeue(self, job: Job) -> None:
+        if not self._stopping.is_set():
+            try:
+                self._queue.put_nowait(job)
+            except queue.Full:
+                self.metrics.inc("inferwatch_webhook_notifications_skipped_total", reason="queue_full")
+
     def _run(self, job: Job) -> Outcome:
         n = job.notification
-        at = min(n.latest_start(), datetime.now(timezone.utc))
+        start = n.latest_start() + (self.settle() if job.follow_up else timedelta(0))
+        at = min(start, datetime.now(timezone.utc))
         report, error = None, None
         began = time.monotonic()
         try:

@@ -12,14 +12,15 @@ reads, from which the runbooks and the backend support matrix are generated.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import slo
 from ..core.config import Config, ConfigError
 from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
 from ..core.labels import SEVERITIES, contract
-from ..core.promql import Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, number, over_time, positive
+from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, label_replace, number, over_time,
+                           positive)
 from ..core.rules import AlertingRule, RuleGroup
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
@@ -36,8 +37,8 @@ class Alert:
     meaning: str
     needs: tuple[tuple[str, ...], ...]  # all of these groups, any signal of a group (support matrix)
     causes: tuple[str, ...]
-    # (expr, description) per rule; None for the SLO burn alert, whose rules come from `slo.burn_rules`
-    build: Callable[[Config], list[tuple[Expr, str]]] | None = field(repr=False)
+    # (expr, description[, static labels]) per rule; None for the SLO burn alert (`slo.burn_rules`)
+    build: Callable[[Config], list[tuple]] | None = field(repr=False)
     also_needs: str = ""  # a source outside the catalogs (kube-state-metrics)
     confirm: Callable[[Config], list[Expr]] = field(repr=False, default=lambda cfg: [])
     symptom_remedies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alerts with no failure mode
@@ -75,10 +76,11 @@ def who(cfg: Config, tier: str) -> str:
 
 
 def with_model(cfg: Config, gpu_expr: Expr) -> Expr:
-    """Adds the model label of the pod using the GPU (one model per pod: topk keeps any model of a pod
-    serving several, so the join can never fail as many-to-many)."""
+    """Adds the model label of the pod using the GPU, remembered past a crashed engine (core/records.py
+    gpu_owner); one model per pod: topk keeps any model of a pod serving several, so the join can never
+    fail as many-to-many."""
     jk = cfg.labels.join_keys()
-    info = Agg("topk", Selector(info_names()["pod_model"]), by=jk, param=Num(1))
+    info = Agg("topk", Selector(info_names()["gpu_owner"]), by=jk, param=Num(1))
     return BinOp("*", gpu_expr, info, on=jk, group_left=(cfg.labels.model,))
 
 
@@ -100,6 +102,70 @@ def serving_absent(cfg: Config) -> list[tuple[Expr, str]]:
     return [(expr, f"{who(cfg, 'model')} served requests in the last {cfg.alerts.serving_lookback}, its "
                    "scrape targets still exist, but no pod reports engine metrics any more: the model is not "
                    "being served (pods down, crash-looping or not ready, or the engine stopped exporting).")]
+
+
+# Kubernetes controllers whose desired replica count kube-state-metrics exports: metric, name label.
+DESIRED_REPLICAS = (("kube_deployment_spec_replicas", "deployment"), ("kube_statefulset_replicas", "statefulset"))
+
+
+def replicas_lost(cfg: Config) -> list[tuple[Expr, str]]:
+    """Fewer pods report engine metrics for a model than its settled level within the lookback.
+
+    The settled level is the hour's maximum of the 10-minute minimum, so the extra pods of a rolling
+    update (gone within minutes) never become the level a later count is held to. Needs no `up == 0` (a
+    deleted or evicted pod has no target) and no kube-state-metrics; where kube-state-metrics reports a
+    desired replica count for a controller named like the workload, a deliberate scale-down is exempt."""
+    lb, mk = cfg.labels, cfg.labels.model_keys()
+    lookback = cfg.alerts.replica_lookback
+    count = Selector(info_names()["model_pods"])
+    settled = over_time("max", over_time("min", count, "10m"), lookback)
+    lost = BinOp("-", settled, count, on=mk) > 0
+    workload = tuple(k for k in (lb.cluster, lb.namespace, lb.workload) if k)
+    for metric, name in DESIRED_REPLICAS:
+        desired = Selector(metric)
+        scaled_down = label_replace(desired < over_time("max", desired, lookback), lb.workload, "$1", name, "(.+)")
+        lost = lost.unless(scaled_down, on=workload)
+    return [(lost, f"{who(cfg, 'model')} is served by {COUNT} pod(s) fewer than its settled level within the "
+                   f"last {lookback}, and kube-state-metrics (where present) shows no scale-down: pods were "
+                   "deleted, evicted, preempted or lost with their node, and the remaining pods take their "
+                   "traffic.")]
+
+
+def baseline(cfg: Config, sel: Selector, func: str) -> Expr:
+    """A model record over `alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago (so the shift
+    being measured is not part of its own baseline)."""
+    a = cfg.alerts
+    return over_time(func, replace(sel, offset=a.exogenous_skip), a.exogenous_baseline)
+
+
+def traffic_surge(cfg: Config) -> list[tuple[Expr, str]]:
+    """More requests than the model ever served in its baseline window, and they queue: beyond capacity.
+    A spike the pods absorb (no queue) is not a cause of anything."""
+    a, mk = cfg.alerts, cfg.labels.model_keys()
+    now = rec(cfg, "requests", MODEL, "rate")
+    most = baseline(cfg, now, "max")
+    surge = BinOp(">", now, most * a.surge_factor, on=mk).and_(now >= cfg.slo.min_request_rate)
+    expr = surge.and_(rec(cfg, "requests_waiting", MODEL) > a.queue_waiting, on=mk)
+    return [(expr, f"{who(cfg, 'model')} receives {RATE} requests/s, over {number(a.surge_factor)}x the most it "
+                   f"served in the {a.exogenous_baseline} before the last {a.exogenous_skip}, and more than "
+                   f"{number(a.queue_waiting)} requests queue: the traffic is beyond the capacity it had.")]
+
+
+def length_shift(cfg: Config) -> list[tuple[Expr, str, dict[str, str]]]:
+    """Tokens per request (prompt, then generation) several times their baseline: more work per request."""
+    a, mk = cfg.alerts, cfg.labels.model_keys()
+    requests = rec(cfg, "requests", MODEL, "rate")
+    out = []
+    for sig, what, length in (("prompt_tokens", "prompt", "prompt"), ("generation_tokens", "generated", "generation")):
+        tokens = rec(cfg, sig, MODEL, "rate")
+        now = tokens / positive(requests)
+        before = baseline(cfg, tokens, "sum") / positive(baseline(cfg, requests, "sum"))
+        shift = BinOp(">", now, before * a.length_factor, on=mk).and_(requests >= cfg.slo.min_request_rate)
+        out.append((shift, f"{who(cfg, 'model')} averages {COUNT} {what} tokens per request, over "
+                           f"{number(a.length_factor)}x its average in the {a.exogenous_baseline} before the last "
+                           f"{a.exogenous_skip}: each request needs more {'prefill' if what == 'prompt' else 'decode'} "
+                           "work, so latency rises without any fault in the serving stack.", {"length": length}))
+    return out
 
 
 # ---- pod tier -------------------------------------------------------------------------------
@@ -134,8 +200,15 @@ def queue_backlog(cfg: Config) -> list[tuple[Expr, str]]:
                    "requests arrive faster than the running batch can take them.")]
 
 
+def held(cfg: Config, expr: Selector, func: str = "max") -> Expr:
+    """A value's extreme over `alerts.hold`: a value hovering at a threshold (KV 0.88-0.99 against 0.95)
+    keeps a condition true between crossings, so the alert neither flaps nor restarts its `for` timer.
+    Smoothed in the expression rather than `keep_firing_for`, which vmalert before 1.90 rejects."""
+    return over_time(func, expr, cfg.alerts.hold)
+
+
 def kv_saturated(cfg: Config) -> list[tuple[Expr, str]]:
-    kv = rec(cfg, "kv_cache_usage", POD) > cfg.alerts.kv_cache_usage
+    kv = held(cfg, rec(cfg, "kv_cache_usage", POD)) > cfg.alerts.kv_cache_usage
     expr = kv.and_(positive(rec(cfg, "preemptions", POD, "rate")))
     return [(expr, f"{who(cfg, 'pod')} has its KV cache {VALUE} full and is preempting (vLLM) or retracting "
                    "(SGLang) running requests, which recompute their prefill later: latency rises for "
@@ -200,8 +273,8 @@ def ecc(cfg: Config) -> list[tuple[Expr, str]]:
 def throttled(cfg: Config) -> list[tuple[Expr, str]]:
     a = cfg.alerts
     clock = rec(cfg, "sm_clock_mhz", GPU)
-    dropped = clock < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
-    hot = rec(cfg, "temperature_celsius", GPU) >= a.gpu_temperature_celsius
+    dropped = held(cfg, clock, "min") < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
+    hot = held(cfg, rec(cfg, "temperature_celsius", GPU)) >= a.gpu_temperature_celsius
     counted = Agg("max", rec(cfg, "throttle", GPU, "rate"), without=("reason",)) > 0.05
     expr = with_model(cfg, dropped.and_(hot).or_(counted))
     return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {number(round(a.gpu_clock_drop * 100, 2))}% "
@@ -255,6 +328,32 @@ ALERTS: tuple[Alert, ...] = (
           ("every pod down or crash-looping (OOM, bad image, GPU fault)", "engine hung before serving",
            "metrics renamed by an engine upgrade (check `inferwatch` catalog versions)"),
           serving_absent),
+    Alert("LLMModelReplicasLost", "model", "warning", "2m", "A model lost serving pods.",
+          "Fewer pods report engine metrics for a model than its settled count within "
+          "`alerts.replica_lookback` (the hour's maximum of each 10-minute minimum, so rolling-update surges "
+          "do not count), and no kube-state-metrics desired replica count of a controller named like the "
+          "workload went down.",
+          (("requests_running",),),
+          ("pods deleted or evicted (node drain, preemption by higher-priority pods, spot reclaim)",
+           "a node lost with its pods", "pods crash-looping or not ready", "an autoscaler scaling down "
+           "without kube-state-metrics to tell"),
+          replicas_lost),
+    Alert("LLMModelTrafficSurge", "model", "warning", "2m", "Traffic beyond a model's recent capacity.",
+          "A model's request rate is over `alerts.surge_factor` times the most it served in its baseline window "
+          "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago) and requests queue: an exogenous "
+          "cause, the serving stack is not at fault.",
+          (("requests",), ("requests_waiting",)),
+          ("a client or batch job that grew", "a retry storm after an upstream failure",
+           "traffic shifted from another region or model"),
+          traffic_surge),
+    Alert("LLMModelRequestLengthShift", "model", "info", "2m", "Requests got much longer.",
+          "Prompt or generated tokens per request are over `alerts.length_factor` times their baseline average "
+          "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago): more prefill or decode work per "
+          "request, an exogenous cause of latency.",
+          (("requests",), ("prompt_tokens", "generation_tokens")),
+          ("a client sending long documents (RAG, agents)", "a new system prompt or template",
+           "max_tokens raised by a client"),
+          length_shift),
     Alert("LLMPodTargetDown", "pod", "warning", "5m", "An inference pod cannot be scraped.",
           "`up == 0` for an inference pod: Prometheus cannot reach its metrics endpoint.",
           (("requests_running",),),
@@ -265,30 +364,30 @@ ALERTS: tuple[Alert, ...] = (
           (("requests_running",),),
           ("GPU out-of-memory at a traffic peak", "XID error / GPU fault", "liveness probe timeouts under load"),
           restarted, also_needs="kube-state-metrics (`kube_pod_container_status_restarts_total`)"),
-    Alert("LLMPodQueueBacklog", "pod", "warning", "5m", "Requests queue up in an inference pod.",
+    Alert("LLMPodQueueBacklog", "pod", "warning", "2m", "Requests queue up in an inference pod.",
           "Requests wait before their first forward pass: the pod's running batch is full.",
           (("requests_waiting",),),
           ("more traffic than the pod's capacity", "KV-cache pressure limits the batch", "long prompts",
            "a load imbalance between pods", "host-bound engine"),
           queue_backlog),
-    Alert("LLMPodKVCacheSaturated", "pod", "warning", "5m", "KV cache is full and requests are preempted.",
+    Alert("LLMPodKVCacheSaturated", "pod", "warning", "2m", "KV cache is full and requests are preempted.",
           "KV-cache usage is near 100% and the engine preempts (vLLM) or retracts (SGLang) running requests.",
           (("kv_cache_usage",), ("preemptions",)),
           ("long prompts or outputs", "too many concurrent sequences", "a prefix cache that no longer hits"),
           kv_saturated),
-    Alert("LLMPodPreemptionStorm", "pod", "warning", "10m", "An inference pod preempts requests continuously.",
+    Alert("LLMPodPreemptionStorm", "pod", "warning", "2m", "An inference pod preempts requests continuously.",
           "The engine evicts running requests faster than `alerts.preemption_rate`; each redoes its prefill.",
           (("preemptions",),),
           ("KV cache too small for the batch", "burst of long generations"),
           preemption_storm),
-    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "15m", "The prefix-cache hit ratio collapsed.",
+    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "2m", "The prefix-cache hit ratio collapsed.",
           "The share of prompt tokens served from the prefix cache fell well below the pod's own recent "
           "average, so each request needs more prefill compute.",
           (("prefix_cache_hit", "prefix_cache_hits"),),
           ("a new system prompt or template", "routing no longer sends a session to the same pod",
            "cache evictions from KV pressure"),
           prefix_collapse),
-    Alert("LLMPodLoadImbalance", "pod", "info", "10m", "One pod queues far more than its siblings.",
+    Alert("LLMPodLoadImbalance", "pod", "info", "2m", "One pod queues far more than its siblings.",
           "One pod's queue is several times the average of the other pods of the same model.",
           (("requests_waiting",),),
           ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
@@ -311,23 +410,23 @@ ALERTS: tuple[Alert, ...] = (
           "Double-bit ECC errors, rows remapped after uncorrectable errors, or a failed row remap.",
           (("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors"),),
           ("failing HBM",), ecc),
-    Alert("LLMGPUThrottled", "gpu", "warning", "10m", "A GPU is thermally or power throttled.",
+    Alert("LLMGPUThrottled", "gpu", "warning", "2m", "A GPU is thermally or power throttled.",
           "The SM clock dropped while the GPU is hot, or the driver counts thermal/power violation time.",
           (("sm_clock_mhz", "throttle"), ("temperature_celsius", "throttle")),
           ("cooling failure or blocked airflow", "power cap", "a straggler slowing its tensor-parallel group"),
           throttled),
-    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "10m", "GPU memory is nearly full.",
+    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "2m", "GPU memory is nearly full.",
           "Framebuffer use is above what the engine preallocates (vLLM `gpu_memory_utilization`, SGLang "
           "`mem_fraction_static`).",
           (("fb_used_mib",), ("fb_free_mib",)),
           ("another process on the GPU", "CUDA graphs or activations growing", "preallocation set too high"),
           fb_full),
-    Alert("LLMGPUComputeSaturated", "gpu", "info", "15m", "A GPU has no compute headroom.",
+    Alert("LLMGPUComputeSaturated", "gpu", "info", "2m", "A GPU has no compute headroom.",
           "The graphics/compute engine is busy nearly all the time (GR_ENGINE_ACTIVE, else GPU_UTIL).",
           (("engine_active",),),
           ("traffic at the pod's capacity", "long prompts (compute-bound prefill)"),
           compute_saturated),
-    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "10m", "The GPU idles while requests queue (host-bound).",
+    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "2m", "The GPU idles while requests queue (host-bound).",
           "Requests wait in the pod, yet its GPU is mostly idle: the bottleneck is on the CPU side.",
           (("engine_active",), ("requests_waiting",)),
           ("tokenization or detokenization on too few CPU cores", "API server saturated",
@@ -355,9 +454,10 @@ def rules_of(cfg: Config, a: Alert) -> list[AlertingRule]:
     if a.name == slo.ALERT:
         return slo.burn_rules(cfg, url, who(cfg, "model"))
     labels = contract(severity_of(cfg, a), a.tier)
-    return [AlertingRule(a.name, expr, cfg.alerts.for_durations.get(a.name, a.for_ or "0s"), labels,
+    return [AlertingRule(a.name, expr, cfg.alerts.for_durations.get(a.name, a.for_ or "0s"),
+                         {**labels, **(extra[0] if extra else {})},
                          {"summary": a.summary, "description": desc, "runbook_url": url})
-            for expr, desc in a.build(cfg)]
+            for expr, desc, *extra in a.build(cfg)]
 
 
 def check_config(cfg: Config) -> None:

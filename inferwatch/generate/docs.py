@@ -113,10 +113,12 @@ def _info_table(cfg: Config) -> str:
     lb, names = cfg.labels, info_names()
     rows = [
         (names["pod_model"], lb.pod_keys(), "1 for each model a pod serves (from its running-requests gauge)."),
-        (names["pod"], lb.pod_identity(), "1 for each inference pod; GPU series join to it."),
+        (names["pod"], lb.pod_identity(), "1 for each inference pod."),
         (names["model_pods"], lb.model_keys(), "Number of pods serving a model."),
         (names["pod_instance"], lb.join_keys() + (lb.instance,),
          "The serving instance of every scraped pod, engine or multi-node worker (from `up`)."),
+        (names["gpu_owner"], lb.pod_keys(), "The model a pod serves, kept while dcgm-exporter still attributes a "
+         "GPU to the pod after its engine stopped exporting; GPU series join to it."),
     ]
     body = "\n".join(f"| `{n}` | {', '.join(f'`{k}`' for k in keys)} | {meaning} |" for n, keys, meaning in rows)
     return f"## Inventory series\n\n| series | labels | meaning |\n|---|---|---|\n{body}\n"

@@ -4,7 +4,11 @@ SLIs are ratios of bad to all requests, recorded per window (`llm_model:slo_erro
 `llm_model:slo_ttft_slow:ratio_rate6h`, ...). Windows longer than the recording rate window are derived
 from the 5m model records with `sum_over_time` (numerator and denominator summed separately, so the ratio
 is traffic-weighted): one series per model instead of every raw bucket of every pod, and counter resets
-are already absorbed by `rate()` in the 5m records. A latency SLI counts requests above a histogram bucket
+are already absorbed by `rate()` in the 5m records. The windows of a tier that fits within the recording
+rate window (page-outage: 5m and 2m) rate the raw series themselves, summed straight to the model and only
+for what an SLI reads (requests, errors, the threshold bucket and the count): reading the 5m records would
+add three rule-group hops of lag to a tier meant to page within minutes, and one model series per input
+keeps the added cost small. A latency SLI counts requests above a histogram bucket
 boundary, so a threshold must be a boundary of every enabled backend (snapped or rejected otherwise).
 
 Objectives come from `slo:` with per-model overrides; each override is a `Variant` with its own scope.
@@ -16,10 +20,11 @@ import functools
 from dataclasses import dataclass, replace
 
 from ..core.catalog import load_catalog, parent
+from ..core.records import pod_signal_exprs
 from ..core.labels import BURN_TIER, BURN_TIERS, SLO, contract
 from ..core.config import BACKENDS, SLO_KINDS, BurnWindow, Config, ConfigError, ModelSLO, Objective, duration_seconds
-from ..core.promql import (BinOp, Expr, Matcher, Num, Selector, agg, any_of, number, over_time, positive,
-                           regex_escape)
+from ..core.promql import (BinOp, Expr, Matcher, Num, Selector, agg, any_of, label_replace, number, over_time,
+                           positive, regex_escape, transform)
 from ..core.rules import AlertingRule, RecordingRule, RuleGroup
 from ..core.signals import MODEL, record_names, signal
 
@@ -144,9 +149,13 @@ def check_config(cfg: Config) -> None:
         seen.add(w.burn_tier)
         if not 0 < w.budget_percent <= 100:
             raise ConfigError(f"{where}.budget_percent: {w.budget_percent} is not in (0, 100]")
-        if not rate_s <= duration_seconds(w.short) < duration_seconds(w.long) <= duration_seconds(s.period):
-            raise ConfigError(f"{where}: need recording.rate_window ({cfg.recording.rate_window}) <= short "
-                              f"({w.short}) < long ({w.long}) <= slo.period ({s.period})")
+        if not duration_seconds(w.short) < duration_seconds(w.long) <= duration_seconds(s.period):
+            raise ConfigError(f"{where}: need short ({w.short}) < long ({w.long}) <= slo.period ({s.period})")
+        floor = max(2 * duration_seconds(cfg.scrape.interval), 60)
+        for name, window in (("short", w.short), ("long", w.long)):
+            if duration_seconds(window) < min(rate_s, floor):  # longer windows read the 5m records
+                raise ConfigError(f"{where}.{name}: {window} is below twice the scrape interval "
+                                  f"({cfg.scrape.interval}) and 1m: a rate over it sees too few samples")
     for backend, reasons in s.error_reasons.items():
         if backend not in BACKENDS:
             raise ConfigError(f"slo.error_reasons.{backend}: unknown backend; known: {', '.join(BACKENDS)}")
@@ -203,14 +212,27 @@ def sli_name(kind: str, window: str) -> str:
     return f"{MODEL}:slo_{bad}:ratio_rate{window}"
 
 
+def is_short(cfg: Config, window: str) -> bool:
+    """A window of a tier that fits within the recording rate window (page-outage's 5m and 2m): its SLI
+    inputs rate the raw series in the SLO group itself, so the alert is at most two rule groups behind
+    the scrape instead of four (engine -> pod -> model -> SLO)."""
+    rw = duration_seconds(cfg.recording.rate_window)
+    return any(window in (w.short, w.long) and duration_seconds(w.long) <= rw for w in cfg.slo.windows)
+
+
 def requests_name(cfg: Config, window: str) -> str:
-    if window == cfg.recording.rate_window:
+    if window == cfg.recording.rate_window and not is_short(cfg, window):
         return record_names(signal("requests"), MODEL, window)["rate"]
     return f"{MODEL}:slo_requests:rate{window}"
 
 
-def errors_name(cfg: Config) -> str:
-    return f"{MODEL}:slo_errors:rate{cfg.recording.rate_window}"
+def errors_name(cfg: Config, window: str | None = None) -> str:
+    return f"{MODEL}:slo_errors:rate{window or cfg.recording.rate_window}"
+
+
+def short_name(cfg: Config, sig: str, window: str, role: str) -> str:
+    """A short-window SLI input: the model record's name with the short window."""
+    return record_names(signal(sig), MODEL, window)[role].replace(f"{MODEL}:", f"{MODEL}:slo_", 1)
 
 
 def _windowed(cfg: Config, sel: Selector, window: str) -> Expr:
@@ -218,12 +240,38 @@ def _windowed(cfg: Config, sel: Selector, window: str) -> Expr:
     return sel if window == cfg.recording.rate_window else over_time("sum", sel, window)
 
 
-def _errors_rule(cfg: Config) -> RecordingRule:
+def short_rate(cfg: Config, sig_name: str, window: str, role: str, les: tuple[float, ...] = ()) -> Expr:
+    """A model's rate over a short window straight from the raw series of every enabled backend (a -pd
+    backend only where its catalog changes the signal), buckets limited to the SLO thresholds `les`."""
+    lb, sig = cfg.labels, signal(sig_name)
+    backends = sorted({parent(b) for b in cfg.backends})
+    backends += sorted(b for b in cfg.backends if b != parent(b)
+                       and load_catalog(b).of(sig_name) != load_catalog(parent(b)).of(sig_name))
+    le = Matcher("le", "|".join(le_pattern(b) for b in les), "=~")
+    only_le = lambda e: e.with_matchers(le) if isinstance(e, Selector) and e.metric.endswith("_bucket") else None  # noqa: E731
+    parts = []
+    for b in backends:
+        cat = load_catalog(b)
+        if not cat.of(sig_name):
+            continue
+        expr = pod_signal_exprs(cfg, cat, sig, window)[role]
+        if les:
+            expr = transform(expr, only_le)
+        parts.append(label_replace(expr, lb.backend, b, lb.backend, ""))
+    keep = sig.keep + (("le",) if role == "bucket" else ())
+    return agg("sum", any_of(parts), lb.model_keys() + keep)
+
+
+def _errors_rule(cfg: Config, window: str | None = None) -> RecordingRule:
     """Failed requests/s of a model: per backend, the reasons that count as failures. The max over
     reasons (not the sum) because an engine error usually also surfaces as an HTTP 5xx."""
     lb, mk = cfg.labels, cfg.labels.model_keys()
-    rw = cfg.recording.rate_window
-    errors = record_names(signal("request_errors"), MODEL, rw)["rate"]
+    rw = window or cfg.recording.rate_window
+    if is_short(cfg, rw):
+        errors, requests_rec = short_name(cfg, "request_errors", rw, "rate"), requests_name(cfg, rw)
+    else:
+        errors, requests_rec = (record_names(signal("request_errors"), MODEL, rw)["rate"],
+                                record_names(signal("requests"), MODEL, rw)["rate"])
     by_reasons: dict[tuple[str, ...], list[str]] = {}
     for b in cfg.backends:
         reasons = cfg.slo.error_reasons.get(b, ())
@@ -232,9 +280,8 @@ def _errors_rule(cfg: Config) -> RecordingRule:
     parts: list[Expr] = [agg("max", Selector(errors, (Matcher(lb.backend, _alternatives(bs), "=~"),
                                                       Matcher("reason", _alternatives(rs), "=~"))), mk)
                          for rs, bs in sorted(by_reasons.items(), key=lambda kv: kv[1])]
-    requests = Selector(record_names(signal("requests"), MODEL, rw)["rate"])
-    parts.append(requests * 0)  # a model without any error series has 0 errors, not "no data"
-    return RecordingRule(errors_name(cfg), any_of(parts))
+    parts.append(Selector(requests_rec) * 0)  # a model without any error series has 0 errors, not "no data"
+    return RecordingRule(errors_name(cfg, rw), any_of(parts))
 
 
 def _alternatives(values) -> str:
@@ -249,30 +296,57 @@ def le_pattern(boundary: float) -> str:
 
 def _latency_sli(cfg: Config, v: Variant, window: str) -> Expr:
     mk, rw = cfg.labels.model_keys(), cfg.recording.rate_window
-    names = record_names(signal(LATENCY_SIGNAL[v.slo]), MODEL, rw)
+    sig = LATENCY_SIGNAL[v.slo]
+    short = is_short(cfg, window)
+    names = ({role: short_name(cfg, sig, window, role) for role in ("bucket", "count")} if short
+             else record_names(signal(sig), MODEL, rw))
+    at = (lambda sel: sel) if short else (lambda sel: _windowed(cfg, sel, window))  # noqa: E731
     le = Matcher("le", le_pattern(v.objective.threshold_seconds), "=~")
-    good = agg("sum", _windowed(cfg, Selector(names["bucket"], v.scope + (le,)), window), mk)
-    total = _windowed(cfg, Selector(names["count"], v.scope), window)
+    good = agg("sum", at(Selector(names["bucket"], v.scope + (le,))), mk)
+    total = at(Selector(names["count"], v.scope))
     expr: Expr = Num(1) - good / positive(total)
     for other in v.excluded:
         present = Selector(names["count"], other)
-        expr = expr.unless(present if window == rw else over_time("count", present, window), on=mk)
+        expr = expr.unless(present if short or window == rw else over_time("count", present, window), on=mk)
     return expr
 
 
+def short_inputs(cfg: Config, window: str) -> list[RecordingRule]:
+    """What the SLIs of one short window read, rated from the raw series (see the module docstring)."""
+    rules = [RecordingRule(requests_name(cfg, window), short_rate(cfg, "requests", window, "rate"))]
+    if any(v.objective.enabled for v in variants(cfg, "availability")):
+        rules.append(RecordingRule(short_name(cfg, "request_errors", window, "rate"),
+                                   short_rate(cfg, "request_errors", window, "rate")))
+        rules.append(_errors_rule(cfg, window))
+    for kind, sig in LATENCY_SIGNAL.items():
+        les = tuple(sorted({v.objective.threshold_seconds for v in variants(cfg, kind) if v.objective.enabled}))
+        if les:
+            rules.append(RecordingRule(short_name(cfg, sig, window, "bucket"),
+                                       short_rate(cfg, sig, window, "bucket", les)))
+            rules.append(RecordingRule(short_name(cfg, sig, window, "count"),
+                                       short_rate(cfg, sig, window, "count")))
+    return rules
+
+
 def sli_group(cfg: Config) -> RuleGroup:
-    """SLI ratios per window for every enabled SLO, plus the traffic each long window saw."""
+    """SLI ratios per window for every enabled SLO, plus the traffic each long window saw. Short-window
+    inputs come first in the group, so an evaluation reads the inputs it has just recorded."""
     rw = cfg.recording.rate_window
     requests = Selector(record_names(signal("requests"), MODEL, rw)["rate"])
-    rules: list[RecordingRule] = [_errors_rule(cfg)]
+    rules: list[RecordingRule] = [r for w in windows(cfg) if is_short(cfg, w) for r in short_inputs(cfg, w)]
+    if not is_short(cfg, rw):
+        rules.append(_errors_rule(cfg))
     longs = {row.long for row in cfg.slo.windows}
     for w in windows(cfg):
-        if w in longs and w != rw:
+        if w in longs and w != rw and not is_short(cfg, w):
             rules.append(RecordingRule(requests_name(cfg, w), over_time("avg", requests, w)))
     if any(v.objective.enabled for v in variants(cfg, "availability")):
         for w in windows(cfg):
-            bad = _windowed(cfg, Selector(errors_name(cfg)), w)
-            rules.append(RecordingRule(sli_name("availability", w), bad / positive(_windowed(cfg, requests, w))))
+            if is_short(cfg, w):
+                ratio = Selector(errors_name(cfg, w)) / positive(Selector(requests_name(cfg, w)))
+            else:
+                ratio = _windowed(cfg, Selector(errors_name(cfg)), w) / positive(_windowed(cfg, requests, w))
+            rules.append(RecordingRule(sli_name("availability", w), ratio))
     for kind in LATENCY_SIGNAL:
         vs = variants(cfg, kind)
         for v in vs:

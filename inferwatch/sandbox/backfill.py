@@ -1,8 +1,10 @@
 """Backfill the inferwatch recording rules' history into a LocalPrometheus (benchmarks and tests).
 
 Prometheus evaluates rules only from the moment it starts, so the recorded series of backfilled (past)
-data are written with `promtool tsdb create-blocks-from rules`, in three passes: pass 1 reads engine
-series, pass 2 the pod records, pass 3 the records derived from those within a group.
+data are written with `promtool tsdb create-blocks-from rules`, in passes, since a pass cannot read its own
+output: pass 1 reads engine series, pass 2 the pod records (and the GPU owner mapping), pass 3 the records
+derived from those within a group (GPU records joined to that mapping), pass 4 the GPU framebuffer ratio
+derived from the GPU records.
 """
 from __future__ import annotations
 
@@ -29,8 +31,11 @@ def record_history(prom: LocalPrometheus, start: float, end: float, cfg: Config,
     engines = [g for g in groups if g.name not in LAYERED]
     later = [g for g in groups if g not in engines]
     derived = [g for g in groups if g.name in DERIVED]
-    for n, batch in enumerate((engines, later, derived)):
+    gpu = [g for g in groups if g.name == "inferwatch-gpu"]
+    for n, batch in enumerate((engines, later, derived, gpu)):
         rules_dir, out = workdir / f"rules-{n}", workdir / f"blocks-{n}"
+        if not batch:
+            continue
         rules_dir.mkdir()
         files = []
         for g in batch:
