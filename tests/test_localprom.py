@@ -15,17 +15,22 @@ from inferwatch.sandbox.localprom import (LocalAlertmanager, LocalPrometheus, fr
 
 T0 = 1767225600.0  # 2026-01-01T00:00:00Z
 NASTY = 'say "hi"\\path\nnext line'
-NOW = time.time()
+NOW = time.time()  # set again by the `prom` fixture: its gauge must end when the server starts, not at collection
 
-# Counter +30 every 15 s over 10 minutes -> rate 2/s; a gauge up to "now"; a nasty label.
-SERIES = [
-    ({"__name__": "vllm:request_success_total", "pod": "a"},
-     [(T0 + i * 15, 30.0 * i) for i in range(41)]),
-    ({"__name__": "vllm:num_requests_running", "pod": "a"},
-     [(NOW - 600 + i * 15, float(i)) for i in range(41)]),
-    ({"__name__": "vllm:request_success_total", "pod": "b", "note": NASTY},
-     [(T0, 1.0), (T0 + 15, math.nan), (T0 + 30, math.inf)]),
-]
+
+def make_series(now: float) -> list:
+    """Counter +30 every 15 s over 10 minutes -> rate 2/s; a gauge up to `now`; a nasty label."""
+    return [
+        ({"__name__": "vllm:request_success_total", "pod": "a"},
+         [(T0 + i * 15, 30.0 * i) for i in range(41)]),
+        ({"__name__": "vllm:num_requests_running", "pod": "a"},
+         [(now - 600 + i * 15, float(i)) for i in range(41)]),
+        ({"__name__": "vllm:request_success_total", "pod": "b", "note": NASTY},
+         [(T0, 1.0), (T0 + 15, math.nan), (T0 + 30, math.inf)]),
+    ]
+
+
+SERIES = make_series(NOW)
 
 
 def om_body(series) -> str:
@@ -45,7 +50,9 @@ def rules(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def prom(rules):
-    with LocalPrometheus(om_body(SERIES), rule_files=[rules], evaluation_interval="1s") as p:
+    global NOW  # a suite past 5 minutes would otherwise leave the gauge stale before the rules run
+    NOW = time.time()
+    with LocalPrometheus(om_body(make_series(NOW)), rule_files=[rules], evaluation_interval="1s") as p:
         yield p
 
 
@@ -87,7 +94,7 @@ def test_recording_rule_loaded_and_reload(prom, rules):
     groups = requests.get(prom.url + "/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert [r["name"] for g in groups for r in g["rules"]] == ["pod:vllm_num_requests_running:sum"]
     # rules evaluate "now" against backfilled data
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # generous: a loaded CI machine evaluates late
     while not prom.query("pod:vllm_num_requests_running:sum") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert prom.query("pod:vllm_num_requests_running:sum")[0]["value"][1] == "40"
