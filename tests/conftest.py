@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,30 @@ def wheel_venv(wheel, tmp_path_factory) -> Path:
     assert gained == ["inferwatch", "inferwatch-0.1.0.dist-info"], gained
     (site / "borrowed-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return env
+
+
+class LoopbackServer:
+    """A throwaway HTTP server on 127.0.0.1 for failure modes (hangs, garbage). Handlers that stall wait
+    on `released`, which is set when the server stops, so no thread outlives the test."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def listen(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+

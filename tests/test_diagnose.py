@@ -8,9 +8,8 @@ scenario's incident time and compare. Failure paths use real processes too: a cl
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
@@ -19,6 +18,7 @@ import promql_parser
 import pytest
 import requests
 
+from conftest import LoopbackServer
 from inferwatch.diagnose import command as cli
 from inferwatch.cli import diagnose_main
 
@@ -207,13 +207,13 @@ def test_hostile_scope_matches_nothing_on_a_real_prometheus(scenario_prometheus)
 
 # ---- failure paths -----------------------------------------------------------------------------------------
 
-class Proxy:
+class Proxy(LoopbackServer):
     """A loopback HTTP proxy to a real Prometheus: records request headers, and never answers queries
     that contain `stall` (the connection stays open until the proxy stops)."""
 
     def __init__(self, upstream: str, stall: str | None = None) -> None:
         self.upstream, self.stall, self.headers = upstream, stall, []
-        self.release = threading.Event()
+        super().__init__()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -224,7 +224,7 @@ class Proxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 proxy.headers.append(dict(self.headers))
                 if proxy.stall and proxy.stall.encode() in unquote_to_bytes(body):
-                    proxy.release.wait(30)
+                    proxy.released.wait(30)
                     return
                 r = requests.request(method, proxy.upstream + self.path, data=body,
                                      headers={"Content-Type": self.headers.get("Content-Type", "")}, timeout=30)
@@ -240,22 +240,7 @@ class Proxy:
             def do_POST(self):
                 self._forward("POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "Proxy":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(Handler)
 
 
 def test_one_query_timing_out_gives_a_partial_result(scenario_prometheus):

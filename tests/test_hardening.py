@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LoopbackServer
 from inferwatch.cli import main as inferwatch_main
 from inferwatch.generate.writer import MARKER
 
@@ -203,16 +204,15 @@ def test_dollar_in_alert_labels_through_the_webhook(scenario_prometheus, tmp_pat
 
 # ---- fake Prometheus for failure modes ------------------------------------------------------------------
 
-class FakePrometheus:
+class FakePrometheus(LoopbackServer):
     """A loopback HTTP server for one failure mode. `answer(path, form) -> (status, body, drip)` decides:
     with `drip` set, the headers go out at once and the body one byte every `drip` seconds. `upstream`
     forwards to a real Prometheus when `answer` returns None."""
 
     def __init__(self, answer, upstream: str | None = None) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
         from urllib.parse import parse_qs, urlsplit
-        self.stop_event = threading.Event()
+        super().__init__()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -242,7 +242,7 @@ class FakePrometheus:
                     for i in range(len(body)):
                         self.wfile.write(body[i:i + 1])
                         self.wfile.flush()
-                        if fake.stop_event.wait(drip):
+                        if fake.released.wait(drip):
                             return
                 except OSError:
                     pass
@@ -253,22 +253,7 @@ class FakePrometheus:
             def do_POST(self):
                 self._serve("POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "FakePrometheus":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop_event.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.listen(Handler)
 
 
 OK_NAMES = b'{"status":"success","data":["vllm:num_requests_running","vllm:kv_cache_usage_perc"]}'
