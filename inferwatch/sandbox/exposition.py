@@ -151,7 +151,11 @@ class Step:
     preemptions: float
     dt: float
     hists: dict[str, Dist]            # ttft, itl, e2e, queue, prompt, gen
-    surfaces: dict[str, float] = field(default_factory=dict)  # painted LoRA / speculative / transfer state
+    # speculative-decoding and KV-transfer counters' increments, KV transfers in flight, LoRA slots
+    # (keys: SURFACE_KEYS); a key is present when the pod has the feature
+    surfaces: dict[str, float] = field(default_factory=dict)
+    adapters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # LoRA adapters (running, waiting)
+    itl_steps: Dist | None = None  # vLLM's ITL: one gap per engine step (several tokens with speculation)
 
     @property
     def requests(self) -> float:
@@ -163,7 +167,10 @@ class Step:
                     self.prompt_tokens + other.prompt_tokens, self.generation_tokens + other.generation_tokens,
                     self.prefix_queries + other.prefix_queries, self.prefix_hits + other.prefix_hits,
                     self.preemptions + other.preemptions, self.dt,
-                    {k: _merge(d, other.hists[k]) for k, d in self.hists.items()}, self.surfaces)
+                    {k: _merge(d, other.hists[k]) for k, d in self.hists.items()},
+                    {k: v + other.surfaces.get(k, 0.0) if k != "lora_max" else v for k, v in self.surfaces.items()},
+                    tuple(tuple(sorted(set(a) | set(b))) for a, b in zip(self.adapters, other.adapters)),
+                    _merge(self.itl_steps, other.itl_steps) if self.itl_steps and other.itl_steps else None)
 
 
 def _merge(a: Dist, b: Dist) -> Dist:
@@ -187,13 +194,33 @@ def painted_step(st: dict[str, float], dt: float, share: float) -> Step:
                  "e2e": Dist.lognormal(st["e2e"], reqs), "queue": Dist.lognormal(st["queue_time"], reqs),
                  "prompt": Dist.lognormal(st["prompt_tokens"], reqs),
                  "gen": Dist.lognormal(st["generation_tokens"], reqs)},
-                {k: st[k] for k in SURFACES} | {"kv_transfer_failed": st["kv_transfer_failures"] * share * dt})
+                _painted_surfaces(st, reqs, reqs * st["generation_tokens"], dt * share),
+                (_names(st["lora_running"], "run"), _names(st["lora_waiting"], "wait")))
 
 
-SURFACES = ("spec_accept_rate", "kv_transfer_time", "lora_max", "lora_running", "lora_waiting")
+SURFACE_KEYS = ("spec_drafts", "spec_draft_tokens", "spec_accepted",  # counters' increments
+                "kv_transfers", "kv_transfer_seconds", "kv_transfer_bytes", "kv_transfer_failed",
+                "kv_transfer_queue",  # transfers in flight to the pod (a gauge)
+                "lora_max")  # adapter slots
+SPEC_TOKENS = 3  # draft tokens per speculative step in painted scenarios
 
 
-SPEC_TOKENS = 3  # draft tokens per speculative step
+def _painted_surfaces(st: dict[str, float], reqs: float, tokens: float, dt: float) -> dict[str, float]:
+    out = {}
+    if st["spec_accept_rate"] > 0:
+        drafts = tokens / (1 + SPEC_TOKENS * st["spec_accept_rate"])
+        out.update(spec_drafts=drafts, spec_draft_tokens=drafts * SPEC_TOKENS,
+                   spec_accepted=drafts * SPEC_TOKENS * st["spec_accept_rate"])
+    if st["kv_transfer_time"] > 0:
+        out.update(kv_transfers=reqs, kv_transfer_seconds=reqs * st["kv_transfer_time"],
+                   kv_transfer_bytes=reqs * 64 * 2 ** 20, kv_transfer_failed=st["kv_transfer_failures"] * dt)
+    if st["lora_max"] > 0:
+        out["lora_max"] = st["lora_max"]
+    return out
+
+
+def _names(n: float, prefix: str) -> tuple[str, ...]:
+    return tuple(f"{prefix}-{i}" for i in range(int(round(n))))
 
 
 def target_labels(m: ModelSpec, pod: Pod) -> dict[str, str]:
@@ -254,7 +281,7 @@ def _vllm(acc, prof: Profile, base, st: Step, t, reset) -> None:
         acc.counter({"__name__": f"vllm:{p}prefix_cache_hits_total", **base}, t, st.prefix_hits, reset)
     _hist(acc, "vllm:time_to_first_token_seconds", base, b["ttft"], st.hists["ttft"], t, reset)
     for name in prof.itl:
-        _hist(acc, name, base, b["itl"], st.hists["itl"], t, reset)
+        _hist(acc, name, base, b["itl"], st.itl_steps or st.hists["itl"], t, reset)
     _hist(acc, "vllm:e2e_request_latency_seconds", base, b["e2e"], st.hists["e2e"], t, reset)
     _hist(acc, "vllm:request_queue_time_seconds", base, b["queue"], st.hists["queue"], t, reset)
     _hist(acc, "vllm:request_prompt_tokens", base, b["tokens"], st.hists["prompt"], t, reset)
@@ -263,27 +290,26 @@ def _vllm(acc, prof: Profile, base, st: Step, t, reset) -> None:
 
 
 def _vllm_surfaces(acc, base, st: Step, t, reset) -> None:
-    """Speculative-decoding counters, NIXL transfer series and the LoRA info gauge, as vLLM names them
-    (painted scenarios only: the simulator does not model these surfaces)."""
+    """Speculative-decoding counters, NIXL transfer series (on the KV consumer, the decode pod) and the
+    LoRA info gauge, as vLLM names them."""
     sf = st.surfaces
-    if sf.get("spec_accept_rate", 0) > 0:
-        drafts = st.generation_tokens / (1 + SPEC_TOKENS * sf["spec_accept_rate"])
-        acc.counter({"__name__": "vllm:spec_decode_num_drafts_total", **base}, t, drafts, reset)
-        acc.counter({"__name__": "vllm:spec_decode_num_draft_tokens_total", **base}, t, drafts * SPEC_TOKENS, reset)
-        acc.counter({"__name__": "vllm:spec_decode_num_accepted_tokens_total", **base}, t,
-                    drafts * SPEC_TOKENS * sf["spec_accept_rate"], reset)
-    if sf.get("kv_transfer_time", 0) > 0:
-        acc.counter({"__name__": "vllm:nixl_xfer_time_seconds_sum", **base}, t, st.requests * sf["kv_transfer_time"],
-                    reset)
-        acc.counter({"__name__": "vllm:nixl_xfer_time_seconds_count", **base}, t, st.requests, reset)
-        acc.counter({"__name__": "vllm:nixl_bytes_transferred_sum", **base}, t, st.requests * 64 * 2 ** 20, reset)
-        acc.counter({"__name__": "vllm:nixl_num_failed_transfers_total", **base}, t, sf["kv_transfer_failed"], reset)
+    for key, name in (("spec_drafts", "vllm:spec_decode_num_drafts_total"),
+                      ("spec_draft_tokens", "vllm:spec_decode_num_draft_tokens_total"),
+                      ("spec_accepted", "vllm:spec_decode_num_accepted_tokens_total"),
+                      ("kv_transfer_seconds", "vllm:nixl_xfer_time_seconds_sum"),
+                      ("kv_transfers", "vllm:nixl_xfer_time_seconds_count"),
+                      ("kv_transfer_bytes", "vllm:nixl_bytes_transferred_sum"),
+                      ("kv_transfer_failed", "vllm:nixl_num_failed_transfers_total")):
+        if key in sf:
+            acc.counter({"__name__": name, **base}, t, sf[key], reset)
+    if "kv_transfer_queue" in sf:
+        acc.gauge({"__name__": "vllm:num_requests_kv_fetch_by_stage", **base, "stage": "in_progress"}, t,
+                  sf["kv_transfer_queue"])
     if sf.get("lora_max", 0) > 0:  # per target, no model_name; the value is the time the set was last seen
-        names = lambda n, prefix: ",".join(f"{prefix}-{i}" for i in range(int(round(n))))  # noqa: E731
         target = {k: v for k, v in base.items() if k not in ("model_name", "engine")}
+        running, waiting = st.adapters
         acc.gauge({"__name__": "vllm:lora_requests_info", **target, "max_lora": str(int(sf["lora_max"])),
-                   "running_lora_adapters": names(sf["lora_running"], "run"),
-                   "waiting_lora_adapters": names(sf["lora_waiting"], "wait")}, t, t)
+                   "running_lora_adapters": ",".join(running), "waiting_lora_adapters": ",".join(waiting)}, t, t)
 
 
 def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st: Step, t, reset, hit: float) -> None:
@@ -312,19 +338,25 @@ def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st: Step, t, res
 
 
 def _sglang_surfaces(acc, prof: Profile, labels, st: Step, t, reset) -> None:
-    """Speculative-decoding gauges, PD transfer counters and LoRA pool slots, as SGLang names them."""
+    """Speculative-decoding gauges (the last period's acceptance), PD transfer series and LoRA pool
+    slots, as SGLang names them."""
     sf = st.surfaces
-    rate = sf.get("spec_accept_rate", 0.0)
-    spec = {"sglang:spec_accept_rate": rate, "sglang:spec_accept_length": 1 + SPEC_TOKENS * rate if rate else 0}
+    drafts, draft_tokens = sf.get("spec_drafts", 0.0), sf.get("spec_draft_tokens", 0.0)
+    spec = {"sglang:spec_accept_rate": sf.get("spec_accepted", 0.0) / draft_tokens if draft_tokens else 0.0,
+            "sglang:spec_accept_length": 1 + sf.get("spec_accepted", 0.0) / drafts if drafts else 0.0}
     for name in prof.spec_gauges:
         acc.gauge({"__name__": name, **labels}, t, spec[name])
-    if sf.get("kv_transfer_time", 0) > 0:
-        acc.counter({"__name__": "sglang:kv_transfer_latency_ms_sum", **labels}, t,
-                    st.requests * sf["kv_transfer_time"] * 1000, reset)
-        acc.counter({"__name__": "sglang:kv_transfer_latency_ms_count", **labels}, t, st.requests, reset)
-        acc.counter({"__name__": "sglang:num_transfer_failed_reqs_total", **labels}, t, sf["kv_transfer_failed"], reset)
+    for key, name, scale in (("kv_transfer_seconds", "sglang:kv_transfer_latency_ms_sum", 1000.0),
+                             ("kv_transfers", "sglang:kv_transfer_latency_ms_count", 1.0),
+                             ("kv_transfer_bytes", "sglang:kv_transfer_total_mb_sum", 2.0 ** -20),
+                             ("kv_transfers", "sglang:kv_transfer_total_mb_count", 1.0),
+                             ("kv_transfer_failed", "sglang:num_transfer_failed_reqs_total", 1.0)):
+        if key in sf:
+            acc.counter({"__name__": name, **labels}, t, sf[key] * scale, reset)
+    if "kv_transfer_queue" in sf:
+        acc.gauge({"__name__": "sglang:num_decode_transfer_queue_reqs", **labels}, t, sf["kv_transfer_queue"])
     if sf.get("lora_max", 0) > 0:
-        acc.gauge({"__name__": "sglang:lora_pool_slots_used", **labels}, t, sf["lora_running"])
+        acc.gauge({"__name__": "sglang:lora_pool_slots_used", **labels}, t, float(len(st.adapters[0])))
         acc.gauge({"__name__": "sglang:lora_pool_slots_total", **labels}, t, sf["lora_max"])
 
 

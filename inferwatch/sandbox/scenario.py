@@ -156,11 +156,12 @@ def from_dict(data: dict) -> Scenario:
     start = datetime.fromisoformat(str(data.get("start", DEFAULT_START)).replace("Z", "+00:00"))
     start_s = start.replace(tzinfo=start.tzinfo or timezone.utc).timestamp()
     models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events",
-                                                                "workload", "serving", "faults", "spare_gpus")
+                                                                "workload", "serving", "faults", "spare_gpus",
+                                                                "transfer")
                                            if k in data}]
     models = []
     for m in models_data:
-        if any(k in m for k in ("workload", "serving", "faults")) or "events" not in m and "baseline" not in m \
+        if any(k in m for k in ("workload", "serving", "faults", "transfer")) or "events" not in m and "baseline" not in m \
                 and "baseline" not in data:
             models.append(_simulated_model(m, len(models)))
             continue

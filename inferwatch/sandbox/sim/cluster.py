@@ -12,6 +12,7 @@ import random
 import zlib
 from dataclasses import dataclass, field
 
+from . import lora, pd
 from .engine import Conditions, Engine, Observed, Serving
 from .faults import Fault, product
 from .gpu import Gpu, GpuSpec
@@ -37,6 +38,11 @@ class ModelSim:
     serving: Serving
     faults: list[Fault] = field(default_factory=list)
     spare_gpus: int = 0   # GPUs on the model's nodes that no pod uses (dcgm series without pod labels)
+    transfer: pd.Link = field(default_factory=pd.Link)  # prefill -> decode KV path (pods with roles)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(p.role == "decode" for p in self.pods)
 
 
 @dataclass
@@ -45,6 +51,7 @@ class PartSample:
     waiting: float
     kv_usage: float
     obs: Observed
+    adapters: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())  # LoRA adapters (running, waiting)
 
 
 @dataclass
@@ -109,13 +116,19 @@ def simulate(models: list[ModelSim], start: float, duration: float, step: float,
     for m in models:
         for f in m.faults:
             f._rng = random.Random(zlib.crc32(f"{seed}/{f.kind}/{f.at}".encode()))
+    handoffs = {mi: pd.Handoff(m.transfer, random.Random(zlib.crc32(f"{seed}/{mi}/pd".encode())))
+                for mi, m in enumerate(models) if m.disaggregated}
+    for (mi, _), pod in pods.items():
+        if mi in handoffs and pod.spec.role != "decode":
+            for e in pod.engines:
+                e.handoff = []
     phases = [rng.uniform(0, 2 * math.pi) for _ in models]
     noise = [0.0 for _ in models]
     out: dict[tuple[int, str], list[PodSample]] = {k: [] for k in pods}
     for k in range(int(WARMUP // h)):  # start from a loaded engine, not an empty one
         t = -WARMUP + k * h
         for mi, m in enumerate(models):
-            _advance(m, mi, pods, t, h, phases[mi], noise[mi], rng)
+            _advance(m, mi, pods, t, h, phases[mi], noise[mi], rng, handoffs.get(mi))
     for pod in pods.values():
         pod.obs = [Observed() for _ in pod.engines]
         pod.acc = [[0.0, 0.0, 0.0, 0.0] for _ in pod.gpus]
@@ -123,14 +136,14 @@ def simulate(models: list[ModelSim], start: float, duration: float, step: float,
     for i in range(n + 1):
         t_rel = i * step
         for key, pod in pods.items():
-            out[key].append(_sample(start + t_rel, pod, models[key[0]], t_rel))
+            out[key].append(_sample(start + t_rel, pod, models[key[0]], t_rel, handoffs.get(key[0])))
         if i == n:
             break
         for k in range(subs):
             t = t_rel + k * h
             for mi, m in enumerate(models):
                 noise[mi] = 0.9 * noise[mi] + 0.1 * rng.gauss(0.0, m.workload.noise * 4.4)
-                _advance(m, mi, pods, t, h, phases[mi], noise[mi], rng)
+                _advance(m, mi, pods, t, h, phases[mi], noise[mi], rng, handoffs.get(mi))
     return out
 
 
@@ -154,9 +167,10 @@ def _lifecycle(m: ModelSim, pod: _Pod, t: float) -> str:
 
 
 def _advance(m: ModelSim, mi: int, pods: dict, t: float, h: float, phase: float, noise: float,
-             rng: random.Random) -> None:
+             rng: random.Random, handoff: pd.Handoff | None = None) -> None:
     w = m.workload
-    mine = [(p.spec.name, p) for (i, _), p in pods.items() if i == mi]
+    # prefill pods first: the KV they hand off this step may reach a decode pod within it
+    mine = sorted(((p.spec.name, p) for (i, _), p in pods.items() if i == mi), key=lambda x: x[1].spec.role == "decode")
     for name, pod in mine:
         state = _lifecycle(m, pod, t)
         if state in ("down", "gone") and pod.status == "up":
@@ -176,6 +190,8 @@ def _advance(m: ModelSim, mi: int, pods: dict, t: float, h: float, phase: float,
     prompt_x = product(m.faults, "prompt_length", t)
     gen_x = product(m.faults, "generation_length", t)
     reuse_x = product(m.faults, "prefix_reuse", t)
+    adapters_x = product(m.faults, "lora_adapters", t)
+    decode = [name for name, pod in mine if pod.status == "up" and pod.spec.role == "decode"]
     for name, pod in mine:
         if pod.status != "up":
             _gpus_idle(m, pod, t, h)
@@ -188,13 +204,25 @@ def _advance(m: ModelSim, mi: int, pods: dict, t: float, h: float, phase: float,
         p_x = prompt_x * _own(m.faults, "prompt_length", t, name)
         g_x = gen_x * _own(m.faults, "generation_length", t, name)
         r_x = reuse_x * _own(m.faults, "prefix_reuse", t, name)
+        a_x = adapters_x * _own(m.faults, "lora_adapters", t, name)
+        handed, moved = [], {}
+        if handoff is not None and pod.spec.role == "decode":
+            handed, moved = handoff.arrive(name, t + h)
         for e_i, engine in enumerate(pod.engines):
             gpus = pod.gpus[e_i * pod.per_engine:(e_i + 1) * pod.per_engine] or pod.gpus[:1]
             c.clock = min(g.clock_factor for g in gpus) if gpus else 1.0
             arrivals = sample(engine.rng, w, t, h, poisson(engine.rng, pod_rate / len(pod.engines) * h),
-                              p_x, g_x, r_x)
+                              p_x, g_x, r_x, a_x)
+            if engine.handoff is not None:
+                arrivals = [pd.prefill_leg(r) for r in arrivals]
+            arrivals += handed[e_i::len(pod.engines)]
+            for key, inc in moved.items():
+                pod.obs[e_i].surfaces[key] = pod.obs[e_i].surfaces.get(key, 0.0) + inc / len(pod.engines)
             before = (pod.obs[e_i].busy, pod.obs[e_i].compute, pod.obs[e_i].memory)
             engine.step(t, h, arrivals, c, pod.obs[e_i])
+            if engine.handoff:
+                handoff.send(engine.handoff, decode, engine.s, m.faults, t)
+                engine.handoff.clear()
             o = pod.obs[e_i]
             busy, comp, mem = ((o.busy - before[0]) / h, (o.compute - before[1]) / h, (o.memory - before[2]) / h)
             for g_i, g in enumerate(gpus):
@@ -212,7 +240,7 @@ def _own(faults: list[Fault], kind: str, t: float, pod: str) -> float:
 
 
 def _conditions(m: ModelSim, pod: _Pod, name: str, t: float, w: Workload) -> Conditions:
-    c = Conditions(timeout=w.timeout)
+    c = Conditions(timeout=w.timeout, accept=w.acceptance)
     for f in m.faults:
         if not f.applies(name):
             continue
@@ -227,6 +255,10 @@ def _conditions(m: ModelSim, pod: _Pod, name: str, t: float, w: Workload) -> Con
             c.kv_factor *= 1.0 + (f.factor - 1.0) * lv
         elif f.kind == "max_seqs":
             c.seqs_factor *= 1.0 + (f.factor - 1.0) * lv
+        elif f.kind == "max_loras":
+            c.loras_factor *= 1.0 + (f.factor - 1.0) * lv
+        elif f.kind == "draft_acceptance":
+            c.accept = min(1.0, c.accept * (1.0 + (f.factor - 1.0) * lv))
         elif f.kind == "engine_errors":
             c.fail = max(c.fail, f.param("errors", 0.01) * min(1.0, lv))
         elif f.kind in ("xid", "row_remap"):
@@ -278,7 +310,7 @@ def _gpus_idle(m: ModelSim, pod: _Pod, t: float, h: float) -> None:
         _gpu_update(m, pod, pod.spec.name, i, g, t, h, 0.0, 0.0, 0.0)
 
 
-def _sample(t: float, pod: _Pod, m: ModelSim, t_rel: float) -> PodSample:
+def _sample(t: float, pod: _Pod, m: ModelSim, t_rel: float, handoff: pd.Handoff | None = None) -> PodSample:
     gpus = []
     for i, g in enumerate(pod.gpus):
         busy, tensor, dram, secs = pod.acc[i]
@@ -293,7 +325,25 @@ def _sample(t: float, pod: _Pod, m: ModelSim, t_rel: float) -> PodSample:
         return PodSample(t, 0.0, pod.reset, [], gpus, pod.restarts)
     parts = []
     for e, o in zip(pod.engines, pod.obs):
-        parts.append(PartSample(float(len(e.running)), float(len(e.queue)), e.kv_level, o))
+        _features(e, o, pod, handoff)
+        running = lora.names(e.running)
+        parts.append(PartSample(float(len(e.running)), float(len(e.queue)), e.kv_level, o,
+                                (running, lora.names(e.queue))))
     pod.obs = [Observed() for _ in pod.engines]
     reset, pod.reset = pod.reset, False
     return PodSample(t, 1.0, reset, parts, gpus, pod.restarts)
+
+
+def _features(e: Engine, o: Observed, pod: _Pod, handoff: pd.Handoff | None) -> None:
+    """The serving features' series a pod exposes even in a period without events: speculative-decoding
+    counters, KV-transfer counters and transfers in flight on decode pods, LoRA slots."""
+    keys = ()
+    if e.s.spec_tokens:
+        keys += ("spec_drafts", "spec_draft_tokens", "spec_accepted")
+    if handoff is not None and pod.spec.role == "decode":
+        keys += ("kv_transfers", "kv_transfer_seconds", "kv_transfer_bytes", "kv_transfer_failed")
+        o.surfaces["kv_transfer_queue"] = handoff.in_flight(pod.spec.name) / len(pod.engines)
+    for k in keys:
+        o.surfaces.setdefault(k, 0.0)
+    if e.max_loras:
+        o.surfaces["lora_max"] = float(e.max_loras)

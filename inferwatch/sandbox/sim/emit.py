@@ -54,4 +54,5 @@ def _step(p: PartSample, dt: float) -> Step:
                 o.prefix_queries, o.prefix_hits, o.preemptions, dt,
                 {"ttft": Dist.observed(o.ttft), "itl": Dist.observed(o.itl), "e2e": Dist.observed(o.e2e),
                  "queue": Dist.observed(o.queue), "prompt": Dist.observed(o.prompt_len),
-                 "gen": Dist.observed(o.gen_len)})
+                 "gen": Dist.observed(o.gen_len)},
+                dict(o.surfaces), p.adapters, Dist.observed(o.itl_steps) if o.itl_steps else None)

@@ -15,6 +15,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from . import lora, spec_decode
 from .workload import Request
 
 # Admission keeps room for this share of the tokens the running batch will write during the step; the
@@ -38,6 +39,9 @@ class Serving:
     host_ms: float = 2.5           # CPU time per iteration (scheduling, sampling, detokenizing)
     host_ms_per_seq: float = 0.04  # CPU time per running request per iteration
     mem_fraction: float = 0.9      # framebuffer the engine preallocates
+    max_loras: int = 0             # LoRA adapters per batch (--max-loras; 0: LoRA off), sim/lora.py
+    spec_tokens: int = 0           # draft tokens per step (speculative decoding; 0: off), sim/spec_decode.py
+    draft_params_b: float = 0.5    # draft model size, billions of parameters
 
     def gpu_seconds(self, batch: int, context: float, prefill: float) -> tuple[float, float]:
         """(memory-bound, compute-bound) GPU seconds of one iteration at full clock."""
@@ -57,6 +61,8 @@ class Conditions:
     seqs_factor: float = 1.0
     fail: float = 0.0            # probability that a finishing request fails (GPU fault, OOM)
     timeout: float = 120.0
+    loras_factor: float = 1.0    # max_loras x this (a lowered --max-loras)
+    accept: float = 0.0          # per-token draft acceptance of the current prompts (speculative decoding)
 
 
 @dataclass
@@ -79,6 +85,8 @@ class Observed:
     compute: float = 0.0         # compute-bound seconds (tensor activity numerator)
     memory: float = 0.0          # memory-bound seconds (DRAM activity numerator)
     seconds: float = 0.0         # wall seconds covered
+    itl_steps: list[tuple[float, float]] = field(default_factory=list)  # (step gap, steps): vLLM's ITL
+    surfaces: dict[str, float] = field(default_factory=dict)  # speculative / KV-transfer counters' increments
 
 
 class Engine:
@@ -91,6 +99,9 @@ class Engine:
         self.kv_cap = float(serving.kv_tokens)
         self.last_it = 0.02  # the previous iteration's length: a new request waits for it to end
         self.kv_level = 0.0
+        self.tps = 1.0  # tokens a decoding request gains per iteration (more with speculative decoding)
+        self.max_loras = 0
+        self.handoff: list[Request] | None = None  # a prefill pod's finished requests, for the decode pods
 
     def lose_all(self) -> None:
         """The process died: its requests are gone (their clients see a broken connection)."""
@@ -118,6 +129,8 @@ class Engine:
         s = self.s
         self.kv_cap = s.kv_tokens * c.kv_factor
         max_seqs = max(1, int(s.max_seqs * c.seqs_factor))
+        self.max_loras = max(1, round(s.max_loras * c.loras_factor)) if s.max_loras else 0
+        self.tps = spec_decode.tokens_per_step(c.accept, s.spec_tokens)
         self.queue.extend(arrivals)
         self._timeouts(t + h, c.timeout, obs)
         self._admit(t, h, max_seqs, obs)
@@ -131,8 +144,8 @@ class Engine:
         base_it = self._iteration(mem, comp, batch, c)
         budget = max(0, s.chunk - batch)
         per_iter = min(budget, pending * base_it / h) if pending else 0.0
-        mem, comp = s.gpu_seconds(batch, context, per_iter)
-        it = self._iteration(mem, comp, batch, c)
+        mem, comp = s.gpu_seconds(batch, context, per_iter + spec_decode.verify_tokens(s, batch))
+        it = self._iteration(mem, comp, batch, c) + spec_decode.draft_seconds(s, c)
         full = self._iteration(*s.gpu_seconds(batch, context, float(budget)), batch, c)  # a full prefill chunk
         self.last_it = it
         if not self.running:
@@ -166,6 +179,7 @@ class Engine:
                     r.first_token = max(t + used / max(1, budget) * full, r.admitted + own) + it
                     obs.ttft.append((r.first_token - r.arrival, 1.0))
                     r.generated += 1
+                    r.finish = r.first_token
                     obs.generation_tokens += 1
                 self._decode(r, t + frac * h, (1 - frac) * iters, it, obs)
         for r in decoding:
@@ -186,15 +200,22 @@ class Engine:
         return (self.s.host_ms + self.s.host_ms_per_seq * batch) / 1000.0 + c.host_s + gpu
 
     def _decode(self, r: Request, t0: float, iters: float, it: float, obs: Observed) -> None:
-        tokens = min(max(0.0, iters), max(0.0, r.target - r.generated))
+        tokens = min(max(0.0, iters) * self.tps, max(0.0, r.target - r.generated))
         if tokens <= 0:
             return
         r.generated += tokens
         r.kv += tokens
         self.kv_used += tokens
         obs.generation_tokens += tokens
-        obs.itl.append((it * math.exp(self.rng.gauss(0.0, 0.08)), tokens))
-        r.finish = t0 + tokens * it
+        gap = it * math.exp(self.rng.gauss(0.0, 0.08))
+        obs.itl.append((gap / self.tps, tokens))
+        obs.itl_steps.append((gap, tokens / self.tps))
+        if self.s.spec_tokens:
+            steps, k = tokens / self.tps, self.s.spec_tokens
+            for key, inc in (("spec_drafts", steps), ("spec_draft_tokens", steps * k),
+                             ("spec_accepted", steps * (self.tps - 1))):
+                obs.surfaces[key] = obs.surfaces.get(key, 0.0) + inc
+        r.finish = t0 + tokens * it / self.tps
 
     def _account(self, r: Request, c: Conditions, obs: Observed) -> None:
         """A request left the batch: free its KV, count it by finish reason, observe its latencies."""
@@ -208,6 +229,8 @@ class Engine:
         obs.e2e.append((r.finish - r.arrival, 1.0))
         obs.prompt_len.append((float(r.prompt), 1.0))
         obs.gen_len.append((float(r.target), 1.0))
+        if self.handoff is not None:
+            self.handoff.append(r)
 
     def _timeouts(self, now: float, timeout: float, obs: Observed) -> None:
         keep = []
@@ -222,15 +245,19 @@ class Engine:
         """FIFO admission while the batch has room and the prompt fits in KV beside what the running
         requests will write during this step (an engine iterating token by token sees that growth)."""
         growth = RESERVE * sum(min(r.target - r.generated, h / self.last_it) for r in self.running)
-        while self.queue and len(self.running) < max_seqs:
-            r = self.queue[0]
+        i = 0
+        while i < len(self.queue) and len(self.running) < max_seqs:
+            r = self.queue[i]
+            if r.ready >= t + h or not lora.admissible(r, self.running, self.max_loras):
+                i += 1  # its KV has not arrived, or its adapter has no slot: the requests behind it may go
+                continue
             need = r.prefill_left + (r.cached if r.admitted is None else 0) + 16
             growth += RESERVE * min(r.target, h / self.last_it)
             if self.kv_used + need + growth > self.kv_cap * WATERMARK and self.running:
                 break
-            self.queue.pop(0)
+            self.queue.pop(i)
             if r.admitted is None:
-                r.admitted = max(t, r.arrival) + self.rng.random() * self.last_it
+                r.admitted = max(t, r.arrival, r.ready) + self.rng.random() * self.last_it
                 obs.queue.append((r.admitted - r.arrival, 1.0))
                 obs.prefix_queries += r.prompt
                 obs.prefix_hits += r.cached

@@ -34,6 +34,12 @@ KINDS: dict[str, str] = {
     "crash_loop": "the pods named crash and restart every `period` seconds (target down while down)",
     "restart": "the pods named restart once (down for `down` seconds, counters reset)",
     "scrape_gap": "the pods named are not scraped (up == 0) while the engine keeps serving",
+    "lora_adapters": "distinct LoRA adapters clients name x factor (a wider adapter mix), sim/lora.py",
+    "max_loras": "LoRA adapter slots per batch (--max-loras) x factor",
+    "draft_acceptance": "per-token acceptance of speculative draft tokens x factor (a prompt mix the draft "
+                        "model predicts worse), sim/spec_decode.py",
+    "link_bandwidth": "bandwidth of KV transfers to the decode pods named x factor, sim/pd.py",
+    "transfer_failures": "a share `share` of KV transfers to the decode pods named fails (recomputed there)",
 }
 
 

@@ -1,4 +1,5 @@
-"""A simulated model from its scenario YAML: `workload:`, `serving:`, `faults:` (see sim/faults.KINDS)."""
+"""A simulated model from its scenario YAML: `workload:`, `serving:`, `transfer:` (prefill/decode link),
+`faults:` (see sim/faults.KINDS)."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -7,6 +8,7 @@ from typing import Callable
 from .cluster import ModelSim, PodSpec
 from .engine import Serving
 from .faults import Fault
+from .pd import Link
 from .workload import Workload
 
 _FAULT_KEYS = {"kind", "at", "until", "ramp", "pods", "gpus", "factor", "noise"}
@@ -32,4 +34,5 @@ def model_sim(m: dict, pods: list, duration: Callable) -> ModelSim:
                     pods=[PodSpec(p.name, p.gpus, p.engines, p.role) for p in pods],
                     workload=_typed(Workload, dict(m.get("workload") or {}), "workload"),
                     serving=_typed(Serving, dict(m.get("serving") or {}), "serving"),
-                    faults=faults, spare_gpus=int(m.get("spare_gpus", 0)))
+                    faults=faults, spare_gpus=int(m.get("spare_gpus", 0)),
+                    transfer=_typed(Link, dict(m.get("transfer") or {}), "transfer"))

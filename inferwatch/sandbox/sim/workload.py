@@ -11,6 +11,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from . import lora
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -23,6 +25,9 @@ class Workload:
     timeout: float = 120.0       # seconds a client waits in the queue before aborting
     drift: float = 0.08          # amplitude of the slow (hours) rate drift
     noise: float = 0.05          # per-step multiplicative rate noise
+    adapters: int = 0            # LoRA adapters clients name (0: the base model only), sim/lora.py
+    adapter_skew: float = 1.0    # Zipf exponent of adapter popularity
+    acceptance: float = 0.7      # per-token acceptance of draft tokens (speculative decoding), sim/spec_decode.py
 
 
 @dataclass(slots=True, eq=False)
@@ -39,6 +44,9 @@ class Request:
     admitted: float | None = None
     first_token: float | None = None
     failed: bool = False
+    adapter: int = -1             # LoRA adapter index (-1: the base model)
+    then: tuple[int, bool] | None = None  # prefill/decode: the decode leg's (target, capped), sim/pd.py
+    ready: float = 0.0            # not admissible before (a decode leg waits for its KV), sim/pd.py
 
 
 def drift(w: Workload, t: float, phase: float) -> float:
@@ -60,8 +68,9 @@ def poisson(rng: random.Random, mean: float) -> int:
 
 
 def sample(rng: random.Random, w: Workload, t0: float, h: float, n: int, prompt_x: float, gen_x: float,
-           reuse_x: float) -> list[Request]:
-    """n requests arriving uniformly in [t0, t0 + h), lengths scaled by the active faults."""
+           reuse_x: float, adapters_x: float = 1.0) -> list[Request]:
+    """n requests arriving uniformly in [t0, t0 + h), lengths and the adapter mix scaled by the active faults."""
+    adapters = max(1, round(w.adapters * adapters_x)) if w.adapters else 0
     out = []
     for _ in range(n):
         prompt = max(1, int(w.prompt * prompt_x * math.exp(rng.gauss(0.0, w.sigma))))
@@ -70,6 +79,7 @@ def sample(rng: random.Random, w: Workload, t0: float, h: float, n: int, prompt_
         reuse = min(0.98, max(0.0, w.prefix_reuse * reuse_x * (0.8 + 0.4 * rng.random())))
         cached = int(prompt * reuse)
         out.append(Request(arrival=t0 + h * rng.random(), prompt=prompt, target=target, capped=want > target,
-                           cached=cached, prefill_left=float(prompt - cached)))
+                           cached=cached, prefill_left=float(prompt - cached),
+                           adapter=lora.pick(rng, adapters, w.adapter_skew) if adapters else -1))
     out.sort(key=lambda r: r.arrival)
     return out
