@@ -170,3 +170,83 @@ def test_the_same_seed_gives_the_same_series():
     key = (0, "p-0")
     assert [s.parts[0].obs.finished for s in a[key]] == [s.parts[0].obs.finished for s in b[key]]
     assert [s.parts[0].obs.finished for s in a[key]] != [s.parts[0].obs.finished for s in c[key]]
+
+
+# ---- serving features: LoRA slots, speculative decoding, prefill/decode hand-off -----------------------
+
+def _feature_model(faults=(), pods=None, **kw) -> ModelSim:
+    from inferwatch.sandbox.sim.pd import Link
+    return ModelSim("m", pods or [PodSpec("p-0")], Workload(**kw.pop("workload", {})), Serving(**kw.pop("serving", {})),
+                    list(faults), transfer=Link(**kw.pop("transfer", {})))
+
+
+def _period(samples, start: int, end: int) -> dict:
+    """Totals of the samples [start, end): observed TTFT / ITL means, finished requests, surfaces."""
+    obs = [p.obs for s in samples[start:end] for p in s.parts]
+    surf: dict[str, float] = {}
+    for o in obs:
+        for k, v in o.surfaces.items():
+            surf[k] = surf.get(k, 0.0) + v
+    avg = lambda name: mean(v) if (v := [x for o in obs for x in getattr(o, name)]) else 0.0  # noqa: E731
+    return {"ttft": avg("ttft"), "itl": avg("itl"), "itl_steps": avg("itl_steps"),
+            "done": sum(sum(o.finished.values()) for o in obs), "waiting": fmean(p.waiting for s in samples[start:end]
+                                                                                 for p in s.parts), **surf}
+
+
+def test_requests_wait_for_a_lora_slot_while_the_batch_has_room():
+    wide = Fault("lora_adapters", at=900, factor=4.0)
+    runs = simulate([_feature_model([wide], workload={"adapters": 3, "adapter_skew": 0.5, "rate": 6},
+                                    serving={"max_loras": 4, "kv_tokens": 200000})], 0, 1800, 60, seed=3)
+    samples = runs[(0, "p-0")]
+    before, after = _period(samples, 5, 15), _period(samples, 18, 30)
+    assert before["waiting"] < 0.5 and after["waiting"] > 5      # queued with max_seqs 256 and KV mostly free
+    assert all(len(p.adapters[0]) <= 4 for s in samples for p in s.parts)  # never more adapters than slots
+    assert all(p.kv_usage < 0.5 and p.running < 256 for s in samples[18:] for p in s.parts)
+    late = samples[-1].parts[0]
+    assert len(late.adapters[0]) == 4 and set(late.adapters[1]) - set(late.adapters[0])  # others wait
+    assert after["ttft"] > 10 * before["ttft"] and late.obs.surfaces["lora_max"] == 4
+
+
+def test_fewer_lora_slots_than_adapters_in_use_starve_the_rest():
+    fewer = Fault("max_loras", at=900, factor=0.25)
+    runs = simulate([_feature_model([fewer], workload={"adapters": 3, "rate": 6},
+                                    serving={"max_loras": 4, "kv_tokens": 200000})], 0, 1800, 60, seed=4)
+    samples = runs[(0, "p-0")]
+    assert _period(samples, 18, 30)["waiting"] > 3 * max(0.5, _period(samples, 5, 15)["waiting"])
+    assert samples[-1].parts[0].obs.surfaces["lora_max"] == 1
+
+
+def test_lower_draft_acceptance_yields_fewer_tokens_per_step():
+    from inferwatch.sandbox.sim.spec_decode import tokens_per_step
+    assert tokens_per_step(0.5, 3) == pytest.approx(1.875) and tokens_per_step(0.9, 0) == 1.0
+    drop = Fault("draft_acceptance", at=900, factor=0.2)
+    runs = simulate([_feature_model([drop], workload={"rate": 3, "acceptance": 0.7},
+                                    serving={"params_b": 32, "spec_tokens": 3, "kv_tokens": 200000})],
+                    0, 1800, 60, seed=3)
+    before, after = _period(runs[(0, "p-0")], 5, 15), _period(runs[(0, "p-0")], 18, 30)
+    for p, a in ((before, 0.7), (after, 0.14)):  # vLLM's acceptance rate: accepted / draft tokens
+        assert p["spec_accepted"] / p["spec_draft_tokens"] == pytest.approx((a + a ** 2 + a ** 3) / 3, rel=0.01)
+        assert p["spec_draft_tokens"] == pytest.approx(3 * p["spec_drafts"])
+    assert after["itl"] > 1.8 * before["itl"]               # per token (SGLang's ITL)
+    # per engine step (vLLM's ITL) only as much as the grown batch slows each step
+    assert after["itl_steps"] / before["itl_steps"] < 0.7 * after["itl"] / before["itl"]
+
+
+PD_PODS = [PodSpec("pre-0", role="prefill"), PodSpec("pre-1", role="prefill"), PodSpec("dec-0", role="decode"),
+           PodSpec("dec-1", role="decode")]
+
+
+def test_kv_hand_off_adds_the_transfer_time_to_the_decode_pods_ttft():
+    slow = [Fault("link_bandwidth", at=900, factor=1 / 60), Fault("transfer_failures", at=900, params={"share": 0.1})]
+    runs = simulate([_feature_model(slow, pods=PD_PODS, workload={"rate": 4}, serving={"params_b": 32,
+                                    "kv_tokens": 200000}, transfer={"gbs": 25})], 0, 1800, 60, seed=3)
+    pre = [_period(runs[(0, "pre-0")], a, b) for a, b in ((5, 15), (18, 30))]
+    dec = [_period(runs[(0, "dec-0")], a, b) for a, b in ((5, 15), (18, 30))]
+    assert "kv_transfers" not in pre[0] and pre[1]["ttft"] == pytest.approx(pre[0]["ttft"], rel=0.1)
+    gen = sum(p.obs.generation_tokens for s in runs[(0, "pre-0")][5:15] for p in s.parts)
+    assert gen == pytest.approx(pre[0]["done"])                 # prefill pods produce one token each
+    xfer = [d["kv_transfer_seconds"] / d["kv_transfers"] for d in dec]
+    assert xfer[0] < 0.05 and xfer[1] > 0.3
+    assert dec[1]["ttft"] - dec[0]["ttft"] == pytest.approx(xfer[1] - xfer[0], rel=0.35)
+    assert dec[0]["kv_transfer_failed"] == 0 and 0.05 < dec[1]["kv_transfer_failed"] / dec[1]["kv_transfers"] < 0.16
+    assert dec[0]["done"] > 0.4 * 4 * 600 / 2                    # every request is decoded on a decode pod
