@@ -10,6 +10,7 @@ healthy threshold is tuned on the first (tuning) seed set and reused on the othe
 
     .venv/bin/python -m bench.bench_accuracy                  # tune seeds 1, held-out seeds 2
     .venv/bin/python -m bench.bench_accuracy --seeds 1 2 3 --variants 4 --workers 2
+    .venv/bin/python -m bench.bench_accuracy --only lora_slots_exhausted kv_transfer_slow   # some causes
 """
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ def run_incident(inc: Incident, seed: int) -> tuple[Verdict, list[baro.Ranked]]:
     return Verdict(inc, ranked, seconds), scores
 
 
-def evaluate(seed: int, variants: int, workers: int) -> tuple[list[Verdict], list]:
-    items = incidents(seed, variants)
+def evaluate(seed: int, variants: int, workers: int, only: tuple[str, ...] = ()) -> tuple[list[Verdict], list]:
+    items = [i for i in incidents(seed, variants) if not only or set(i.causes) & set(only)]
     t0 = time.monotonic()
     with ProcessPoolExecutor(workers) as pool:
         done = list(pool.map(run_incident, items, [seed] * len(items)))
@@ -118,10 +119,11 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=4, help="variants per cause id")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--misses", action="store_true", help="list the incidents each got wrong")
+    ap.add_argument("--only", nargs="+", default=(), metavar="CAUSE", help="only the incidents of these cause ids")
     args = ap.parse_args()
     rows, threshold = [], None
     for i, seed in enumerate(args.seeds):
-        ours, scores = evaluate(seed, args.variants, args.workers)
+        ours, scores = evaluate(seed, args.variants, args.workers, tuple(args.only))
         if threshold is None:
             grid = [1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200]
             threshold = max(grid, key=lambda t: (_key(grade(baseline(scores, t))), -t))

@@ -129,6 +129,7 @@ def incidents(seed: int, variants: int = 4) -> list[Incident]:
             name = f"s{seed}-{cause.replace('_', '')[:10]}-{v}"
             model, expect = _fault_model(cause, name, tp, engine, rng, f"m/{cause}")
             out.append(Incident(name, engine, version, [model], {cause: expect}))
+    out += feature_incidents(seed, variants)
     out += _healthy(seed, rng)
     out += _composite(seed, rng)
     return out
@@ -195,4 +196,65 @@ def _composite(seed: int, rng: random.Random) -> list[Incident]:
         other["faults"] = [{"kind": herring, "at": at, "pods": [f"{name}-emb-0"],
                             **({"celsius": 70} if herring == "thermal" else {"mhz": 900})}]
         out.append(Incident(name, engine, version, [m, other], {cause: expect}, "red-herring"))
+    return out
+
+
+# ---- serving features: LoRA slots, speculative decoding, prefill/decode KV transfer --------------------
+# Each cause only on the profiles whose series support it: SGLang exports no waiting adapters (LoRA is
+# vLLM only), SGLang's acceptance-rate gauge starts in 0.5.10, vLLM's NIXL series in 0.12 and SGLang's
+# transfer-latency histogram in 0.5.10. Drawn from their own random stream, so adding them leaves the
+# other incidents of a seed as they were.
+FEATURE_PROFILES = {
+    "lora_slots_exhausted": (("vllm", "0.33"), ("vllm", "0.11"), ("vllm", "0.8")),
+    "spec_acceptance_drop": (("vllm", "0.33"), ("sglang", "0.5.23"), ("vllm", "0.11"), ("vllm", "0.8")),
+    "kv_transfer_slow": (("vllm", "0.33"), ("sglang", "0.5.23")),
+}
+
+
+def _feature_template(cause: str, p: str, v: int, tp: int, at: str, ramp: str, rng: random.Random):
+    """(pods as (name, role), workload, serving, transfer, faults, expected pods) of one variant."""
+    plain = [(f"{p}-{i}", "") for i in range(2)]
+    if cause == "lora_slots_exhausted":
+        fault = ({"kind": "lora_adapters", "at": at, "ramp": ramp, "factor": rng.uniform(3.5, 5.0)} if v % 2 == 0
+                 else {"kind": "max_loras", "at": at, "pods": [f"{p}-1"], "factor": 0.25})
+        return plain, {"rate": 6.0, "adapters": 3, "adapter_skew": rng.uniform(0.3, 0.8)}, \
+            {"max_loras": 4, "kv_tokens": 200000}, {}, [fault], \
+            {f"{p}-0", f"{p}-1"} if v % 2 == 0 else {f"{p}-1"}
+    if cause == "spec_acceptance_drop":
+        return plain, {"rate": 3.0, "acceptance": rng.uniform(0.65, 0.8)}, \
+            {"params_b": 32.0, "spec_tokens": rng.choice([3, 4, 5]), "kv_tokens": 200000}, {}, \
+            [{"kind": "draft_acceptance", "at": at, "ramp": ramp, "factor": rng.uniform(0.15, 0.3)}], \
+            {f"{p}-0", f"{p}-1"}
+    if cause == "kv_transfer_slow":
+        pods = [(f"{p}-prefill-{i}", "prefill") for i in range(2)] + [(f"{p}-decode-{i}", "decode") for i in range(2)]
+        hit = [f"{p}-decode-1"] if v % 3 == 2 else [f"{p}-decode-0", f"{p}-decode-1"]
+        faults = [{"kind": "transfer_failures", "at": at, "ramp": ramp, "pods": hit, "share": rng.uniform(0.03, 0.1)}]
+        if v % 3 != 1:  # else failures alone
+            faults.append({"kind": "link_bandwidth", "at": at, "ramp": ramp, "pods": hit,
+                           "factor": rng.uniform(1 / 80, 1 / 40)})
+        return pods, {"rate": 4.0}, {"params_b": 32.0, "kv_tokens": 200000}, {"gbs": rng.uniform(20, 50)}, \
+            faults, set(hit)
+    raise KeyError(cause)
+
+
+def feature_incidents(seed: int, variants: int = 4) -> list[Incident]:
+    """Every serving-feature cause in `variants` variants across the profiles that support it."""
+    rng = random.Random(f"{seed}/features")
+    out = []
+    for cause, profiles in FEATURE_PROFILES.items():
+        for v in range(variants):
+            engine, version = profiles[v % len(profiles)]
+            tp = TPS[v % len(TPS)]
+            name = f"s{seed}-{cause.replace('_', '')[:10]}-{v}"
+            at, ramp = _timing(rng)
+            pods, workload, serving, transfer, faults, expect = _feature_template(cause, name, v, tp, at, ramp, rng)
+            backend = f"{engine}-pd" if cause == "kv_transfer_slow" else engine
+            serving = {**serving, "params_b": max(serving.get("params_b", 7.0), 7.0 * tp)}
+            model = {"model": f"m/{cause}", "labels": {"namespace": name, "workload_name": name.split("-")[0],
+                                                       "backend": backend},
+                     "pods": [{"name": n, "gpus": tp, "node": f"{n}-node", **({"role": r} if r else {}),
+                               **({"tp": tp} if engine == "sglang" else {})} for n, r in pods],
+                     "workload": {**workload, "rate": workload["rate"] * rng.uniform(0.9, 1.1)},
+                     "serving": serving, "transfer": transfer, "faults": faults}
+            out.append(Incident(name, engine, version, [model], {cause: expect}))
     return out
