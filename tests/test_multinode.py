@@ -26,14 +26,22 @@ TARGET = {"namespace": "llm", "job": "inference"}
 
 
 def pod_series(stem: str, pod: str, workload: str, backend: str, instance: str, keep=lambda labels: True,
-               relabel=lambda labels: labels) -> list:
+               relabel=lambda labels: labels, down: bool = False) -> list:
+    """A pod's target and body at T0 and T1; `down`: its target fails at T1 (the body only at T0)."""
     target = {**TARGET, "pod": pod, "workload_name": workload, "backend": backend, "inference_instance": instance,
               "instance": f"{pod}:8000"}
-    out = [({"__name__": "up", **target}, [(T0, 1.0), (T1, 1.0)])]
+    out = [({"__name__": "up", **target}, [(T0, 1.0), (T1, 0.0 if down else 1.0)])]
     for labels, value, kind in parse_body((EXPOSITIONS / f"{stem}.prom").read_text()):
         if keep(labels):
-            out.append(({**relabel(labels), **target}, [(T0, value), (T1, advanced(labels, value, kind))]))
+            later = [] if down else [(T1, advanced(labels, value, kind))]
+            out.append(({**relabel(labels), **target}, [(T0, value)] + later))
     return out
+
+
+def silent_pod(pod: str, workload: str, backend: str, instance: str) -> list:
+    """A target that never answers: a vLLM Ray worker (no API server) or a pod that never started."""
+    return [({"__name__": "up", **TARGET, "pod": pod, "workload_name": workload, "backend": backend,
+              "inference_instance": instance, "instance": f"{pod}:8000"}, [(T0, 0.0), (T1, 0.0)])]
 
 
 def gpus(pod: str, node: str, first: int, active: float) -> list:
@@ -50,10 +58,13 @@ def gpus(pod: str, node: str, first: int, active: float) -> list:
 def series() -> list:
     sched = lambda labels: "pp_rank" in labels  # noqa: E731 - a PP>1 node runs only schedulers
     second = lambda labels: {**labels, "pp_rank": "1"}  # noqa: E731
-    vllm_worker = {**TARGET, "pod": "big-0-1", "workload_name": "big", "backend": "vllm",
-                   "inference_instance": "big-0", "instance": "big-0-1:8000"}
     return (pod_series("vllm-0.33.0", "big-0", "big", "vllm", "big-0")
-            + [({"__name__": "up", **vllm_worker}, [(T0, 0.0), (T1, 0.0)])]   # a Ray worker: no /metrics
+            + silent_pod("big-0-1", "big", "vllm", "big-0")   # a Ray worker: no /metrics
+            + pod_series("vllm-0.33.0", "big-1", "big", "vllm", "big-1", down=True)  # a leader that fails
+            + silent_pod("big-1-1", "big", "vllm", "big-1")
+            + silent_pod("solo-0", "solo", "vllm", "solo-0")   # never started: no instance serves
+            + pod_series("sglang-0.5.23", "sg2-0", "sg2", "sglang", "sg2-0")
+            + pod_series("sglang-0.5.23", "sg2-0-1", "sg2", "sglang", "sg2-0", keep=sched, relabel=second, down=True)
             + gpus("big-0", "node-a", 0, 60.0) + gpus("big-0-1", "node-b", 0, 80.0)
             + pod_series("sglang-0.5.23", "sg-0", "sg", "sglang", "sg-0")
             + pod_series("sglang-0.5.23", "sg-0-1", "sg", "sglang", "sg-0", keep=sched, relabel=second))
@@ -97,3 +108,16 @@ def test_sglang_second_node_is_counted_once(prometheus):
     single = query(prometheus, "llm_pod:requests_running:sum", Matcher("pod", "sg-0"))
     assert [r["value"][1] for r in running] == [r["value"][1] for r in single] and len(single) == 1
     assert query(prometheus, "llm_model:pods:count", Matcher("workload_name", "sg"))[0]["value"][1] == "1"
+
+
+def test_target_down_spares_silent_workers_of_a_serving_instance(prometheus):
+    """vLLM's LeaderWorkerSet workers never answer a scrape (the API server runs on the leader only):
+    LLMPodTargetDown stays quiet for them while their leader serves (big-0-1) and after it failed
+    (big-1-1: the leader alerts), and fires for a failed leader, a pod that never came up outside any
+    serving instance, and an SGLang second node that exported metrics and stopped."""
+    from inferwatch.generate.writer import rule_groups
+    from inferwatch.core.rules import AlertingRule
+    rule = next(r for g in rule_groups(CFG) for r in g.rules
+                if isinstance(r, AlertingRule) and r.alert == "LLMPodTargetDown")
+    got = prometheus.query(check(inline(rule.expr, INDEX)), T1)
+    assert sorted(r["metric"]["pod"] for r in got) == ["big-1", "sg2-0-1", "solo-0"]

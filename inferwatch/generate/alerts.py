@@ -171,11 +171,23 @@ def length_shift(cfg: Config) -> list[tuple[Expr, str, dict[str, str]]]:
 # ---- pod tier -------------------------------------------------------------------------------
 
 def target_down(cfg: Config) -> list[tuple[Expr, str]]:
+    """A pod that served a model and cannot be scraped, or a pod that never could, unless it is a silent
+    member of a multi-node instance: not up once in the lookback while another pod of its instance serves.
+    vLLM on a LeaderWorkerSet runs its API server, and so `/metrics`, on the leader only; the workers are
+    Ray nodes holding GPUs (docs/alerts.md). Their targets stay scraped because `up` carries the instance
+    label that attributes their GPUs (core/records.py). SGLang's other nodes export scheduler metrics, so
+    they are up and still alert when they go down."""
     lb = cfg.labels
     jk, pk = lb.join_keys(), lb.pod_keys()
     down = BinOp("==", Selector("up", (Matcher(lb.workload, "", "!="),)), Num(0))
     known = agg("max", over_time("max", Selector(info_names()["pod_model"]), cfg.alerts.serving_lookback), pk)
-    expr = known.and_(down, on=jk).or_(agg("max", down, lb.pod_identity()).unless(known, on=jk))
+    members = Selector(info_names()["pod_instance"])
+    ik = tuple(k for k in (lb.cluster, lb.namespace) if k) + (lb.instance,)
+    serving = agg("group", members.and_(known, on=jk), ik)  # instances with a pod that reports a model
+    ever_up = over_time("max", Selector("up", (Matcher(lb.workload, "", "!="),)), cfg.alerts.serving_lookback) > 0
+    silent = members.and_(serving, on=ik).unless(known, on=jk).unless(ever_up, on=jk)
+    expr = known.and_(down, on=jk).or_(agg("max", down, lb.pod_identity()).unless(known, on=jk)
+                                       .unless(silent, on=jk))
     return [(expr, f"{who(cfg, 'pod')}: Prometheus cannot scrape the inference server (up == 0). Its requests "
                    "go to the remaining pods, or fail if none is left.")]
 
