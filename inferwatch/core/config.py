@@ -79,13 +79,14 @@ class Labels:
     cluster: str = ""  # empty: single cluster; otherwise kept in every aggregation
 
     def pod_keys(self) -> tuple[str, ...]:
-        """Identity of a pod-tier series, in a fixed order."""
+        """Identity of a pod-tier series, in a fixed order. The instance label adds nothing to a pod's
+        identity (a pod is in one instance); it is kept so pod views can group a multi-node instance."""
         return tuple(k for k in (self.cluster, self.namespace, self.workload, self.backend, self.model,
-                                 self.role, self.pod) if k)
+                                 self.role, self.pod, self.instance) if k)
 
     def model_keys(self) -> tuple[str, ...]:
         """Identity of a model-tier series: a model in one workload (prefill and decode kept apart)."""
-        return tuple(k for k in self.pod_keys() if k != self.pod)
+        return tuple(k for k in self.pod_keys() if k not in (self.pod, self.instance))
 
     def pod_identity(self) -> tuple[str, ...]:
         """Identity of a pod regardless of the models it serves."""
