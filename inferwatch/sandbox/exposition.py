@@ -248,6 +248,11 @@ def emit_engine(acc: _Acc, sc: Scenario, prof: Profile, m: ModelSpec, pod: Pod, 
         whole = whole.merged(other)
     if sc.engine == "sglang":  # one tokenizer process per pod, whatever the DP size
         _sglang_tokenizer(acc, prof, {**target, "model_name": m.model}, whole, t, reset)
+    if sc.engine == "vllm" and whole.surfaces.get("lora_max", 0) > 0:
+        # one per target (all DP engines), no model_name; the value is the time the set was last seen
+        running, waiting = whole.adapters
+        acc.gauge({"__name__": "vllm:lora_requests_info", **target, "max_lora": str(int(whole.surfaces["lora_max"])),
+                   "running_lora_adapters": ",".join(running), "waiting_lora_adapters": ",".join(waiting)}, t, t)
     if sc.engine == "vllm":
         http = {**target, "handler": "/v1/chat/completions", "method": "POST"}
         failed = whole.finished["error"]
@@ -290,8 +295,8 @@ def _vllm(acc, prof: Profile, base, st: Step, t, reset) -> None:
 
 
 def _vllm_surfaces(acc, base, st: Step, t, reset) -> None:
-    """Speculative-decoding counters, NIXL transfer series (on the KV consumer, the decode pod) and the
-    LoRA info gauge, as vLLM names them."""
+    """Speculative-decoding counters and NIXL transfer series (on the KV consumer, the decode pod), as vLLM
+    names them."""
     sf = st.surfaces
     for key, name in (("spec_drafts", "vllm:spec_decode_num_drafts_total"),
                       ("spec_draft_tokens", "vllm:spec_decode_num_draft_tokens_total"),
@@ -305,11 +310,6 @@ def _vllm_surfaces(acc, base, st: Step, t, reset) -> None:
     if "kv_transfer_queue" in sf:
         acc.gauge({"__name__": "vllm:num_requests_kv_fetch_by_stage", **base, "stage": "in_progress"}, t,
                   sf["kv_transfer_queue"])
-    if sf.get("lora_max", 0) > 0:  # per target, no model_name; the value is the time the set was last seen
-        target = {k: v for k, v in base.items() if k not in ("model_name", "engine")}
-        running, waiting = st.adapters
-        acc.gauge({"__name__": "vllm:lora_requests_info", **target, "max_lora": str(int(sf["lora_max"])),
-                   "running_lora_adapters": ",".join(running), "waiting_lora_adapters": ",".join(waiting)}, t, t)
 
 
 def _sglang_scheduler(acc, prof: Profile, sched_base, pod: Pod, st: Step, t, reset, hit: float) -> None:
