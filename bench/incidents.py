@@ -221,19 +221,20 @@ def _feature_template(cause: str, p: str, v: int, tp: int, at: str, ramp: str, r
             {"max_loras": 4, "kv_tokens": 200000}, {}, [fault], \
             {f"{p}-0", f"{p}-1"} if v % 2 == 0 else {f"{p}-1"}
     if cause == "spec_acceptance_drop":
-        return plain, {"rate": 3.0, "acceptance": rng.uniform(0.65, 0.8)}, \
-            {"params_b": 32.0, "spec_tokens": rng.choice([3, 4, 5]), "kv_tokens": 200000}, {}, \
-            [{"kind": "draft_acceptance", "at": at, "ramp": ramp, "factor": rng.uniform(0.15, 0.3)}], \
+        return plain, {"rate": 3.0, "acceptance": rng.uniform(0.75, 0.85)}, \
+            {"params_b": 32.0, "spec_tokens": rng.choice([4, 5]), "kv_tokens": 200000}, {}, \
+            [{"kind": "draft_acceptance", "at": at, "ramp": ramp, "factor": rng.uniform(0.1, 0.2)}], \
             {f"{p}-0", f"{p}-1"}
     if cause == "kv_transfer_slow":
         pods = [(f"{p}-prefill-{i}", "prefill") for i in range(2)] + [(f"{p}-decode-{i}", "decode") for i in range(2)]
         hit = [f"{p}-decode-1"] if v % 3 == 2 else [f"{p}-decode-0", f"{p}-decode-1"]
-        faults = [{"kind": "transfer_failures", "at": at, "ramp": ramp, "pods": hit, "share": rng.uniform(0.03, 0.1)}]
-        if v % 3 != 1:  # else failures alone
-            faults.append({"kind": "link_bandwidth", "at": at, "ramp": ramp, "pods": hit,
-                           "factor": rng.uniform(1 / 80, 1 / 40)})
-        return pods, {"rate": 4.0}, {"params_b": 32.0, "kv_tokens": 200000}, {"gbs": rng.uniform(20, 50)}, \
-            faults, set(hit)
+        if v % 3 == 1:  # failures alone: recomputed on the decode pods
+            faults = [{"kind": "transfer_failures", "at": at, "ramp": ramp, "pods": hit, "share": rng.uniform(0.3, 0.5)}]
+        else:  # the RDMA path falls back to TCP (1/60-1/30 of its bandwidth), some transfers fail
+            faults = [{"kind": "link_bandwidth", "at": at, "ramp": ramp, "pods": hit, "factor": rng.uniform(1 / 60, 1 / 30)},
+                      {"kind": "transfer_failures", "at": at, "ramp": ramp, "pods": hit, "share": rng.uniform(0.03, 0.1)}]
+        return pods, {"rate": 3.0, "prompt": 3000.0}, {"params_b": 32.0, "kv_tokens": 400000}, \
+            {"gbs": rng.uniform(25, 50), "recompute": v % 2 == 0}, faults, set(hit)
     raise KeyError(cause)
 
 

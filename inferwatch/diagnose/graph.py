@@ -107,7 +107,9 @@ EDGES: dict[str, tuple[str, ...]] = {
     "e2e_latency_high": ("queue_backlog", "kv_cache_pressure", "large_decode_batch", "long_prompts",
                          "prefix_cache_miss", "gpu_throttling", "gpu_hardware_fault", "host_bottleneck",
                          "gpu_compute_saturation", "spec_acceptance_drop", "kv_transfer_slow"),
-    "error_rate_high": ("gpu_hardware_fault", "gpu_memory_pressure", "replica_unavailable", "kv_transfer_slow"),
+    # requests starved of a LoRA slot wait past their clients' timeout and are aborted
+    "error_rate_high": ("gpu_hardware_fault", "gpu_memory_pressure", "replica_unavailable", "kv_transfer_slow",
+                        "lora_slots_exhausted"),
     "throughput_drop": ("replica_unavailable", "gpu_hardware_fault", "gpu_throttling", "host_bottleneck",
                         "spec_acceptance_drop"),
     "queue_backlog": ("kv_cache_pressure", "traffic_surge", "load_imbalance", "replica_unavailable", "long_prompts",

@@ -217,7 +217,10 @@ def _advance(m: ModelSim, mi: int, pods: dict, t: float, h: float, phase: float,
                 arrivals = [pd.prefill_leg(r) for r in arrivals]
             arrivals += handed[e_i::len(pod.engines)]
             for key, inc in moved.items():
-                pod.obs[e_i].surfaces[key] = pod.obs[e_i].surfaces.get(key, 0.0) + inc / len(pod.engines)
+                if key == "errors":  # transfers failed for good: the decode pod fails the request
+                    pod.obs[e_i].finished["error"] += inc / len(pod.engines)
+                else:
+                    pod.obs[e_i].surfaces[key] = pod.obs[e_i].surfaces.get(key, 0.0) + inc / len(pod.engines)
             before = (pod.obs[e_i].busy, pod.obs[e_i].compute, pod.obs[e_i].memory)
             engine.step(t, h, arrivals, c, pod.obs[e_i])
             if engine.handoff:

@@ -6,7 +6,8 @@ with the fewest requests in flight), which pulls the prompt's KV from the prefil
 takes the link's latency plus the KV bytes (prompt tokens x KV bytes per token) over its bandwidth.
 Only then can the decode pod admit the request and decode it, so the transfer adds to the time to
 first token the decode pod reports (it counts from the request's arrival there). A transfer fails with
-the link's failure share or when it outlasts `timeout`; the decode pod then recomputes the prompt itself.
+the link's failure share or when it outlasts `timeout`; the decode pod then recomputes the prompt itself
+(vLLM's default) or fails the request (`recompute: false`, SGLang aborts it).
 The decode pod (the KV consumer, as vLLM's NIXL connector) counts transfers, their seconds and bytes,
 failures, and the transfers in flight to it.
 """
@@ -25,7 +26,8 @@ class Link:
     """The prefill-to-decode path (scenario key `transfer:`)."""
     gbs: float = 25.0        # effective bandwidth, GB/s (RDMA NIC share)
     latency_ms: float = 2.0  # per transfer: handshake, descriptor posting
-    timeout: float = 30.0    # seconds before a decode pod gives up and recomputes
+    timeout: float = 30.0    # seconds before a decode pod gives up on a transfer
+    recompute: bool = True   # a failed transfer is recomputed on the decode pod (else the request fails)
 
 
 @dataclass
@@ -64,18 +66,21 @@ class Handoff:
             seconds = min(seconds, self.link.timeout)
             target, capped = r.then
             leg = Request(arrival=r.first_token or r.finish, prompt=r.prompt, target=target, capped=capped,
-                          cached=r.cached if failed else r.prompt - 1, adapter=r.adapter)
+                          cached=r.cached if failed else r.prompt - 1, adapter=r.adapter,
+                          failed=failed and not self.link.recompute)
             leg.prefill_left = float(leg.prompt - leg.cached)  # the last token is computed on the decode pod
             leg.ready = leg.arrival + seconds
             self.flying.append(Transfer(leg.ready, leg, pod, seconds, size, failed))
 
     def arrive(self, pod: str, until: float) -> tuple[list[Request], dict[str, float]]:
-        """The requests whose KV reached `pod` before `until`, and the transfer counters' increments."""
+        """The requests whose KV reached `pod` before `until` (not those failed for good), and the transfer
+        counters' increments (`errors`: requests failed for good)."""
         now = [f for f in self.flying if f.pod == pod and f.ready < until]
         self.flying = [f for f in self.flying if not (f.pod == pod and f.ready < until)]
         stats = {"kv_transfers": float(len(now)), "kv_transfer_seconds": sum(f.seconds for f in now),
-                 "kv_transfer_bytes": sum(f.bytes for f in now), "kv_transfer_failed": float(sum(f.failed for f in now))}
-        return sorted((f.request for f in now), key=lambda r: r.arrival), stats
+                 "kv_transfer_bytes": sum(f.bytes for f in now), "kv_transfer_failed": float(sum(f.failed for f in now)),
+                 "errors": float(sum(f.request.failed for f in now))}
+        return sorted((f.request for f in now if not f.request.failed), key=lambda r: r.arrival), stats
 
     def in_flight(self, pod: str) -> float:
         return float(sum(f.pod == pod for f in self.flying))

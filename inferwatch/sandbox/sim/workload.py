@@ -43,7 +43,7 @@ class Request:
     finish: float = 0.0
     admitted: float | None = None
     first_token: float | None = None
-    failed: bool = False
+    failed: bool = False          # its KV transfer failed for good (prefill/decode), sim/pd.py
     adapter: int = -1             # LoRA adapter index (-1: the base model)
     then: tuple[int, bool] | None = None  # prefill/decode: the decode leg's (target, capped), sim/pd.py
     ready: float = 0.0            # not admissible before (a decode leg waits for its KV), sim/pd.py
