@@ -8,6 +8,9 @@ iteration decodes one token for every running request and spends the rest of its
 When decoding grows the batch's KV beyond capacity, the newest requests are preempted (vLLM) /
 retracted (SGLang): they lose their KV and go back to the front of the queue to be recomputed.
 Latencies are observed per request (TTFT, queue time, e2e) and per token (ITL) for the histograms.
+Hooks: admission skips a request whose LoRA adapter has no slot (sim/lora.py) or whose KV has not
+arrived (sim/pd.py); speculative decoding adds draft and verification cost to an iteration and tokens
+per iteration (sim/spec_decode.py).
 """
 from __future__ import annotations
 
