@@ -121,3 +121,10 @@ def test_target_down_spares_silent_workers_of_a_serving_instance(prometheus):
                 if isinstance(r, AlertingRule) and r.alert == "LLMPodTargetDown")
     got = prometheus.query(check(inline(rule.expr, INDEX)), T1)
     assert sorted(r["metric"]["pod"] for r in got) == ["big-1", "sg2-0-1", "solo-0"]
+
+
+def test_pod_records_keep_the_instance_and_model_records_drop_it(prometheus):
+    pod = query(prometheus, "llm_pod:requests_running:sum", Matcher("pod", "big-0"))
+    assert [r["metric"].get("inference_instance") for r in pod] == ["big-0"]
+    model = query(prometheus, "llm_model:requests_running:sum", Matcher("workload_name", "big"))
+    assert model and all("inference_instance" not in r["metric"] for r in model)
