@@ -121,7 +121,7 @@ EDGES: dict[str, tuple[str, ...]] = {
     # Little's law: anything that keeps requests in the batch longer grows it (slower iterations,
     # more prefill work per step) as surely as more arrivals do.
     "large_decode_batch": ("traffic_surge", "load_imbalance", "long_prompts", "prefix_cache_miss", "gpu_throttling",
-                           "host_bottleneck"),
+                           "host_bottleneck", "spec_acceptance_drop"),
     "traffic_surge": ("replica_unavailable",),
     "gpu_compute_saturation": ("long_prompts", "large_decode_batch", "traffic_surge", "load_imbalance"),
     "replica_unavailable": ("gpu_hardware_fault", "gpu_memory_pressure"),
