@@ -46,7 +46,7 @@ class Request:
     failed: bool = False          # its KV transfer failed for good (prefill/decode), sim/pd.py
     adapter: int = -1             # LoRA adapter index (-1: the base model)
     then: tuple[int, bool] | None = None  # prefill/decode: the decode leg's (target, capped), sim/pd.py
-    ready: float = 0.0            # not admissible before (a decode leg waits for its KV), sim/pd.py
+    ready: float = -math.inf      # not admissible before (a decode leg waits for its KV), sim/pd.py
 
 
 def drift(w: Workload, t: float, phase: float) -> float:
