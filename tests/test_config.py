@@ -31,7 +31,7 @@ def test_a_full_config_is_read_into_typed_values():
     assert cfg.backends == ("vllm", "sglang-pd")
     assert cfg.labels == Labels(namespace="pod_namespace", pod="pod_name", cluster="cluster")
     assert cfg.labels.pod_keys() == ("cluster", "pod_namespace", "workload_name", "backend", "model_name", "role",
-                                     "pod_name")
+                                     "pod_name", "inference_instance")
     assert cfg.scrape.namespaces == ("llm", "chat") and cfg.scrape.port == "metrics"
     assert cfg.scrape.interval.seconds() == 30
     assert cfg.recording.rate_window.seconds() == 120 and cfg.recording.quantiles == (0.5, 0.9, 0.95)

@@ -88,7 +88,8 @@ class Observed:
     compute: float = 0.0         # compute-bound seconds (tensor activity numerator)
     memory: float = 0.0          # memory-bound seconds (DRAM activity numerator)
     seconds: float = 0.0         # wall seconds covered
-    itl_steps: list[tuple[float, float]] = field(default_factory=list)  # (step gap, steps): vLLM's ITL
+    # (step gap, steps) with speculative decoding: vLLM's ITL, one observation per step (else as `itl`)
+    itl_steps: list[tuple[float, float]] = field(default_factory=list)
     surfaces: dict[str, float] = field(default_factory=dict)  # speculative / KV-transfer counters' increments
 
 
@@ -212,8 +213,8 @@ class Engine:
         obs.generation_tokens += tokens
         gap = it * math.exp(self.rng.gauss(0.0, 0.08))
         obs.itl.append((gap / self.tps, tokens))
-        obs.itl_steps.append((gap, tokens / self.tps))
         if self.s.spec_tokens:
+            obs.itl_steps.append((gap, tokens / self.tps))
             steps, k = tokens / self.tps, self.s.spec_tokens
             for key, inc in (("spec_drafts", steps), ("spec_draft_tokens", steps * k),
                              ("spec_accepted", steps * (self.tps - 1))):
@@ -251,7 +252,7 @@ class Engine:
         i = 0
         while i < len(self.queue) and len(self.running) < max_seqs:
             r = self.queue[i]
-            if r.ready >= t + h or not lora.admissible(r, self.running, self.max_loras):
+            if r.ready >= t + h or self.max_loras and not lora.admissible(r, self.running, self.max_loras):
                 i += 1  # its KV has not arrived, or its adapter has no slot: the requests behind it may go
                 continue
             need = r.prefill_left + (r.cached if r.admitted is None else 0) + 16
