@@ -23,7 +23,7 @@ from pathlib import Path
 
 from inferwatch.core.config import load_config
 from inferwatch.diagnose import engine
-from inferwatch.diagnose.queries import Scope
+from inferwatch.diagnose.scope import Scope
 from inferwatch.sandbox import scenario
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 

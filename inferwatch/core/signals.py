@@ -35,6 +35,11 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("requests", "pod", "counter", "requests/s", "Finished requests per second (every finish reason)."),
     Signal("requests_finished", "pod", "counter", "requests/s", "Finished requests per second by finish reason.",
            keep=("finished_reason",)),
+    Signal("requests_arrived", "pod", "counter", "requests/s",
+           "Requests arriving per second: those that finished plus the growth of running + waiting (no engine "
+           "counts arrivals; finished requests cannot outgrow a full batch, arrivals can).", derived=True,
+           inputs=("requests", "requests_running", "requests_waiting"),
+           formula="finished/s + deriv(running + waiting), at least 0"),
     Signal("request_errors", "pod", "counter", "requests/s",
            "Failed requests per second by `reason` (engine_error, abort, http_5xx).",
            keep=("reason",)),

@@ -69,6 +69,16 @@ def _lora_starved(cfg: Config) -> Expr:
     return BinOp("and", agg("max", _rec("lora_adapters_waiting", POD, "value")(cfg), pk), full, on=pk)
 
 
+def _prompt_length(cfg: Config) -> Expr:
+    """Mean prompt tokens per request: the length histogram's mean, else prompt tokens / finished requests
+    (versions without the histogram, e.g. SGLang before 0.4.6 or without --collect-tokens-histogram)."""
+    pk = keys(cfg, "pod")
+    mean = agg("max", _rec("prompt_length_tokens", POD, "mean")(cfg), pk)
+    per_request = (agg("sum", _rec("prompt_tokens", POD, "rate")(cfg), pk)
+                   / positive(agg("sum", _rec("requests", POD, "rate")(cfg), pk)))
+    return mean.or_(per_request)
+
+
 def _present(cfg: Config) -> Expr:
     return agg("group", Selector(info_names()["pod_model"]), keys(cfg, "pod"))
 
@@ -84,9 +94,14 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
     _record("kv_usage", "pod", "ratio", "max", "kv_cache_usage", POD, "value"),
     _record("preemptions", "pod", "1/s", "sum", "preemptions", POD, "rate"),
     _record("prefix_hit", "pod", "ratio", "max", "prefix_cache_hit", POD, "ratio"),
-    _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
-    _record("request_rate", "pod", "requests/s", "sum", "requests", POD, "rate"),
+    SignalSpec("prompt_length", "pod", "tokens", _prompt_length),
+    _record("arrival_rate", "pod", "requests/s", "sum", "requests_arrived", POD, "rate"),
     SignalSpec("present", "pod", "", _present),
+    # Per-request means and the completion rate, for the accounting of a root cause (diagnose/accounting.py).
+    _record("ttft_mean", "pod", "s", "max", "ttft_seconds", POD, "mean"),
+    _record("queue_wait", "pod", "s", "max", "queue_time_seconds", POD, "mean"),
+    _record("e2e_mean", "pod", "s", "max", "e2e_latency_seconds", POD, "mean"),
+    _record("completion_rate", "pod", "requests/s", "sum", "e2e_latency_seconds", POD, "count"),
     _record("spec_accept", "pod", "ratio", "max", "spec_accept_rate", POD, "ratio"),
     SignalSpec("kv_transfer_time", "pod", "s", _kv_transfer_time),
     _record("kv_transfer_failures", "pod", "1/s", "sum", "kv_transfer_failures", POD, "rate"),
