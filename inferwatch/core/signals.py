@@ -55,6 +55,10 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("prefix_cache_hits", "pod", "counter", "tokens/s", "Prompt tokens served from the prefix cache."),
     Signal("prefix_cache_hit", "pod", "ratio", "ratio", "Prefix-cache hit ratio, hits / queries.", derived=True,
            inputs=("prefix_cache_hits", "prefix_cache_queries"), formula="hits / queries"),
+    Signal("prompt_tokens_per_request", "pod", "ratio", "tokens",
+           "Mean prompt tokens per finished request, from the token and request counters (every version; the "
+           "length histogram needs SGLang >= 0.4.6 and a flag).", derived=True,
+           inputs=("prompt_tokens", "requests"), formula="prompt tokens / finished requests"),
     Signal("kv_transfer_failures", "pod", "counter", "requests/s",
            "Prefill/decode KV transfer or bootstrap failures per second (disaggregated serving).",
            keep=("reason",)),

@@ -69,16 +69,6 @@ def _lora_starved(cfg: Config) -> Expr:
     return BinOp("and", agg("max", _rec("lora_adapters_waiting", POD, "value")(cfg), pk), full, on=pk)
 
 
-def _prompt_length(cfg: Config) -> Expr:
-    """Mean prompt tokens per request: the length histogram's mean, else prompt tokens / finished requests
-    (versions without the histogram, e.g. SGLang before 0.4.6 or without --collect-tokens-histogram)."""
-    pk = keys(cfg, "pod")
-    mean = agg("max", _rec("prompt_length_tokens", POD, "mean")(cfg), pk)
-    per_request = (agg("sum", _rec("prompt_tokens", POD, "rate")(cfg), pk)
-                   / positive(agg("sum", _rec("requests", POD, "rate")(cfg), pk)))
-    return mean.or_(per_request)
-
-
 def _present(cfg: Config) -> Expr:
     return agg("group", Selector(info_names()["pod_model"]), keys(cfg, "pod"))
 
@@ -94,7 +84,8 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
     _record("kv_usage", "pod", "ratio", "max", "kv_cache_usage", POD, "value"),
     _record("preemptions", "pod", "1/s", "sum", "preemptions", POD, "rate"),
     _record("prefix_hit", "pod", "ratio", "max", "prefix_cache_hit", POD, "ratio"),
-    SignalSpec("prompt_length", "pod", "tokens", _prompt_length),
+    _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
+    _record("prompt_per_request", "pod", "tokens", "max", "prompt_tokens_per_request", POD, "ratio"),
     _record("arrival_rate", "pod", "requests/s", "sum", "requests_arrived", POD, "rate"),
     SignalSpec("present", "pod", "", _present),
     # Per-request means and the completion rate, for the accounting of a root cause (diagnose/accounting.py).
