@@ -184,7 +184,8 @@ def _arrival_rules(cfg: Config, catalogs: list[Catalog]) -> list[RecordingRule]:
     if not any(all(c.of(i) for i in sig.inputs) for c in catalogs):
         return []
     w = cfg.recording.rate_window
-    in_system = [Call("deriv", (Selector(record_names(signal(g), POD, w)["value"]).over(w),)) for g in (running, waiting)]
+    in_system = [Call("deriv", (Selector(record_names(signal(g), POD, w)["value"]).over(w),))
+                 for g in (running, waiting)]
     arrived = Selector(record_names(signal(finished), POD, w)["rate"]) + in_system[0] + in_system[1]
     return [RecordingRule(record_names(sig, POD, w)["rate"], Call("clamp_min", (arrived, Num(0))))]
 
