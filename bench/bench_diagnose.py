@@ -1,8 +1,11 @@
-"""Benchmark: `diagnose` wall time and HTTP query count on synthetic clusters in a real Prometheus.
+"""Benchmark: `diagnose` wall time and HTTP query count on simulated clusters in a real Prometheus.
 
-Each cluster is one `scenario.from_dict` model with N vLLM pods of 8 GPUs (dcgm-exporter series), at a
-coarse 150s sample step so the backfill stays quick, with two faults (KV-cache pressure on every tenth
-pod, an XID on one more). Two modes are measured on the same data:
+Each cluster is one model with N vLLM pods of 8 GPUs (dcgm-exporter series), at a coarse 150s sample
+step so the backfill stays quick, with two exogenous faults made into series by the simulator
+(inferwatch/sandbox/sim/): the KV capacity of every tenth pod cut to a third (preemptions, queues,
+TTFT), and an XID on one GPU of one more pod (failing requests). The simulator's cost grows with the
+pods, so `TEMPLATE` pods are simulated and the cluster repeats them under new pod and node names: the
+series count and shapes are those of N pods. Two modes are measured on the same data:
   recorded  the inferwatch recording rules are deployed: their history is backfilled with
             `promtool tsdb create-blocks-from rules` (three passes: rules read earlier rules' output)
   raw       no recording rules: every query rebuilds the normalized series from engine metrics
@@ -13,10 +16,12 @@ pod, an XID on one more). Two modes are measured on the same data:
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from inferwatch.diagnose import engine
 from inferwatch.sandbox.backfill import record_history
@@ -25,24 +30,38 @@ from inferwatch.sandbox import scenario
 from inferwatch.core.config import load_config
 
 STEP = "150s"
+TEMPLATE = 20  # pods simulated; a multiple of 10 keeps "every tenth pod" true in the copies
+_NAMED = re.compile(r"\b(chat-|gpu-node-0-)(\d+)\b")  # pod and node names in any label value
 
 
-def cluster(pods: int, gpus: int) -> scenario.Scenario:
-    return scenario.from_dict({
+def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.Series]]:
+    """The simulated template and the series of `pods` pods (copies of it, renamed)."""
+    k = min(pods, TEMPLATE)
+    sc = scenario.from_dict({
         "name": f"bench-{pods}", "engine": "vllm", "version": "0.33", "duration": "85m", "step": STEP,
         "incident_at": "85m", "model": "Qwen/Qwen2.5-7B-Instruct",
         "labels": {"namespace": "llm", "workload_name": "chat", "backend": "vllm"},
-        "pods": [{"name": f"chat-{i}", "gpus": gpus} for i in range(pods)],
-        "events": [
-            {"at": "60m", "pods": [f"chat-{i}" for i in range(0, pods, 10)],
-             "set": {"kv_usage": 0.99, "preemption_rate": 1.5, "waiting": 12, "ttft": 4.0, "itl": 0.15}},
-            {"at": "62m", "pods": ["chat-3"], "set": {"xid": 79, "error_ratio": 0.5}},
+        "pods": [{"name": f"chat-{i}", "gpus": gpus} for i in range(k)],
+        "workload": {"rate": 3.0 * k, "generation": 300},
+        "faults": [
+            {"kind": "kv_capacity", "at": "70m", "pods": [f"chat-{i}" for i in range(0, k, 10)], "factor": 0.3},
+            {"kind": "xid", "at": "72m", "pods": ["chat-3"], "gpus": [0], "code": 79, "errors": 0.5},
         ]})
+    template = list(scenario.synthesize(sc))
+
+    def copies() -> Iterator[scenario.Series]:
+        for c in range(0, pods, k):
+            shift = lambda m: f"{m[1]}{int(m[2]) + c}"  # noqa: E731
+            for labels, samples in template:
+                first = _NAMED.search(labels.get("pod", "") + " " + labels.get("exported_pod", ""))
+                if (c == 0) if first is None else int(first[2]) + c < pods:
+                    yield {k_: _NAMED.sub(shift, v) for k_, v in labels.items()}, samples
+    return sc, copies()
 
 
 def measure(pods: int, gpus: int, repeat: int, modes: list[str]) -> list[dict]:
-    sc = cluster(pods, gpus)
-    series = scenario.synthesize(sc)
+    sc, copies = cluster(pods, gpus)
+    series = list(copies)  # label dicts only: the copies share their samples
     cfg = load_config(None)
     rows = []
     with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:

@@ -64,17 +64,19 @@ CASES: dict[str, list[Fires | Quiet]] = {
     ],
     "alerts-pod-causes": [
         Quiet("*", ("29m",)),
-        Fires("LLMPodKVCacheSaturated", "45m", ("chat-1",), 0.99),
-        Fires("LLMPodPreemptionStorm", "45m", ("chat-1",), 1.5),
-        Fires("LLMPodQueueBacklog", "45m", ("chat-1",), 12),
-        Fires("LLMPodLoadImbalance", "45m", ("chat-1",), 12),
-        Fires("LLMPodPrefixCacheHitRatioCollapse", "50m", ("chat-2",), 0.05),
+        # the simulator decides these values (KV use, preemptions, queue, hit ratio): read from the series
+        Fires("LLMPodKVCacheSaturated", "45m", ("chat-1",), None),
+        Fires("LLMPodPreemptionStorm", "45m", ("chat-1",), None),
+        Fires("LLMPodQueueBacklog", "45m", ("chat-1",), None),
+        Fires("LLMPodLoadImbalance", "45m", ("chat-1",), None),
+        Fires("LLMPodPrefixCacheHitRatioCollapse", "50m", ("chat-2",), None),
         Fires("LLMPodRestarted", "45m", ("chat-0",), 1),
         Quiet("LLMPodRestarted", ("39m", "1h")),  # `changes` over 15m: the restart has aged out
         Fires("LLMPodTargetDown", "1h", ("chat-3",)),
         Quiet("LLMPodTargetDown", ("54m",)),  # for: 5m
         Quiet("LLMModelServingAbsent", ("1h", "1h29m")),  # one pod of four is down: still served
-        Quiet("LLMModelErrorBudgetBurn", ("45m", "1h29m")),  # the restart's counter reset is no error
+        # No Quiet for LLMModelErrorBudgetBurn here: chat-1's queue really burns the TTFT budget (a restart's
+        # counter reset being no error is checked in alerts-near-miss).
     ],
     "alerts-gpu-faults": [
         Quiet("*", ("29m",)),

@@ -111,6 +111,30 @@ def test_mechanisms_never_outrank_the_cause_that_accounts_for_them(scenario_prom
     assert any(report["nodes"][m] == "anomalous" for m in mechanisms)  # the overload moved them too
 
 
+def test_root_causes_state_the_numbers_that_account_for_the_symptom(scenario_prometheus):
+    """Little's law and the TTFT split on a simulated surge and a throttled GPU: the surge shows as
+    arrivals (the batch is full, completions cannot follow) and a TTFT that is nearly all queue wait; the
+    throttled pod's requests stay longer in its batch. Little's law holds on the simulated series."""
+    surge = diagnose(scenario_prometheus("diag-vllm-traffic-surge"), "diag-vllm-traffic-surge")
+    acc = surge.to_dict()["root_causes"][0]["accounting"]
+    assert acc["pods"] == 3 and acc["littles_law"]["counts"] == "running"
+    assert acc["arrival_rate"]["now"] > 1.8 * acc["arrival_rate"]["baseline"]
+    law = acc["littles_law"]["now"]
+    assert law["observed"] == pytest.approx(law["predicted"], rel=0.4)
+    split = acc["ttft"]
+    assert split["now"]["queue_wait"] > 0.8 * split["now"]["ttft"] > 10 * split["baseline"]["ttft"]
+    assert split["now"]["prefill"] == pytest.approx(split["now"]["ttft"] - split["now"]["queue_wait"], abs=0.01)
+    text = surge.render("text")
+    assert "Little's law" in text and "arrivals" in text and "queue wait" in text
+    assert "Little&#x27;s law" in surge.render("html")
+    hot = diagnose(scenario_prometheus("diag-vllm-0.8-gpu-throttling"), "diag-vllm-0.8-gpu-throttling").to_dict()
+    top = hot["root_causes"][0]
+    assert top["cause"] == "gpu_throttling" and top["accounting"]["pods"] == 1
+    law = top["accounting"]["littles_law"]
+    assert law["now"]["seconds"] > 1.3 * law["baseline"]["seconds"]
+    assert law["now"]["observed"] == pytest.approx(law["now"]["predicted"], rel=0.4)
+
+
 def test_old_vllm_names_are_detected_and_reported(scenario_prometheus):
     report = diagnose(scenario_prometheus("diag-vllm-0.8-prefix-cache-miss"), "diag-vllm-0.8-prefix-cache-miss")
     sources = report.to_dict()["sources"]

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
-from .promql import (Agg, BinOp, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile,
+from .promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile,
                      label_replace, over_time, positive, rate, set_label)
 from .rules import RecordingRule, RuleGroup
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
@@ -143,13 +143,14 @@ def pod_signal_exprs(cfg: Config, cat: Catalog, sig: Signal, window: str | None 
 def derived_pod_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
     rules: list[RecordingRule] = []
     rules += _ratio_rules(cfg, POD, catalogs)
+    rules += _arrival_rules(cfg, catalogs)
     rules += _histogram_summaries(cfg, POD)
     return RuleGroup("inferwatch-pod", cfg.recording.interval, tuple(rules), "inferwatch-pod")
 
 
 # Derived ratios: (numerator, denominator, offset added). A catalog may give a direct gauge fallback.
 # Pod-tier ratios computed from two counters' records: name -> (numerator, denominator, offset).
-RATIOS = {s.name: (*s.inputs, s.offset) for s in SIGNALS if s.derived and s.tier == "pod"}
+RATIOS = {s.name: (*s.inputs, s.offset) for s in SIGNALS if s.derived and s.tier == "pod" and s.kind == "ratio"}
 
 
 def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[RecordingRule]:
@@ -172,6 +173,21 @@ def _ratio_rules(cfg: Config, level: str, catalogs: list[Catalog]) -> list[Recor
             exprs.append(agg("avg", Selector(record_names(ratio, POD, w)["ratio"]), lb.model_keys()))
         rules.append(RecordingRule(record_names(ratio, level, w)["ratio"], any_of(exprs)))
     return rules
+
+
+def _arrival_rules(cfg: Config, catalogs: list[Catalog]) -> list[RecordingRule]:
+    """Arrivals by conservation: every request that arrived either finished (any reason, aborts included)
+    or is still running or waiting. Engines count requests when they finish, and a full batch finishes no
+    faster however many arrive, so a surge shows in the finished rate only once clients time out."""
+    sig = signal("requests_arrived")
+    finished, running, waiting = sig.inputs
+    if not any(all(c.of(i) for i in sig.inputs) for c in catalogs):
+        return []
+    w = cfg.recording.rate_window
+    in_system = [Call("deriv", (Selector(record_names(signal(g), POD, w)["value"]).over(w),))
+                 for g in (running, waiting)]
+    arrived = Selector(record_names(signal(finished), POD, w)["rate"]) + in_system[0] + in_system[1]
+    return [RecordingRule(record_names(sig, POD, w)["rate"], Call("clamp_min", (arrived, Num(0))))]
 
 
 def _histogram_summaries(cfg: Config, level: str) -> list[RecordingRule]:

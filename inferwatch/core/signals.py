@@ -35,6 +35,11 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("requests", "pod", "counter", "requests/s", "Finished requests per second (every finish reason)."),
     Signal("requests_finished", "pod", "counter", "requests/s", "Finished requests per second by finish reason.",
            keep=("finished_reason",)),
+    Signal("requests_arrived", "pod", "counter", "requests/s",
+           "Requests arriving per second: those that finished plus the growth of running + waiting (no engine "
+           "counts arrivals; finished requests cannot outgrow a full batch, arrivals can).", derived=True,
+           inputs=("requests", "requests_running", "requests_waiting"),
+           formula="finished/s + deriv(running + waiting), at least 0"),
     Signal("request_errors", "pod", "counter", "requests/s",
            "Failed requests per second by `reason` (engine_error, abort, http_5xx).",
            keep=("reason",)),
@@ -50,6 +55,10 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("prefix_cache_hits", "pod", "counter", "tokens/s", "Prompt tokens served from the prefix cache."),
     Signal("prefix_cache_hit", "pod", "ratio", "ratio", "Prefix-cache hit ratio, hits / queries.", derived=True,
            inputs=("prefix_cache_hits", "prefix_cache_queries"), formula="hits / queries"),
+    Signal("prompt_tokens_per_request", "pod", "ratio", "tokens",
+           "Mean prompt tokens per finished request, from the token and request counters (every version; the "
+           "length histogram needs SGLang >= 0.4.6 and a flag).", derived=True,
+           inputs=("prompt_tokens", "requests"), formula="prompt tokens / finished requests"),
     Signal("kv_transfer_failures", "pod", "counter", "requests/s",
            "Prefill/decode KV transfer or bootstrap failures per second (disaggregated serving).",
            keep=("reason",)),

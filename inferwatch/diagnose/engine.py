@@ -6,7 +6,8 @@ per-query timeout and one overall deadline (`diagnose.deadline`, from the start 
 any request still running then, so `run` returns by it), then at most one follow-up for the pods they named
 (queries.followup_query). A failed or late query marks its node `error` and lands in
 `errors`; the rest of the diagnosis still comes back. Only when Prometheus cannot be reached at all does
-`run` raise `Unreachable`.
+`run` raise `Unreachable`. Last, one query for the numbers that show each root cause accounts for its
+symptom (diagnose/accounting.py).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..core.config import Config, duration_seconds, is_duration
 
+from . import accounting
 from . import charts as chart_data
 from . import graph
 from ..core.prometheus import Connection, PromClient, PrometheusError, Unreachable
@@ -92,6 +94,12 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
     roots = walk(cfg, g, nodes, models_of_pod, max(q.window.step for q in queries.values()))
     symptoms = [(s, nodes[s].findings) for s in graph.SYMPTOMS if nodes[s].state == "anomalous"]
     drawn: list[chart_data.Chart] = []
+    accounts: dict[str, dict[str, Any]] = {}
+    try:
+        if roots:
+            accounts = accounting.fetch(client, cfg, planner, roots, win)
+    except PrometheusError as exc:  # the causes stand without their numbers
+        errors[ACCOUNTING] = str(exc)
     try:
         if charts:
             drawn = chart_data.fetch(client, cfg, queries, chart_data.shown(symptoms, roots), win)
@@ -104,11 +112,12 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         root_causes=roots, nodes=nodes, sources=_sources(queries),
         errors=[{"node": n, "error": e} for n, e in sorted(errors.items())], queries=client.requests,
         duration_seconds=time.monotonic() - started, cfg=cfg, models_of_pod=models_of_pod,
-        timings=timings, charts=drawn, prometheus_url=client.safe_url,
+        timings=timings, charts=drawn, prometheus_url=client.safe_url, accounting=accounts,
         query_texts={n: q.text for n, q in queries.items() if q.text is not None})
 
 
 CHARTS = "charts"  # the `errors` entry of a failed chart query
+ACCOUNTING = "accounting"  # ... and of a failed accounting query (diagnose/accounting.py)
 
 
 def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -> list[dict]:

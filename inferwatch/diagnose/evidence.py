@@ -2,8 +2,8 @@
 
 Prometheus returns only the points where each check holds (see queries.py). Here the detector tree is
 evaluated per entity and timestamp; an entity is anomalous when the tree holds for at least
-`min_persistence` of the incident window, and its onset is the start of the run of anomalous points
-that reaches into the window (gaps of up to two steps are bridged).
+`min_persistence` of the incident window (or at each of its last `ONGOING` points), and its onset is
+the start of the run of anomalous points that reaches into the window (gaps of up to two steps are bridged).
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from .scope import Key, Window, pod_key
 from .signals import SIGNALS, keys
 
 State = Literal["anomalous", "normal", "no_data", "error"]
+# A condition that holds at each of the window's last ONGOING points is an incident under way, even when
+# it began too late in the window to reach `min_persistence` (a fault minutes old at the diagnosis time).
+ONGOING = 3
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ def detect(cfg: Config, node: Node, win: Window, result: list[dict], available: 
         anomalous = [t for t in grid if evaluate(node.detector, lambda i, t=t: leaf_at(i, t)) is True]
         window_hits = [t for t in anomalous if t > win.window_start]
         persistence = len(window_hits) / max(1, len(in_window))
-        if not window_hits or persistence < cfg.diagnose.min_persistence:
+        if not window_hits or (persistence < cfg.diagnose.min_persistence
+                               and not set(in_window[-ONGOING:]) <= set(window_hits)):
             continue
         evidence = _evidence(cfg, node, leaves, parts, key, labels, set(window_hits))
         findings.append(Finding(node.tier, labels, _onset(anomalous, window_hits[-1], win.step), persistence,

@@ -55,15 +55,19 @@ NODES: tuple[Node, ...] = (
     Node("prefix_cache_miss", "cause", "pod", "prefix-cache hit ratio dropped",
          any_of(Check("prefix_hit", "<", "baseline", factor="change_factor", delta=0.05),
                 Check("prefix_hit", "<", "siblings", factor="sibling_factor", delta=0.05))),
+    # The length histogram, or token / request counters where a version has no histogram (SGLang 0.4.5).
     Node("long_prompts", "cause", "pod", "prompts got longer",
-         Check("prompt_length", ">", "baseline", factor="change_factor", delta=50.0)),
+         any_of(Check("prompt_length", ">", "baseline", factor="change_factor", delta=50.0),
+                Check("prompt_per_request", ">", "baseline", factor="change_factor", delta=50.0))),
     Node("large_decode_batch", "cause", "pod", "the running batch grew",
          Check("running", ">", "baseline", factor="change_factor", delta=2.0)),
+    # Demand is read as arrivals (finished + growth of running and waiting): the finished rate of a full
+    # batch cannot rise, however many requests arrive.
     Node("load_imbalance", "cause", "pod", "one pod gets more traffic than its siblings",
-         Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1), reach="model"),
+         Check("arrival_rate", ">", "siblings", factor="sibling_factor", delta=0.1), reach="model"),
     Node("traffic_surge", "cause", "pod", "request rate rose on every pod",
-         all_of(Check("request_rate", ">", "baseline", factor="change_factor", delta=0.1),
-                not_(Check("request_rate", ">", "siblings", factor="sibling_factor", delta=0.1))), weight=0.8),
+         all_of(Check("arrival_rate", ">", "baseline", factor="change_factor", delta=0.1),
+                not_(Check("arrival_rate", ">", "siblings", factor="sibling_factor", delta=0.1))), weight=0.8),
     Node("replica_unavailable", "cause", "pod", "a serving pod disappeared",
          Check("present", "!=", "vanished"), reach="model"),
     Node("spec_acceptance_drop", "cause", "pod", "speculative-decoding acceptance dropped",

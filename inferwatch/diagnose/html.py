@@ -17,7 +17,7 @@ from ..core.prometheus import graph_url
 
 from .charts import Chart
 from .graph import BY_ID
-from .wording import fmt, who
+from .wording import accounts, fmt, who
 from .svg import SIBLING_COLOUR, draw, legend
 
 if TYPE_CHECKING:
@@ -144,7 +144,8 @@ def page(report: Report, title: str = "", context: list[tuple[str, str]] = ()) -
                 f'<article class="finding" data-node="{_e(r["cause"])}"><h3>{r["rank"]}. <code>{_e(r["cause"])}</code> '
                 f'{_e(r["title"])}</h3><p class="meta">where: {_e(", ".join(who(e) for e in r["entities"]))}{_e(more)}'
                 f' · since {_e(_clock(r["onset"]))}.{_e(after)}</p>{_chart(report, charts.get(r["cause"]))}'
-                f'{_evidence_rows(rows)}<p><b>Next step:</b> {_e(r["next_step"])}</p></article>')
+                f'{_evidence_rows(rows)}{_accounts(r["accounting"])}<p><b>Next step:</b> {_e(r["next_step"])}</p>'
+                f'</article>')
         body.append("</section>")
     if report.errors:
         body.append('<section id="errors"><h2>Errors (partial result)</h2><ul>'
@@ -162,6 +163,14 @@ def page(report: Report, title: str = "", context: list[tuple[str, str]] = ()) -
     body.append(f'<footer>{report.queries} queries in {report.duration_seconds:.2f}s against '
                 f'{_e(report.prometheus_url or "Prometheus")} · inferwatch diagnose</footer>')
     return _document(f"inferwatch: {report.status.upper()} {title or scope}", "".join(body))
+
+
+def _accounts(acc: dict) -> str:
+    """Little's law and the TTFT split on the cause's pods (diagnose/accounting.py), when they exist."""
+    lines = accounts(acc)
+    if not lines:
+        return ""
+    return f'<ul class="accounts">{"".join(f"<li>{_e(line)}</li>" for line in lines)}</ul>'
 
 
 def failure_page(title: str, error: str, context: list[tuple[str, str]]) -> str:

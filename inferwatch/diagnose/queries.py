@@ -58,7 +58,7 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
         before = Call("max_over_time", (At(s, _dur(win.baseline), _dur(win.baseline_step), win.window_start),))
         return [_tag(BinOp("unless", before, s), f"c{i}")]
     if check.against == "baseline":
-        ref = _baseline(s, win)
+        ref = baseline_median(s, win)
         cond = BinOp(op, s, _shift(ref, op, factor, check.delta))
         if not baseline:
             return [_tag(cond, f"c{i}")]
@@ -70,7 +70,7 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
     return [_tag(cond, f"c{i}"), _tag(Call("avg_over_time", (recent(ref),)), f"s{i}")]
 
 
-def _baseline(s: Expr, win: Window) -> Expr:
+def baseline_median(s: Expr, win: Window) -> Expr:
     """The median of the series over the baseline period before the window (evaluated once: pinned)."""
     return Call("quantile_over_time", (Num(0.5), At(s, _dur(win.baseline), _dur(win.baseline_step),
                                                     win.window_start)))
@@ -140,7 +140,7 @@ def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]]) -> str |
             s = q.sources[leaves[i].signal].expr.with_matchers(*only)
             own = check_parts(cfg, q.node, i, leaves[i], s, q.window, baseline=False) if i in q.deferred else []
             if i in q.baselines:
-                own.append(_tag(_baseline(s, q.window), f"b{i}"))
+                own.append(_tag(baseline_median(s, q.window), f"b{i}"))
             parts += [set_label(p, NODE, q.node.id) for p in own]
     return promql.check(any_of(parts)) if parts else None
 

@@ -12,7 +12,7 @@ from ..core.config import Config
 from ..core.timefmt import iso
 
 from .charts import Chart
-from .wording import fmt, who
+from .wording import accounts, fmt, who
 from .evidence import Finding, NodeResult
 from .scope import Key, pod_key
 from .graph import BY_ID
@@ -54,6 +54,7 @@ class Report:
     charts: list[Chart] = field(repr=False, default_factory=list)  # only when asked for (the HTML page)
     prometheus_url: str = ""  # without credentials: the HTML page links every query there
     query_texts: dict[str, str] = field(repr=False, default_factory=dict)  # node -> its PromQL
+    accounting: dict[str, dict[str, Any]] = field(repr=False, default_factory=dict)  # cause -> accounting.account
 
     # ---- JSON ------------------------------------------------------------------------------------
 
@@ -93,6 +94,7 @@ class Report:
                          for f in shown[:3] for e in f.evidence],
             "triggers": [{"node": n, "title": BY_ID[n].title, "entity": entity(self.cfg, f, self.models_of_pod),
                           "evidence": [e.to_dict() for e in f.evidence]} for n, f in r.triggers[:MAX_ENTITIES]],
+            "accounting": self.accounting.get(r.cause, {}),
             "next_step": failures.BY_ID[r.cause].remedy_text(),
         }
 
@@ -148,6 +150,7 @@ class Report:
                 f"{ind}{'- ' if md else ''}where: {where}{more}",
                 f"{ind}{'- ' if md else ''}chain: {' <- '.join(r['path'])} (since {_clock(r['onset'])})",
                 f"{ind}{'- ' if md else ''}evidence: {_numbers(r['evidence'][:4])}", *trig,
+                *(f"{ind}{'- ' if md else ''}accounts: {line}" for line in accounts(r["accounting"])),
                 f"{ind}{'- ' if md else ''}next: {r['next_step']}"]
 
 
