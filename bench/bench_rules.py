@@ -93,9 +93,10 @@ def _ms(seconds: float, finished: bool) -> str:
 
 
 def summary_table(results: list[SizeResult]) -> str:
-    rows = ["| pods | models | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle | floor CPU s "
-            "| recorded series | per pod | layered RSS MiB | raw eval ms | raw RSS MiB | raw / layered | window filled |",
-            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| pods | models | GPUs/pod | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle "
+            "| floor CPU s | recorded series | per pod | recorded / raw | layered RSS MiB | raw eval ms | raw RSS MiB "
+            "| raw / layered | window filled |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         raw, fill = ("-", "-", "-"), r.layered.window_fill
         if r.raw is not None:
@@ -103,9 +104,10 @@ def summary_table(results: list[SizeResult]) -> str:
             raw, fill = (_ms(r.raw.seconds, r.raw.finished), f"{r.raw.rss_bytes / 2**20:.0f}", ratio), \
                 min(fill, r.raw.window_fill)
         floor = f"{r.layered.floor_cpu:.2f}" if r.layered.floor_cpu is not None else "-"
-        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {_ranks(r)} | {r.data.series:,} | "
+        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.spec.gpus} | {_ranks(r)} | {r.data.series:,} | "
                     f"{r.layered.seconds * 1000:,.0f} | {r.layered.cpu_per_cycle:.2f} | {floor} | "
-                    f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | {r.layered.rss_bytes / 2**20:.0f} | "
+                    f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | "
+                    f"{r.layered.samples / r.data.series:.0%} | {r.layered.rss_bytes / 2**20:.0f} | "
                     f"{' | '.join(raw)} | {fill:.0%} |")
     return "\n".join(rows)
 
@@ -139,6 +141,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (not run on the 2-core reference machine: "
                    "synthesis alone takes ~15 min and ~10 GB)")
     p.add_argument("--pods-per-model", type=int, default=25, help="models = pods / this (default: 25)")
+    p.add_argument("--gpus", type=int, default=8, choices=range(1, 9), metavar="1-8",
+                   help="GPUs per pod (default: 8; vLLM pods run two engines from 2 GPUs, SGLang TP=min(8, gpus))")
     p.add_argument("--interval", type=int, default=10, help="rule evaluation interval in seconds (default: 10)")
     p.add_argument("--warmup", type=int, default=3, help="evaluations skipped while recording chains fill")
     p.add_argument("--cycles", type=int, default=4, help="evaluations measured per group (median kept)")
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         for pods in args.sizes:
             for ranks in args.ranks:
                 spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
-                                           step=args.step, sglang_ranks=ranks)
+                                           step=args.step, sglang_ranks=ranks, gpus=args.gpus)
                 results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
                 print(group_table(results[-1]) + "\n", flush=True)
     print(f"Machine: {machine()}\n")

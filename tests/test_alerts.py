@@ -343,6 +343,8 @@ def test_every_alert_has_a_firing_and_a_quiet_case():
 
 OVERRIDES = """
 backends: [vllm]                           # 0.75s is a TTFT bucket boundary of vLLM, not of SGLang
+recording:                                 # an e2e SLO reads its model-tier buckets over hours
+  model_histograms: [ttft_seconds, itl_seconds, e2e_latency_seconds]
 slo:
   e2e_latency: {enabled: true, threshold_seconds: 60}
   models:

@@ -6,6 +6,10 @@ Groups, evaluated in this order of dependency:
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
   inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU (through
                           `llm_gpu:owner:info`, which outlives the engine while the pod holds the GPU)
+
+Not every record is written: those that cost a series per bucket or per GPU field and that no alert
+reads over time are computed where they are read (`query_time_names`): the rule files inline them into
+the records and alerts that read them, the dashboard and `diagnose` into their queries (core/schema.py).
 """
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ from dataclasses import replace
 
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
-from .promql import (Agg, BinOp, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile,
+from .promql import (Agg, BinOp, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile, inline,
                      label_replace, over_time, positive, rate, set_label)
-from .rules import RecordingRule, RuleGroup
+from .rules import RecordingRule, RuleGroup, record_index
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
 HIST_PARTS = ("bucket", "sum", "count")
@@ -312,7 +316,8 @@ def gpu_group(cfg: Config) -> RuleGroup:
 
 # ---- all recording groups ----------------------------------------------------------------
 
-def recording_groups(cfg: Config) -> list[RuleGroup]:
+def layered_groups(cfg: Config) -> list[RuleGroup]:
+    """Every record of the schema, tier on tier, including those computed at query time."""
     engines = sorted({parent(b) for b in cfg.backends})
     catalogs = [load_catalog(b) for b in engines]
     groups = [engine_group(cfg, e) for e in engines]
@@ -324,4 +329,41 @@ def recording_groups(cfg: Config) -> list[RuleGroup]:
     groups.append(model_group(cfg, catalogs + pd))
     if cfg.gpu.enabled:
         groups.append(gpu_group(cfg))
+    return groups
+
+
+# GPU fields alerts compare with their own past (a clock against its hour, a temperature over minutes):
+# recorded, since a query-time version would re-read the raw field at every step of that history.
+GPU_HISTORY = ("sm_clock_mhz", "temperature_celsius")
+
+
+def query_time_names(cfg: Config) -> frozenset[str]:
+    """Records computed where they are read instead of written. A histogram costs a series per bucket
+    and pod: only `recording.model_histograms` are written, at the model tier (what latency SLOs read over
+    hours), summed straight from the engine's buckets; pod quantiles and means, and the other histograms,
+    are computed by the panel, alert or diagnosis that reads them, scoped to one model or pod. A GPU field
+    costs a series per GPU: alerts and panels join the raw field to `llm_gpu:owner:info` (one series per
+    pod) where they read it."""
+    w, kept = cfg.recording.rate_window, cfg.recording.model_histograms
+    names = [n for s in SIGNALS if s.kind == "histogram" for level in (POD, MODEL)
+             if level == POD or s.name not in kept for n in record_names(s, level, w).values()]
+    names += [n for s in SIGNALS if s.tier == "gpu" and s.name not in GPU_HISTORY
+              for n in record_names(s, GPU, w).values()]
+    return frozenset(names)
+
+
+def query_time_index(cfg: Config) -> dict[str, list[tuple[dict[str, str], Expr]]]:
+    """Query-time record name -> its (labels, expression) rules, for `promql.inline`."""
+    later = query_time_names(cfg)
+    return {k: v for k, v in record_index(layered_groups(cfg)).items() if k in later}
+
+
+def recording_groups(cfg: Config) -> list[RuleGroup]:
+    """The groups written to rule files: every record but the query-time ones, inlined where read."""
+    later = query_time_index(cfg)
+    groups = []
+    for g in layered_groups(cfg):
+        rules = tuple(replace(r, expr=inline(r.expr, later)) for r in g.rules if r.record not in later)
+        if rules:
+            groups.append(replace(g, rules=rules))
     return groups
