@@ -45,19 +45,23 @@ class ClusterSpec:
             raise ValueError(f"{self.models} models need at least as many pods (got {self.pods})")
 
 
-def scenarios(spec: ClusterSpec) -> list[scenario.Scenario]:
-    """One scenario per engine profile; model i uses profile i % len(PROFILES)."""
+def scenarios(spec: ClusterSpec, models_per_part: int | None = None) -> list[scenario.Scenario]:
+    """One scenario per engine profile (model i uses profile i % len(PROFILES)), split into parts of at
+    most `models_per_part` models, so a large cluster is synthesized a part at a time."""
     seconds = duration_seconds(spec.duration)
     start = datetime.fromtimestamp(spec.end - seconds, tz=timezone.utc).isoformat()
-    by_profile: dict[int, list[dict]] = {}
+    by_profile: dict[int, list[int]] = {}
     for model in range(spec.models):
-        by_profile.setdefault(model % len(PROFILES), []).append(_model(spec, model))
+        by_profile.setdefault(model % len(PROFILES), []).append(model)
     out = []
     for index, models in sorted(by_profile.items()):
         engine, version, _shape = PROFILES[index]
-        out.append(scenario.from_dict({
-            "name": f"bench-{engine}-{spec.pods}", "engine": engine, "version": version,
-            "start": start, "duration": spec.duration, "step": spec.step, "models": models}))
+        size = models_per_part or len(models)
+        for part in range(0, len(models), size):
+            out.append(scenario.from_dict({
+                "name": f"bench-{engine}-{spec.pods}-{part}", "engine": engine, "version": version,
+                "start": start, "duration": spec.duration, "step": spec.step,
+                "models": [_model(spec, m) for m in models[part:part + size]]}))
     return out
 
 
@@ -86,6 +90,8 @@ def _pod_range(spec: ClusterSpec, model: int) -> tuple[int, int]:
     return first, base + (1 if model < extra else 0)
 
 
-def series(spec: ClusterSpec) -> Iterator[scenario.Series]:
-    for sc in scenarios(spec):
-        yield from scenario.synthesize(sc)
+def parts(spec: ClusterSpec, pods_per_part: int) -> Iterator[list[scenario.Series]]:
+    """The cluster's series, one part (about `pods_per_part` pods) at a time: only one part is in memory."""
+    per_model = max(1, spec.pods // spec.models)
+    for sc in scenarios(spec, max(1, pods_per_part // per_model)):
+        yield scenario.synthesize(sc)

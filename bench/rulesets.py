@@ -81,16 +81,17 @@ RAW_SERIES = Selector("", (Matcher("__name__", "vllm:.+|sglang:.+|DCGM_.+|http_r
 
 @dataclass(frozen=True)
 class Floor:
-    rated: Expr | None    # rate() over the window of every raw series the rules read through a rate
-    sampled: Expr | None  # every other raw series they read, one sample each
+    rated: tuple[Expr, ...]  # rate() over the window of every raw series the rules read through a rate
+    sampled: Expr | None     # every other raw series they read, one sample each
 
     def exprs(self) -> tuple[Expr, ...]:
-        return tuple(e for e in (self.rated, self.sampled) if e is not None)
+        return self.rated + ((self.sampled,) if self.sampled is not None else ())
 
 
 def floor(groups: tuple[RuleGroup, ...], window: str) -> Floor:
     """The raw metric names a rule set reads (any selector that is not a record it writes), split by
-    whether some rule rates them (counters, histogram buckets, sums and counts) or samples them."""
+    whether some rule rates them (counters, histogram buckets, sums and counts) or samples them. Rates
+    are one expression per name: rate() drops the name, so `a_sum` and `a_count` would collide."""
     recorded = {r.record for g in groups for r in g.rules if isinstance(r, RecordingRule)}
     rated: set[str] = set()
     read: set[str] = set()
@@ -104,8 +105,6 @@ def floor(groups: tuple[RuleGroup, ...], window: str) -> Floor:
         for r in g.rules:
             walk(r.expr, visit)
     rated &= read
-
-    def named(names: set[str]) -> Selector | None:
-        return Selector("", (Matcher("__name__", "|".join(sorted(names)), "=~"),)) if names else None
-    sel = named(rated)
-    return Floor(rate(sel, window) if sel is not None else None, named(read - rated))
+    sampled = "|".join(sorted(read - rated))
+    return Floor(tuple(rate(Selector(name), window) for name in sorted(rated)),
+                 Selector("", (Matcher("__name__", sampled, "=~"),)) if sampled else None)
