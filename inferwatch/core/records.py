@@ -5,7 +5,8 @@ Groups, evaluated in this order of dependency:
   inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
   inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU (through
-                          `llm_gpu:owner:info`, which outlives the engine while the pod holds the GPU)
+                          `llm_gpu:info`, one series per GPU built on `llm_gpu:owner:info`, which
+                          outlives the engine while the pod holds the GPU)
 
 Not every record is written: those that cost a series per bucket or per GPU field and that no alert
 reads over time are computed where they are read (`query_time_names`): the rule files inline them into
@@ -28,11 +29,11 @@ HIST_PARTS = ("bucket", "sum", "count")
 # ---- one source -> one pod-tier (or GPU-tier) expression -------------------------------------
 
 def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, part: str | None = None,
-                relabel=None, set_labels: bool = True) -> Expr:
+                set_labels: bool = True) -> Expr:
     """Aggregate one catalog source to `keys` (+ the source's kept labels, + `le` for buckets).
 
     Ranks of one engine are combined as the collector says: replicated ranks by max, partitions by
-    sum. `relabel` rewrites raw series before aggregation (dcgm-exporter pod labels)."""
+    sum."""
     suffix = f"_{part}" if part else ""
     sel = src.selector(suffix)
     by = keys + src.keep + (("le",) if part == "bucket" else ())
@@ -50,8 +51,6 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     else:
         inner = sel
         op = sig.agg
-    if relabel is not None:
-        inner = relabel(inner)
     if src.collector.replicated:
         inner = agg("max", inner, by + src.collector.partition)
     expr: Expr = agg(op, inner, by)
@@ -293,21 +292,42 @@ def gpu_owner(cfg: Config) -> RecordingRule:
     return RecordingRule(name, now.or_(before))
 
 
-def gpu_group(cfg: Config) -> RuleGroup:
-    lb, w = cfg.labels, cfg.recording.rate_window
-    cat = load_catalog("dcgm")
-    keys, relabel = lb.gpu_keys(), gpu_relabel(cfg)
+# dcgm-exporter's own labels naming one GPU (or MIG instance): a GPU field joins `llm_gpu:info` on them,
+# so only the info series pays for relabelling the exporter's pod, namespace and hostname labels.
+GPU_ID = ("UUID", "GPU_I_ID")
+# Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
+GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
+
+
+def gpu_info(cfg: Config) -> RecordingRule:
+    """One series per GPU naming the pod, workload, backend and role using it (GPUs of multi-node workers
+    under their engine pod, `via_instance`): the labels every GPU field gets by joining it on `GPU_ID`."""
+    lb = cfg.labels
+    relabel = gpu_relabel(cfg)
     owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
-    rules = instance_rules(cfg) + [gpu_owner(cfg)]
+    held = any_of([relabel(s.selector()) for sig in GPU_PRESENCE for s in load_catalog("dcgm").of(sig)])
+    gpus = agg("group", held, tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID)))
+    joined = BinOp("*", gpus, owner, on=lb.join_keys(), group_left=(lb.workload, lb.backend, lb.role))
+    return RecordingRule(info_names()["gpu"], joined.or_(via_instance(cfg, gpus)))
+
+
+def gpu_field(cfg: Config, sig: Signal) -> Expr:
+    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`."""
+    lb, w = cfg.labels, cfg.recording.rate_window
+    labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
+                                                            lb.instance)) if k not in GPU_ID)
+    raw = any_of([source_expr(s, sig, GPU_ID, w) for s in load_catalog("dcgm").of(sig.name)])
+    return BinOp("*", raw, Selector(info_names()["gpu"]), on=GPU_ID, group_left=labels)
+
+
+def gpu_group(cfg: Config) -> RuleGroup:
+    w = cfg.recording.rate_window
+    rules = instance_rules(cfg) + [gpu_owner(cfg), gpu_info(cfg)]
     for sig in SIGNALS:
         if sig.tier != "gpu" or sig.derived:
             continue
-        exprs = [source_expr(s, sig, keys, w, relabel=relabel) for s in cat.of(sig.name)]
-        joined = BinOp("*", any_of(exprs), owner, on=lb.join_keys(),
-                       group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
-        joined = joined.or_(via_instance(cfg, any_of(exprs)))
         n = record_names(sig, GPU, w)
-        rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
+        rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], gpu_field(cfg, sig)))
     used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])
     free = Selector(record_names(signal("fb_free_mib"), GPU, w)["value"])
     rules.append(RecordingRule(record_names(signal("fb_used"), GPU, w)["ratio"], used / positive(used + free)))
