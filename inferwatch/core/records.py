@@ -274,6 +274,23 @@ def via_instance(cfg: Config, gpu: Expr) -> Expr:
     return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
 
 
+# dcgm-exporter's own labels naming one GPU (or MIG instance): a GPU field joins `llm_gpu:info` on them,
+# so only the info series pays for relabelling the exporter's pod, namespace and hostname labels.
+GPU_ID = ("UUID", "GPU_I_ID")
+# Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
+GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
+
+
+def gpus_present(cfg: Config) -> Expr:
+    """One series per GPU dcgm-exporter reports, with the configured pod/namespace/hostname labels: grouped
+    on the exporter's own labels first, so each label_replace runs once per GPU, not once per field."""
+    lb, g = cfg.labels, cfg.gpu
+    raw_keys = tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID + g.namespace_labels + g.pod_labels + g.hostname_labels))
+    held = agg("group", any_of([s.selector() for sig in GPU_PRESENCE for s in load_catalog("dcgm").of(sig)]),
+               raw_keys)
+    return agg("group", gpu_relabel(cfg)(held), tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID)))
+
+
 def gpu_owner(cfg: Config) -> RecordingRule:
     """Which model (workload, backend, role) each pod holding a GPU serves, remembered past the engine.
 
@@ -285,52 +302,45 @@ def gpu_owner(cfg: Config) -> RecordingRule:
     jk = cfg.labels.join_keys()
     name = info_names()["gpu_owner"]
     now = Selector(info_names()["pod_model"])
-    relabel = gpu_relabel(cfg)
-    held = agg("group", any_of([relabel(s.selector()) for sig in ("temperature_celsius", "xid_last")
-                                for s in load_catalog("dcgm").of(sig)]), jk)
+    held = agg("group", gpus_present(cfg), jk)
     before = over_time("last", Selector(name), cfg.gpu.owner_memory).unless(now, on=jk).and_(held, on=jk)
     return RecordingRule(name, now.or_(before))
-
-
-# dcgm-exporter's own labels naming one GPU (or MIG instance): a GPU field joins `llm_gpu:info` on them,
-# so only the info series pays for relabelling the exporter's pod, namespace and hostname labels.
-GPU_ID = ("UUID", "GPU_I_ID")
-# Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
-GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
 
 
 def gpu_info(cfg: Config) -> RecordingRule:
     """One series per GPU naming the pod, workload, backend and role using it (GPUs of multi-node workers
     under their engine pod, `via_instance`): the labels every GPU field gets by joining it on `GPU_ID`."""
     lb = cfg.labels
-    relabel = gpu_relabel(cfg)
     owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
-    held = any_of([relabel(s.selector()) for sig in GPU_PRESENCE for s in load_catalog("dcgm").of(sig)])
-    gpus = agg("group", held, tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID)))
+    gpus = gpus_present(cfg)
     joined = BinOp("*", gpus, owner, on=lb.join_keys(), group_left=(lb.workload, lb.backend, lb.role))
     return RecordingRule(info_names()["gpu"], joined.or_(via_instance(cfg, gpus)))
 
 
 def gpu_field(cfg: Config, sig: Signal) -> Expr:
-    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`."""
+    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`; a
+    derived field (the framebuffer ratio) is computed on the raw fields and joined once."""
     lb, w = cfg.labels, cfg.recording.rate_window
     labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
                                                             lb.instance)) if k not in GPU_ID)
-    raw = any_of([source_expr(s, sig, GPU_ID, w) for s in load_catalog("dcgm").of(sig.name)])
-    return BinOp("*", raw, Selector(info_names()["gpu"]), on=GPU_ID, group_left=labels)
+
+    def raw(name: str) -> Expr:
+        return any_of([source_expr(s, signal(name), GPU_ID, w) for s in load_catalog("dcgm").of(name)])
+    if sig.derived:
+        used, free = (raw(i) for i in sig.inputs)
+        value: Expr = used / positive(used + free)
+    else:
+        value = raw(sig.name)
+    return BinOp("*", value, Selector(info_names()["gpu"]), on=GPU_ID, group_left=labels)
 
 
 def gpu_group(cfg: Config) -> RuleGroup:
     w = cfg.recording.rate_window
     rules = instance_rules(cfg) + [gpu_owner(cfg), gpu_info(cfg)]
     for sig in SIGNALS:
-        if sig.tier != "gpu" or sig.derived:
-            continue
-        n = record_names(sig, GPU, w)
-        rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], gpu_field(cfg, sig)))
-    used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])
-    free = Selector(record_names(signal("fb_free_mib"), GPU, w)["value"])
-    rules.append(RecordingRule(record_names(signal("fb_used"), GPU, w)["ratio"], used / positive(used + free)))
+        if sig.tier == "gpu":
+            role = {"counter": "rate", "ratio": "ratio"}.get(sig.kind, "value")
+            rules.append(RecordingRule(record_names(sig, GPU, w)[role], gpu_field(cfg, sig)))
     return RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")
 
 
