@@ -58,7 +58,7 @@ def test_recorded_diagnosis_names_what_the_raw_one_names(recorded, scenario_prom
     raw = diagnose(scenario_prometheus(NAME).url).to_dict()
     got = rec.to_dict()
     modes = {name: v["mode"] for name, v in got["sources"].items()}
-    # signals of records computed at query time (GPU fields joined to the recorded owner inventory, pod
+    # signals of records computed at query time (GPU fields joined to the recorded per-GPU info, pod
     # means, unrecorded histograms) are read raw; the rest is recorded
     assert {m for n, m in modes.items() if n not in COMPUTED} == {"recorded", "missing"}
     assert {modes[n] for n in COMPUTED if n in modes} <= {"raw", "missing"} and "raw" in modes.values()
@@ -105,8 +105,8 @@ def test_charts_on_recorded_series_read_only_the_findings_groups(recorded, scena
                        for c in r.charts}
     assert lines(rec) == lines(raw) and "gpu_hardware_fault" in lines(rec)
     gpu = next(c for c in rec.charts if c.node == "gpu_hardware_fault")
-    # a GPU field computed at query time: the raw field joined to the owner inventory, which the matcher reaches
-    assert "DCGM_FI_DEV_XID_ERRORS" in gpu.expr and re.search(r'llm_gpu:owner:info{[^}]*workload_name=~"chat"', gpu.expr)
+    # a GPU field computed at query time: the raw field joined to the per-GPU info, which the matcher reaches
+    assert "DCGM_FI_DEV_XID_ERRORS" in gpu.expr and re.search(r'llm_gpu:info{[^}]*workload_name=~"chat"', gpu.expr)
     kv = next(c for c in rec.charts if c.node == "kv_cache_pressure")
     assert kv.expr.startswith("llm_pod:kv_cache_usage:max{") and 'workload_name=~"chat"' in kv.expr
 
