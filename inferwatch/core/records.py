@@ -274,21 +274,23 @@ def via_instance(cfg: Config, gpu: Expr) -> Expr:
     return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
 
 
-# dcgm-exporter's own labels naming one GPU (or MIG instance): a GPU field joins `llm_gpu:info` on them,
-# so only the info series pays for relabelling the exporter's pod, namespace and hostname labels.
-GPU_ID = ("UUID", "GPU_I_ID")
+def gpu_id(cfg: Config) -> tuple[str, ...]:
+    """dcgm-exporter's own labels naming one GPU (or MIG instance), with the cluster when configured: a
+    GPU field joins `llm_gpu:info` on them, so only the info pays for relabelling pod and namespace."""
+    return tuple(k for k in (cfg.labels.cluster, "UUID", "GPU_I_ID") if k)
 # Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
 GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
 
 
-def gpus_present(cfg: Config) -> Expr:
-    """One series per GPU dcgm-exporter reports, with the configured pod/namespace/hostname labels: grouped
-    on the exporter's own labels first, so each label_replace runs once per GPU, not once per field."""
-    lb, g = cfg.labels, cfg.gpu
-    raw_keys = tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID + g.namespace_labels + g.pod_labels + g.hostname_labels))
+def gpus_present(cfg: Config, keys: tuple[str, ...]) -> Expr:
+    """One series per `keys` (a GPU, or a pod holding GPUs) dcgm-exporter reports, with the configured
+    pod/namespace/hostname labels: grouped on the exporter's own labels first, so each label_replace runs
+    once per GPU or pod, not once per field and GPU."""
+    g = cfg.gpu
+    raw_keys = tuple(dict.fromkeys(keys + g.namespace_labels + g.pod_labels + g.hostname_labels))
     held = agg("group", any_of([s.selector() for sig in GPU_PRESENCE for s in load_catalog("dcgm").of(sig)]),
                raw_keys)
-    return agg("group", gpu_relabel(cfg)(held), tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID)))
+    return agg("group", gpu_relabel(cfg)(held), keys)
 
 
 def gpu_owner(cfg: Config) -> RecordingRule:
@@ -302,17 +304,17 @@ def gpu_owner(cfg: Config) -> RecordingRule:
     jk = cfg.labels.join_keys()
     name = info_names()["gpu_owner"]
     now = Selector(info_names()["pod_model"])
-    held = agg("group", gpus_present(cfg), jk)
+    held = gpus_present(cfg, jk)
     before = over_time("last", Selector(name), cfg.gpu.owner_memory).unless(now, on=jk).and_(held, on=jk)
     return RecordingRule(name, now.or_(before))
 
 
 def gpu_info(cfg: Config) -> RecordingRule:
     """One series per GPU naming the pod, workload, backend and role using it (GPUs of multi-node workers
-    under their engine pod, `via_instance`): the labels every GPU field gets by joining it on `GPU_ID`."""
+    under their engine pod, `via_instance`): the labels every GPU field gets by joining it on `gpu_id`."""
     lb = cfg.labels
     owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
-    gpus = gpus_present(cfg)
+    gpus = gpus_present(cfg, tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg))))
     joined = BinOp("*", gpus, owner, on=lb.join_keys(), group_left=(lb.workload, lb.backend, lb.role))
     return RecordingRule(info_names()["gpu"], joined.or_(via_instance(cfg, gpus)))
 
@@ -320,18 +322,18 @@ def gpu_info(cfg: Config) -> RecordingRule:
 def gpu_field(cfg: Config, sig: Signal) -> Expr:
     """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`; a
     derived field (the framebuffer ratio) is computed on the raw fields and joined once."""
-    lb, w = cfg.labels, cfg.recording.rate_window
+    lb, w, ids = cfg.labels, cfg.recording.rate_window, gpu_id(cfg)
     labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
-                                                            lb.instance)) if k not in GPU_ID)
+                                                            lb.instance)) if k not in ids)
 
     def raw(name: str) -> Expr:
-        return any_of([source_expr(s, signal(name), GPU_ID, w) for s in load_catalog("dcgm").of(name)])
+        return any_of([source_expr(s, signal(name), ids, w) for s in load_catalog("dcgm").of(name)])
     if sig.derived:
         used, free = (raw(i) for i in sig.inputs)
         value: Expr = used / positive(used + free)
     else:
         value = raw(sig.name)
-    return BinOp("*", value, Selector(info_names()["gpu"]), on=GPU_ID, group_left=labels)
+    return BinOp("*", value, Selector(info_names()["gpu"]), on=ids, group_left=labels)
 
 
 def gpu_group(cfg: Config) -> RuleGroup:

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..core.catalog import Catalog, Source, load_catalog
 from ..core.config import BACKENDS, Config
 from ..core.promql import Selector
-from ..core.records import GPU_ID
+from ..core.records import gpu_id
 from ..core.schema import GPU_SOURCE, query_time, records, tier_keys
 from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names
 
@@ -124,7 +124,7 @@ def _info_table(cfg: Config) -> str:
          "The serving instance of every scraped pod, engine or multi-node worker (from `up`)."),
         (names["gpu_owner"], lb.pod_keys(), "The model a pod serves, kept while dcgm-exporter still attributes a "
          "GPU to the pod after its engine stopped exporting; GPU series join to it."),
-        (names["gpu"], tuple(dict.fromkeys(lb.gpu_keys() + GPU_ID + (lb.workload, lb.backend, lb.role))),
+        (names["gpu"], tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg) + (lb.workload, lb.backend, lb.role))),
          "1 for each GPU an inference pod uses (a multi-node worker's under its engine pod, with `gpu_pod`): "
          "GPU fields join it on `UUID`, `GPU_I_ID` for their pod and model labels."),
     ]
