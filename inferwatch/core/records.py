@@ -278,6 +278,8 @@ def gpu_id(cfg: Config) -> tuple[str, ...]:
     """dcgm-exporter's own labels naming one GPU (or MIG instance), with the cluster when configured: a
     GPU field joins `llm_gpu:info` on them, so only the info pays for relabelling pod and namespace."""
     return tuple(k for k in (cfg.labels.cluster, "UUID", "GPU_I_ID") if k)
+
+
 # Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
 GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
 
