@@ -142,8 +142,9 @@ class Recording:
     interval: Duration = Duration("30s")
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
     # Histograms whose model-tier bucket rates, quantiles and means are written (latency SLOs read their
-    # buckets over hours); the others, and every pod's, are computed when a panel or diagnosis reads them.
-    model_histograms: tuple[str, ...] = ("ttft_seconds", "itl_seconds")
+    # buckets over hours, `diagnose` their quantiles for every model); the others, and every pod's, are
+    # computed when a panel or diagnosis reads them.
+    model_histograms: tuple[str, ...] = ("ttft_seconds", "itl_seconds", "e2e_latency_seconds")
 
 
 @dataclass(frozen=True)
