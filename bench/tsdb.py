@@ -18,9 +18,11 @@ from inferwatch.sandbox.localprom import write_openmetrics
 
 from . import cluster
 
-# write_openmetrics + promtool cost per sample on the reference machine (~7 us), with headroom.
+# write_openmetrics + promtool cost per sample on the reference machine (~7 us), with headroom; synthesis
+# is timed on the first part.
 SECONDS_PER_SAMPLE = 10e-6
 PODS_PER_PART = 250  # synthesized, written and backfilled at once: memory stays that of one part
+HEADROOM = 1.5  # on the predicted synthesis and backfill time: a shared machine slows down unevenly
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,13 @@ def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> lis
     blocks), and synthesized again for each copy rather than kept."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = replace(spec, end=0.0)
+    began = time.monotonic()
     first = next(cluster.parts(spec, PODS_PER_PART))  # the first part predicts the whole cluster's size
+    first_samples = sum(len(s) for _, s in first)
+    per_sample = (time.monotonic() - began) / max(1, first_samples) + SECONDS_PER_SAMPLE  # synthesis + writing
     first_pods = len({labels.get("pod") for labels, _ in first if labels.get("pod")}) or 1
-    predicted = sum(len(s) for _, s in first) * spec.pods / first_pods
-    last = round(time.time() + len(gaps) * predicted * SECONDS_PER_SAMPLE)
+    predicted = first_samples * spec.pods / first_pods
+    last = round(time.time() + HEADROOM * len(gaps) * predicted * per_sample)
     out = []
     for i, gap in enumerate(gaps):
         last += round(gap)
