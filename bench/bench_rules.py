@@ -23,13 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from inferwatch.core.config import Config, duration_seconds
-from inferwatch.core.promql import Matcher, Selector
 
 from . import cluster, measure, rulesets, tsdb
 
 STARTUP_SECONDS = 15.0  # Prometheus start on the copied blocks, with headroom
-# Every raw series the synthetic cluster has (engines, HTTP, dcgm-exporter): selecting each once is the floor.
-RAW_SERIES = Selector("", (Matcher("__name__", "vllm:.+|sglang:.+|DCGM_.+|http_requests_total", "=~"),))
 
 
 @dataclass(frozen=True)
@@ -53,6 +50,7 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
     log(f"{name}: {copies[0].series:,} series, {copies[0].samples:,} samples, "
         f"{time.monotonic() - began:.0f}s")
     window = duration_seconds(cfg.recording.rate_window)
+    floors = {"rate": rulesets.floor(sets[0].groups, cfg.recording.rate_window).exprs(), "instant": (rulesets.RAW_SERIES,)}
     costs = []
     for rs, data in zip(sets, copies):
         # Prometheus accepts rule results only after the newest backfilled sample: start just before it.
@@ -65,7 +63,7 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
                                  warmup=args.warmup if layered else 0,
                                  cycles=args.cycles if layered else args.raw_cycles,
                                  timeout=600.0 if layered else args.raw_timeout,
-                                 floor=RAW_SERIES if layered else None))
+                                 floors=floors if layered else None))
     return SizeResult(spec, copies[0], costs[0], costs[1] if len(costs) > 1 else None, *sets)
 
 
@@ -93,19 +91,23 @@ def _ms(seconds: float, finished: bool) -> str:
 
 
 def summary_table(results: list[SizeResult]) -> str:
-    rows = ["| pods | models | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle | floor CPU s "
-            "| recorded series | per pod | layered RSS MiB | raw eval ms | raw RSS MiB | raw / layered | window filled |",
-            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| pods | models | GPUs/pod | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle "
+            "| rate floor CPU s | CPU / floor | instant floor CPU s | recorded series | per pod | recorded / raw | layered RSS MiB | raw eval ms | raw RSS MiB "
+            "| raw / layered | window filled |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         raw, fill = ("-", "-", "-"), r.layered.window_fill
         if r.raw is not None:
             ratio = f"{'≥ ' if not r.raw.finished else ''}{r.raw.seconds / r.layered.seconds:.1f}x"
             raw, fill = (_ms(r.raw.seconds, r.raw.finished), f"{r.raw.rss_bytes / 2**20:.0f}", ratio), \
                 min(fill, r.raw.window_fill)
-        floor = f"{r.layered.floor_cpu:.2f}" if r.layered.floor_cpu is not None else "-"
-        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {_ranks(r)} | {r.data.series:,} | "
+        fl = r.layered.floor_cpu or {}
+        floor = (f"{fl['rate']:.2f} | {r.layered.cpu_per_cycle / fl['rate']:.1f}x | {fl['instant']:.2f}"
+                 if fl.get("rate") else "- | - | -")
+        rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.spec.gpus} | {_ranks(r)} | {r.data.series:,} | "
                     f"{r.layered.seconds * 1000:,.0f} | {r.layered.cpu_per_cycle:.2f} | {floor} | "
-                    f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | {r.layered.rss_bytes / 2**20:.0f} | "
+                    f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | "
+                    f"{r.layered.samples / r.data.series:.0%} | {r.layered.rss_bytes / 2**20:.0f} | "
                     f"{' | '.join(raw)} | {fill:.0%} |")
     return "\n".join(rows)
 
@@ -133,12 +135,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="Each size, once per --sglang-ranks value: synthesis and two backfills (3 min at 1,000 pods), the "
                "layered run (a few minutes), then the raw run (capped by --raw-timeout). 1,000 pods take about "
                "15 minutes per value and 5 GB of RAM at peak (the raw Prometheus) on 2 cores; --skip-raw halves "
-               "that. 'floor CPU s' is what selecting every raw series once costs: no rule set reads less.",
+               "that. 'rate floor' is one 5m rate() of every raw series the rules rate plus one sample of every "
+               "other raw series they read (bench/rulesets.py): no rule set reading them spends less. 'instant "
+               "floor' selects every raw series once.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", default="100,1000", help="comma-separated cluster sizes (default: 100,1000)")
     p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (not run on the 2-core reference machine: "
                    "synthesis alone takes ~15 min and ~10 GB)")
     p.add_argument("--pods-per-model", type=int, default=25, help="models = pods / this (default: 25)")
+    p.add_argument("--gpus", type=int, default=8, choices=range(1, 9), metavar="1-8",
+                   help="GPUs per pod (default: 8; vLLM pods run two engines from 2 GPUs, SGLang TP=min(8, gpus))")
     p.add_argument("--interval", type=int, default=10, help="rule evaluation interval in seconds (default: 10)")
     p.add_argument("--warmup", type=int, default=3, help="evaluations skipped while recording chains fill")
     p.add_argument("--cycles", type=int, default=4, help="evaluations measured per group (median kept)")
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         for pods in args.sizes:
             for ranks in args.ranks:
                 spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
-                                           step=args.step, sglang_ranks=ranks)
+                                           step=args.step, sglang_ranks=ranks, gpus=args.gpus)
                 results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
                 print(group_table(results[-1]) + "\n", flush=True)
     print(f"Machine: {machine()}\n")

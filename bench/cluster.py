@@ -2,7 +2,7 @@
 
 A cluster is N pods spread over M models; models alternate between vLLM (two data-parallel engines per
 pod, label `engine`) and SGLang (TP=8, every scheduler rank reporting, labels `tp_rank`/`pp_rank`/...).
-Every pod has 8 GPUs with dcgm-exporter series. A scenario holds one engine version, so a cluster is a
+Every pod has 8 GPUs (`gpus`) with dcgm-exporter series. A scenario holds one engine version, so a cluster is a
 few scenarios, one per engine profile; `series()` synthesizes them all with `scenario.synthesize`.
 """
 from __future__ import annotations
@@ -32,29 +32,36 @@ class ClusterSpec:
     # SGLang scheduler ranks reporting per pod: 8 (TP=8 with --enable-metrics-for-all-schedulers, the worst
     # case) or 1 (SGLang's default: only the stats-logging rank reports).
     sglang_ranks: int = 8
+    gpus: int = 8  # GPUs per pod; vLLM runs two data-parallel engines from 2 GPUs, SGLang TP=min(8, gpus)
 
     def __post_init__(self) -> None:
         if self.pods < 1 or self.models < 1:
             raise ValueError("a cluster needs at least one pod and one model")
         if not 1 <= self.sglang_ranks <= 8:
             raise ValueError(f"sglang_ranks must be 1 to 8 (TP=8), got {self.sglang_ranks}")
+        if not 1 <= self.gpus <= 8:
+            raise ValueError(f"gpus must be 1 to 8 per pod, got {self.gpus}")
         if self.models > self.pods:
             raise ValueError(f"{self.models} models need at least as many pods (got {self.pods})")
 
 
-def scenarios(spec: ClusterSpec) -> list[scenario.Scenario]:
-    """One scenario per engine profile; model i uses profile i % len(PROFILES)."""
+def scenarios(spec: ClusterSpec, models_per_part: int | None = None) -> list[scenario.Scenario]:
+    """One scenario per engine profile (model i uses profile i % len(PROFILES)), split into parts of at
+    most `models_per_part` models, so a large cluster is synthesized a part at a time."""
     seconds = duration_seconds(spec.duration)
     start = datetime.fromtimestamp(spec.end - seconds, tz=timezone.utc).isoformat()
-    by_profile: dict[int, list[dict]] = {}
+    by_profile: dict[int, list[int]] = {}
     for model in range(spec.models):
-        by_profile.setdefault(model % len(PROFILES), []).append(_model(spec, model))
+        by_profile.setdefault(model % len(PROFILES), []).append(model)
     out = []
     for index, models in sorted(by_profile.items()):
         engine, version, _shape = PROFILES[index]
-        out.append(scenario.from_dict({
-            "name": f"bench-{engine}-{spec.pods}", "engine": engine, "version": version,
-            "start": start, "duration": spec.duration, "step": spec.step, "models": models}))
+        size = models_per_part or len(models)
+        for part in range(0, len(models), size):
+            out.append(scenario.from_dict({
+                "name": f"bench-{engine}-{spec.pods}-{part}", "engine": engine, "version": version,
+                "start": start, "duration": spec.duration, "step": spec.step,
+                "models": [_model(spec, m) for m in models[part:part + size]]}))
     return out
 
 
@@ -62,8 +69,11 @@ def _model(spec: ClusterSpec, model: int) -> dict:
     engine, _version, shape = PROFILES[model % len(PROFILES)]
     first, count = _pod_range(spec, model)
     workload = f"{engine}-m{model:03d}"
+    shape = {**shape, "gpus": spec.gpus}
     if engine == "sglang":
-        shape = {**shape, "tp": spec.sglang_ranks}
+        shape = {**shape, "tp": min(spec.sglang_ranks, spec.gpus)}
+    elif spec.gpus < 2:
+        shape = {**shape, "engines": 1}
     pods = [{"name": f"{workload}-{i}", "node": f"gpu-node-{(first + i) // PODS_PER_NODE:05d}", **shape}
             for i in range(count)]
     return {"model": f"bench/model-{model:03d}",
@@ -80,6 +90,8 @@ def _pod_range(spec: ClusterSpec, model: int) -> tuple[int, int]:
     return first, base + (1 if model < extra else 0)
 
 
-def series(spec: ClusterSpec) -> Iterator[scenario.Series]:
-    for sc in scenarios(spec):
-        yield from scenario.synthesize(sc)
+def parts(spec: ClusterSpec, pods_per_part: int) -> Iterator[list[scenario.Series]]:
+    """The cluster's series, one part (about `pods_per_part` pods) at a time: only one part is in memory."""
+    per_model = max(1, spec.pods // spec.models)
+    for sc in scenarios(spec, max(1, pods_per_part // per_model)):
+        yield scenario.synthesize(sc)

@@ -15,7 +15,7 @@ from pathlib import Path
 import requests
 
 from inferwatch.sandbox.localprom import LocalPrometheus
-from inferwatch.core.promql import Expr, Selector, agg, check
+from inferwatch.core.promql import Expr, agg, check
 
 _LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
 GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",
@@ -41,7 +41,8 @@ class RunCost:
     cpu_per_cycle: float  # Prometheus CPU seconds per evaluation interval while measuring
     slowest: tuple[tuple[str, float], ...]  # (rule, seconds) of the last evaluation, slowest first
     window_fill: float  # share of the 5m rate window covered by data at the last measured evaluation
-    floor_cpu: float | None = None  # CPU seconds to select every raw series once (`floor` selector)
+    # CPU seconds of each floor (name -> seconds): "rate" = rulesets.floor, "instant" = every raw series once
+    floor_cpu: dict[str, float] | None = None
 
     @property
     def seconds(self) -> float:
@@ -76,11 +77,12 @@ def scrape(url: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
 
 def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, not_before: float,
         last_sample: float, window: float = 300.0, warmup: int = 3, cycles: int = 4,
-        timeout: float = 600.0, floor: Selector | None = None) -> RunCost:
+        timeout: float = 600.0, floors: dict[str, tuple[Expr, ...]] | None = None) -> RunCost:
     """Evaluate `rule_files` on `blocks` (moved into `workdir`); measure `cycles` evaluations of every
     group that start at least `warmup` intervals after `not_before` (when recording chains are filled).
     A group still in its first evaluation at `timeout` is reported with the time it has taken so far.
-    `floor` selects the raw series: the CPU of reading each once is what no rule set can go below."""
+    `floors` name the expressions whose CPU (summed) a rule set reading the same raw series cannot go
+    below; each is measured on the same TSDB once the rules are stopped."""
     workdir.mkdir(parents=True, exist_ok=True)
     blocks.rename(workdir / "data")
     seen: dict[str, dict[float, tuple[float, int]]] = {}
@@ -106,9 +108,9 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
         stopped = time.time()
         slowest = slowest_rules(prom.url)
     floor_cpu = None
-    if floor is not None:  # on the same TSDB without rules, so no evaluation competes with it
+    if floors:  # on the same TSDB without rules, so no evaluation competes with it
         with LocalPrometheus(None, workdir=workdir) as idle:
-            floor_cpu = query_cpu(idle, floor, last_sample)
+            floor_cpu = {name: sum(query_cpu(idle, e, last_sample) for e in exprs) for name, exprs in floors.items()}
     costs = tuple(_cost(name, evals, stopped - first) for name, evals in sorted(seen.items()))
     last_eval = max((max(v) for v in seen.values() if v), default=stopped)
     fill = max(0.0, min(1.0, 1 - (last_eval - last_sample) / window))

@@ -4,7 +4,9 @@
 the shipped rules for a few cycles (so every recorded series the later tiers read exists), restarts it
 without rules, then evaluates each rule's expression at one fixed moment as `count(<expr>)` (so encoding
 the answer costs nothing) and charges the rule the Prometheus CPU this took (`process_cpu_seconds_total`,
-10 ms resolution: each expression runs --repeat times). The sum is close to one cycle's CPU.
+10 ms resolution: each expression runs --repeat times). The sum is close to one cycle's CPU. Beside it,
+on the same TSDB, the floor (bench/rulesets.py): one 5-minute rate() of every raw series the rules rate
+and one sample of every other raw series they read, and the instant floor (every raw series once).
 
     python -m bench.rule_cpu                          # 100 pods, SGLang worst case (8 ranks)
     python -m bench.rule_cpu --pods 100 --sglang-ranks 1 --top 10
@@ -35,7 +37,15 @@ class RuleCpu:
     seconds: float  # Prometheus CPU per evaluation
 
 
-def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path, repeat: int) -> list[RuleCpu]:
+@dataclass(frozen=True)
+class Profile:
+    rules: list[RuleCpu]
+    floor: float    # CPU seconds of rulesets.floor
+    instant: float  # CPU seconds of selecting every raw series once
+
+
+def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path, repeat: int,
+            window: str) -> Profile:
     data = tsdb.backfill(spec, root, gaps=[5.0])[0]
     time.sleep(max(0.0, data.last_sample - time.time()))
     workdir = root / "prom"
@@ -53,15 +63,22 @@ def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path
                 if "quantile" in r.labels:
                     name += f'{{quantile="{r.labels["quantile"]}"}}'
                 out.append(RuleCpu(g.name, name, measure.query_cpu(prom, r.expr, at, repeat)))
-    return out
+        floor = sum(measure.query_cpu(prom, e, at, repeat) for e in rulesets.floor(groups, window).exprs())
+        instant = measure.query_cpu(prom, rulesets.RAW_SERIES, at, repeat)
+    return Profile(out, floor, instant)
 
 
-def report(rows: list[RuleCpu], top: int) -> str:
+def report(p: Profile, top: int) -> str:
+    rows = p.rules
     total = sum(r.seconds for r in rows) or 1.0
     by_group: dict[str, float] = {}
     for r in rows:
         by_group[r.group] = by_group.get(r.group, 0.0) + r.seconds
     lines = [f"Total: {total * 1000:,.0f} ms CPU for one evaluation of {len(rows)} rules", "",
+             "| rules CPU ms | floor CPU ms | rules / floor | instant floor CPU ms | rules / instant floor |",
+             "|---:|---:|---:|---:|---:|",
+             f"| {total * 1000:,.0f} | {p.floor * 1000:,.0f} | {total / max(p.floor, 1e-3):.1f}x | "
+             f"{p.instant * 1000:,.0f} | {total / max(p.instant, 1e-3):.1f}x |", "",
              "| group | CPU ms | share |", "|---|---:|---:|"]
     lines += [f"| {g} | {s * 1000:,.0f} | {s / total:.0%} |" for g, s in sorted(by_group.items(), key=lambda x: -x[1])]
     lines += ["", "| rule | group | CPU ms |", "|---|---|---:|"]
@@ -90,9 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25), end=0.0,
                                sglang_ranks=args.sglang_ranks)
-    groups = rulesets.layered(Config(), f"{INTERVAL}s").groups
+    cfg = Config()
+    groups = rulesets.layered(cfg, f"{INTERVAL}s").groups
     with tempfile.TemporaryDirectory(prefix="inferwatch-rule-cpu-") as tmp:
-        rows = profile(spec, groups, Path(tmp), args.repeat)
+        rows = profile(spec, groups, Path(tmp), args.repeat, cfg.recording.rate_window)
     print(f"{args.pods} pods, {args.sglang_ranks} SGLang rank(s) reporting; {args.repeat} evaluations per rule\n")
     print(report(rows, args.top))
     return 0

@@ -4,6 +4,9 @@ layered: every group inferwatch ships (recording tiers, then alerts), as `inferw
 raw:     the same alert conditions with every recorded series inlined down to the engines' raw metrics,
          the way hand-written alert files query vLLM/SGLang directly. While no alerting rules exist,
          the model-tier records stand in for them (what a dashboard or alert would read).
+
+`floor` is what no rule set reading the same series can spend less than: one 5-minute rate() of every
+raw counter and bucket series the rules read, one sample of every raw gauge.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from inferwatch.core.config import Config
 from inferwatch.generate.writer import rule_groups
-from inferwatch.core.promql import PromQLError, inline
+from inferwatch.core.promql import Call, Expr, Matcher, PromQLError, Selector, inline, rate, walk
 from inferwatch.core.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
 from inferwatch.core.signals import MODEL
 
@@ -68,3 +71,40 @@ def _is_target(rule, compared: str) -> bool:
         return isinstance(rule, AlertingRule)
     return isinstance(rule, RecordingRule) and rule.record.startswith(f"{MODEL}:")
 
+
+
+RATED = ("rate", "increase", "irate")
+# Every raw series the synthetic cluster has (engines, HTTP, dcgm-exporter): selecting each once is the
+# instant floor, a second column beside `floor`.
+RAW_SERIES = Selector("", (Matcher("__name__", "vllm:.+|sglang:.+|DCGM_.+|http_requests_total", "=~"),))
+
+
+@dataclass(frozen=True)
+class Floor:
+    rated: tuple[Expr, ...]  # rate() over the window of every raw series the rules read through a rate
+    sampled: Expr | None     # every other raw series they read, one sample each
+
+    def exprs(self) -> tuple[Expr, ...]:
+        return self.rated + ((self.sampled,) if self.sampled is not None else ())
+
+
+def floor(groups: tuple[RuleGroup, ...], window: str) -> Floor:
+    """The raw metric names a rule set reads (any selector that is not a record it writes), split by
+    whether some rule rates them (counters, histogram buckets, sums and counts) or samples them. Rates
+    are one expression per name: rate() drops the name, so `a_sum` and `a_count` would collide."""
+    recorded = {r.record for g in groups for r in g.rules if isinstance(r, RecordingRule)}
+    rated: set[str] = set()
+    read: set[str] = set()
+
+    def visit(e: Expr) -> None:
+        if isinstance(e, Selector) and e.metric not in recorded:
+            read.add(e.metric)
+        if isinstance(e, Call) and e.func in RATED:
+            walk(e, lambda s: rated.add(s.metric) if isinstance(s, Selector) else None)
+    for g in groups:
+        for r in g.rules:
+            walk(r.expr, visit)
+    rated &= read
+    sampled = "|".join(sorted(read - rated))
+    return Floor(tuple(rate(Selector(name), window) for name in sorted(rated)),
+                 Selector("", (Matcher("__name__", sampled, "=~"),)) if sampled else None)

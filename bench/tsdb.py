@@ -2,9 +2,10 @@
 
 Why the moment matters: Prometheus accepts rule results only after the newest backfilled block (the
 head's minimum valid time), and rules evaluated long after the last sample see half-empty rate windows.
-So the series are synthesized first, then shifted so that their last sample falls just after loading is
-predicted to finish, and written to OpenMetrics for `promtool tsdb create-blocks-from`. Each
-Prometheus run gets its own copy, ending when that run starts, so no run measures half-empty windows.
+So the series are synthesized, shifted so that their last sample falls just after loading is predicted
+to finish, and written to OpenMetrics for `promtool tsdb create-blocks-from`, a part of the cluster at a
+time (5,000 pods fit in memory). Each Prometheus run gets its own copy, ending when that run starts, so
+no run measures half-empty windows.
 """
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from inferwatch.sandbox.localprom import write_openmetrics
 
 from . import cluster
 
-# write_openmetrics + promtool cost per sample on the reference machine (~7 us), with headroom.
+# write_openmetrics + promtool cost per sample on the reference machine (~7 us), with headroom; synthesis
+# is timed on the first part.
 SECONDS_PER_SAMPLE = 10e-6
+PODS_PER_PART = 250  # synthesized, written and backfilled at once: memory stays that of one part
+HEADROOM = 1.5  # on the predicted synthesis and backfill time: a shared machine slows down unevenly
 
 
 @dataclass(frozen=True)
@@ -30,22 +34,42 @@ class Backfill:
 
 
 def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> list[Backfill]:
-    """Synthesize `spec` once and backfill one copy per gap, each ending `gap` seconds after the
-    previous one; the first ends `gaps[0]` seconds after all copies are predicted to be written."""
+    """Synthesize `spec` and backfill one copy per gap, each ending `gap` seconds after the previous
+    one; the first ends `gaps[0]` seconds after all copies are predicted to be written. The cluster is
+    streamed a part at a time (`cluster.parts`), each part its own blocks (Prometheus merges overlapping
+    blocks), and synthesized again for each copy rather than kept."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    series = list(cluster.series(replace(spec, end=0.0)))
-    samples = sum(len(s) for _, s in series)
-    last = round(time.time() + len(gaps) * samples * SECONDS_PER_SAMPLE)
-    end, out = 0.0, []
+    spec = replace(spec, end=0.0)
+    began = time.monotonic()
+    first = next(cluster.parts(spec, PODS_PER_PART))  # the first part predicts the whole cluster's size
+    first_samples = sum(len(s) for _, s in first)
+    per_sample = (time.monotonic() - began) / max(1, first_samples) + SECONDS_PER_SAMPLE  # synthesis + writing
+    first_pods = len({labels.get("pod") for labels, _ in first if labels.get("pod")}) or 1
+    predicted = first_samples * spec.pods / first_pods
+    last = round(time.time() + HEADROOM * len(gaps) * predicted * per_sample)
+    out = []
     for i, gap in enumerate(gaps):
         last += round(gap)
-        for _, points in series:  # in place: a shifted copy of every series would double the memory
-            points[:] = [(t + last - end, v) for t, v in points]
-        end = last
         blocks = out_dir / f"blocks-{i}"
-        _write_blocks(series, out_dir / "cluster.om", blocks)
-        out.append(Backfill(blocks, len(series), samples, float(last)))
+        n_series = n_samples = 0
+        for n, part in enumerate(cluster.parts(spec, PODS_PER_PART)):
+            for _, points in part:  # in place: a shifted copy of every series would double the memory
+                points[:] = [(t + last, v) for t, v in points]
+            _write_blocks(part, out_dir / "part.om", blocks / f"part-{n}")
+            n_series += len(part)
+            n_samples += sum(len(p) for _, p in part)
+            del part
+        _merge_parts(blocks)
+        out.append(Backfill(blocks, n_series, n_samples, float(last)))
     return out
+
+
+def _merge_parts(blocks: Path) -> None:
+    """Move every part's blocks into one data folder (block ids are unique ULIDs)."""
+    for part in sorted(blocks.glob("part-*")):
+        for block in part.iterdir():
+            block.rename(blocks / block.name)
+        part.rmdir()
 
 
 def _write_blocks(series, om: Path, blocks: Path) -> None:

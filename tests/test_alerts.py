@@ -402,6 +402,8 @@ def test_per_model_overrides_replace_the_global_objective(tmp_path):
     ("alerts:\n  severity: {LLMPodQueueBacklog: page}\n", r"alerts.severity.LLMPodQueueBacklog: 'page'"),
     ("alerts:\n  kv_cache_usage: 95\n", r"alerts.kv_cache_usage: 95.0 must be a ratio"),
     ("slo:\n  ttft: {threshold_seconds: fast}\n", r"inferwatch.yaml:2: slo.ttft.threshold_seconds: expected a number"),
+    ("recording: {model_histograms: [ttft_seconds, itl_seconds]}\nslo:\n  e2e_latency: {enabled: true}\n",
+     r"slo.e2e_latency: its SLI reads e2e_latency_seconds over hours; add it to recording.model_histograms"),
 ])
 def test_bad_alert_config_names_the_key(text, message):
     with pytest.raises(ConfigError, match=message):

@@ -59,6 +59,8 @@ def test_a_full_config_is_read_into_typed_values():
     ("backends: [vllm, sglang, vllm]\n", "inferwatch.yaml:1: backends[2]:", "'vllm' is listed twice"),
     ("recording:\n  quantiles:\n    - 0.5\n    - 99\n", "inferwatch.yaml:4: recording.quantiles[1]:",
      "99.0 is not between 0 and 1"),
+    ("recording:\n  model_histograms: [ttft_seconds, ttft]\n", "inferwatch.yaml:2: recording.model_histograms[1]:",
+     "'ttft' is not a histogram; known: ttft_seconds,"),
     ("labels:\n  cluster: my cluster\n", "inferwatch.yaml:2: labels.cluster:", "is not a valid label name"),
     ("labels:\n  namespace: pod\n", "inferwatch.yaml:1: labels:", "two roles use the same label name"),
     # duplicate keys and broken YAML

@@ -24,8 +24,6 @@ from inferwatch.generate import dashboard
 from inferwatch.core import promql
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import Config, parse_config
-from inferwatch.core.records import recording_groups
-from inferwatch.core.rules import record_index
 from inferwatch.core.signals import GPU
 
 CFG = Config()
@@ -35,7 +33,7 @@ SCENARIOS = [  # (fixture, version override): old versions check the "since" cla
 
 @cache
 def records():
-    return record_index(recording_groups(CFG))
+    return schema.records(CFG)
 
 
 def load(name: str, version: str | None) -> scenario.Scenario:

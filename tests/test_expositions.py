@@ -23,8 +23,7 @@ from inferwatch.core.config import Config
 from inferwatch.core.promql import (BinOp, Call, Expr, Matcher, Num, Selector, check, inline, label_replace,
                                    selectors, transform)
 from inferwatch.generate import dashboard
-from inferwatch.core.records import RATIOS, recording_groups, source_expr
-from inferwatch.core.rules import record_index
+from inferwatch.core.records import RATIOS, source_expr
 from inferwatch.core.signals import POD, SIGNALS, Signal, record_names
 
 EXPOSITIONS = Path(__file__).resolve().parent.parent / "fixtures" / "expositions"
@@ -195,7 +194,7 @@ def for_pod(expr: Expr, pod: str) -> Expr:
 # ---- the tests -----------------------------------------------------------------------------------
 
 CFG = Config()
-INDEX = record_index(recording_groups(CFG))
+INDEX = schema.records(CFG)
 
 
 @pytest.mark.parametrize("body", bodies(), ids=lambda b: b.path.stem)

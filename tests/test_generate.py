@@ -17,7 +17,10 @@ import yaml
 from inferwatch.core.config import Config
 from inferwatch.generate.docs import render_schema
 from inferwatch.generate.writer import render
+from inferwatch.core import promql, schema
 from inferwatch.core.records import recording_groups
+from inferwatch.core.rules import RecordingRule
+from inferwatch.generate.writer import rule_groups
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules"
@@ -68,6 +71,26 @@ def test_record_names_follow_the_convention_and_never_use_engine_prefixes():
     normalized = {r.record for g in recording_groups(Config()) for r in g.rules}
     assert not [r for r in normalized if not RECORD_NAME.match(r) or not r.startswith(("llm_pod:", "llm_model:",
                                                                                           "llm_gpu:"))]
+
+
+def test_no_written_rule_reads_a_record_computed_at_query_time():
+    """Query-time records are inlined into every rule that reads them: no rule file names one."""
+    groups = rule_groups(Config())
+    later = set(schema.query_time(Config()))
+    assert later and not later & {r.record for g in groups for r in g.rules if isinstance(r, RecordingRule)}
+    assert not later & {s.metric for g in groups for r in g.rules for s in promql.selectors(r.expr)}
+
+
+def test_subqueries_only_replay_recorded_series():
+    """A subquery re-evaluates its body at every step: over raw series (an inlined record read over time)
+    it would cost a rule that many evaluations each cycle; GPU_HISTORY fields are recorded for that."""
+    groups = rule_groups(Config())
+    written = {r.record for g in groups for r in g.rules if isinstance(r, RecordingRule)}
+    subqueries = []
+    for g in groups:
+        for r in g.rules:
+            promql.walk(r.expr, lambda e: subqueries.append(e) if isinstance(e, promql.Subquery) else None)
+    assert subqueries and all(s.metric in written for q in subqueries for s in promql.selectors(q))
 
 
 def test_two_renders_are_byte_identical(tmp_path):

@@ -13,15 +13,14 @@ import io
 
 import pytest
 
+from inferwatch.core import schema
 from inferwatch.core.config import Config
 from inferwatch.core.promql import Matcher, Selector, check, inline
-from inferwatch.core.records import recording_groups
-from inferwatch.core.rules import record_index
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 from test_expositions import EXPOSITIONS, T0, T1, advanced, parse_body
 
 CFG = Config()
-INDEX = record_index(recording_groups(CFG))
+INDEX = schema.records(CFG)
 TARGET = {"namespace": "llm", "job": "inference"}
 
 

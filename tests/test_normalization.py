@@ -20,7 +20,8 @@ import yaml
 from inferwatch.sandbox import exposition, scenario
 from inferwatch.core.config import Config, Labels, duration_seconds
 from inferwatch.generate.writer import render, rule_groups
-from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, agg, quote
+from inferwatch.core import schema
+from inferwatch.core.promql import BinOp, Call, Expr, Matcher, Num, Selector, agg, inline, quote
 from inferwatch.core.rules import record_index
 from inferwatch.core.signals import GPU, MODEL, POD, record_names, signal
 
@@ -125,10 +126,11 @@ def labels_text(labels: dict[str, str]) -> str:
 
 
 def expect(expr: Expr, samples: list[tuple[dict[str, str], float]], at: float = STEADY) -> dict:
-    """A promql_expr_test: `expr` rounded equals `samples`; no samples means it must return nothing."""
+    """A promql_expr_test: `expr` rounded equals `samples`; no samples means it must return nothing.
+    `promtool_test` renders it, inlining the records computed at query time."""
     if not samples:
-        return {"expr": str(expr), "eval_time": f"{int(at)}s", "exp_samples": []}
-    return {"expr": str(Call("round", (expr, Num(ROUND)))), "eval_time": f"{int(at)}s",
+        return {"expr": expr, "eval_time": f"{int(at)}s", "exp_samples": []}
+    return {"expr": Call("round", (expr, Num(ROUND))), "eval_time": f"{int(at)}s",
             "exp_samples": [{"labels": labels_text(lb), "value": rounded(v)} for lb, v in samples]}
 
 
@@ -303,6 +305,8 @@ def promtool_test(tmp_path, case: Case, checks: list[dict]) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(files[rel])
         rule_files.append(rel)
+    later = schema.query_time(case.cfg)
+    checks = [{**c, "expr": str(inline(c["expr"], later))} for c in checks]
     step = f"{int(case.sc.step)}s"
     doc = {"rule_files": rule_files, "evaluation_interval": step,
            "tests": [{"name": case.sc.name, "interval": step,

@@ -13,7 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
-from inferwatch.core.promql import (At, Call, Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
+from inferwatch.core.promql import (At, BinOp, Call, Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
                                    matchers_from, number, rate, regex_escape, selectors, set_label, transform)
 
 HOSTILE = [
@@ -74,29 +74,54 @@ def test_matchers_from_spec_reads_operator_prefixes():
 
 
 def test_inline_filters_by_hostile_values_through_label_replace():
-    records = {"llm_pod:requests:rate5m": [({}, rate(Selector("vllm:request_success_total"), "5m"))]}
+    """A label the record computes (relabelled dcgm-exporter pods) is filtered after, escaped."""
+    relabelled = label_replace(Selector("DCGM_FI_DEV_POWER_USAGE"), "pod", "$1", "exported_pod", "(.+)")
+    records = {"llm_gpu:power_watts:max": [({}, agg("max", relabelled, ["pod", "gpu"]))]}
     value = '"} or vector(1) #'
-    text = check(inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", value),)), records))
-    assert value.replace('"', '\\"') in text and "vllm:request_success_total[5m]" in text
+    text = check(inline(Selector("llm_gpu:power_watts:max", (Matcher("pod", value),)), records))
+    assert value.replace('"', '\\"') in text and "DCGM_FI_DEV_POWER_USAGE, " in text and "vector(1), \"pod\"" in text
     with pytest.raises(PromQLError, match="only literal alternatives"):
-        inline(Selector("llm_pod:requests:rate5m", (Matcher("pod", "chat-.*", "=~"),)), records)
+        inline(Selector("llm_gpu:power_watts:max", (Matcher("pod", "chat-.*", "=~"),)), records)
 
 
+def test_inline_pushes_matchers_to_the_selectors_a_label_comes_from():
+    """A dashboard variable (a regex) reaches the raw selectors: the query reads one model's series."""
+    owner = agg("group", Selector("owner"), ["pod", "team"])
+    records = {"rec:x": [({}, BinOp("*", agg("sum", rate(Selector("raw_bucket"), "5m"), ["pod", "le"]), owner,
+                                    on=("pod",), group_left=("team",)))]}
+    text = check(inline(Selector("rec:x", (Matcher("pod", "$pod", "=~"), Matcher("team", "$team", "=~"))), records))
+    assert 'raw_bucket{pod=~"$pod"}[5m]' in text and 'owner{pod=~"$pod", team=~"$team"}' in text
+    assert "vector(1)" not in text
+
+
+# (record, input series of pod p, output labels besides pod): a label kept, computed, or from a join.
+RECORDS = {
+    "pushed": (agg("sum", Selector("raw"), ["pod"]), lambda p: [f'raw{{pod="{p}"}}'], ""),
+    "relabelled": (agg("sum", label_replace(Selector("raw"), "pod", "$1", "exported_pod", "(.+)"), ["pod"]),
+                   lambda p: [f'raw{{pod="exporter", exported_pod="{p}"}}'], ""),
+    "joined": (BinOp("*", agg("sum", Selector("raw"), ["pod"]), agg("group", Selector("owner"), ["pod", "team"]),
+                     on=("pod",), group_left=("team",)),
+               lambda p: [f'raw{{pod="{p}"}}', f'owner{{pod="{p}", team="t"}}'], ', team="t"'),
+}
+
+
+@pytest.mark.parametrize("record", RECORDS)
 @pytest.mark.parametrize("matcher, kept", [
     (Matcher("pod", "a|c", "=~"), {"a", "c"}),
     (Matcher("pod", "a|c", "!~"), {"b"}),
     (Matcher("pod", "b", "!="), {"a", "c"}),
     (Matcher("pod", "a\\.x|b", "=~"), {"b"}),
 ])
-def test_inlined_matchers_select_what_the_selector_would(tmp_path, matcher, kept):
-    """promtool evaluates the inlined filter on real series: same pods as the matcher on a selector."""
-    records = {"rec:x": [({}, agg("sum", Selector("raw"), ["pod"]))]}
-    expr = check(inline(Selector("rec:x", (matcher,)), records))
+def test_inlined_matchers_select_what_the_selector_would(tmp_path, record, matcher, kept):
+    """promtool evaluates the inlined query on real series: same pods as the matcher on a selector, whether
+    the matcher is pushed to the raw selectors or filters a computed label."""
+    expr, series, extra = RECORDS[record]
+    expr = check(inline(Selector("rec:x", (matcher,)), {"rec:x": [({}, expr)]}))
     test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
         "interval": "1m",
-        "input_series": [{"series": f'raw{{pod="{p}"}}', "values": "1 1"} for p in "abc"],
-        "promql_expr_test": [{"expr": expr, "eval_time": "1m",
-                              "exp_samples": [{"labels": f'{{pod="{p}"}}', "value": 1} for p in sorted(kept)]}]}]}
+        "input_series": [{"series": s, "values": "1 1"} for p in "abc" for s in series(p)],
+        "promql_expr_test": [{"expr": expr, "eval_time": "1m", "exp_samples": [
+            {"labels": f'{{pod="{p}"{extra}}}', "value": 1} for p in sorted(kept)]}]}]}
     path = tmp_path / "t.yaml"
     path.write_text(yaml.safe_dump(test))
     out = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True)

@@ -19,9 +19,9 @@ from inferwatch.sandbox.localprom import _find_binary, _Server
 from inferwatch.diagnose.scope import Scope
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import Config, Labels
-from inferwatch.generate.writer import render, rule_groups
+from inferwatch.generate.writer import render
 from inferwatch.core.promql import Matcher, Selector, check, inline, quote
-from inferwatch.core.rules import record_index
+from inferwatch.core import schema
 
 VM_HINT = "run `make setup` (installs the victoria-metrics package: victoria-metrics, vmalert)"
 REL_TOL = 1e-6
@@ -110,7 +110,7 @@ def _by_labels(result: list) -> dict[frozenset, float]:
 def test_recording_expressions_agree_with_prometheus(name, minute, victoria, scenario_prometheus):
     prom, vm = scenario_prometheus(name), victoria(name)
     at = scenario.load(name).start + minute * 60
-    index = record_index(rule_groups(Config()))
+    index = schema.records(Config())  # written and query-time records
     compared = 0
     for record, labels in KEY_RECORDS:
         expr = check(inline(Selector(record, tuple(Matcher(k, v) for k, v in labels.items())), index))

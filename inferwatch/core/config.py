@@ -19,7 +19,10 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
+from .signals import SIGNALS
+
 BACKENDS = ("vllm", "sglang", "vllm-pd", "sglang-pd")
+HISTOGRAMS = tuple(s.name for s in SIGNALS if s.kind == "histogram")
 # Prometheus's own duration grammar (prometheus/common model.ParseDuration): units largest first, each once.
 _DURATION = re.compile(r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -139,6 +142,10 @@ class Recording:
     rate_window: Duration = Duration("5m")
     interval: Duration = Duration("30s")
     quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)
+    # Histograms whose model-tier bucket rates, quantiles and means are written (latency SLOs read their
+    # buckets over hours, `diagnose` their quantiles for every model); the others, and every pod's, are
+    # computed when a panel or diagnosis reads them.
+    model_histograms: tuple[str, ...] = ("ttft_seconds", "itl_seconds", "e2e_latency_seconds")
 
 
 @dataclass(frozen=True)
@@ -371,6 +378,10 @@ class Config:
         for i, q in enumerate(self.recording.quantiles):
             if not 0 < q < 1:
                 raise ConfigError(f"recording.quantiles[{i}]: {q} is not between 0 and 1")
+        for i, h in enumerate(self.recording.model_histograms):
+            if h not in HISTOGRAMS:
+                raise ConfigError(f"recording.model_histograms[{i}]: {h!r} is not a histogram; known: "
+                                  f"{', '.join(HISTOGRAMS)}")
         if self.labels.cluster and not _LABEL_NAME.match(self.labels.cluster):
             raise ConfigError(f"labels.cluster: {self.labels.cluster!r} is not a valid label name")
         names = [n for n in (self.labels.namespace, self.labels.pod, self.labels.workload,

@@ -350,7 +350,8 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
     """Replace each selector of a recorded series by the expression(s) that record it.
 
     `records` maps a series name to its rules as (static labels, expression). A selector's matchers
-    pick the rules whose static labels agree; other equality matchers become an `and on(...)` filter.
+    pick the rules whose static labels agree; the others are pushed down to the raw selectors the label
+    comes from (`push`), so a query scoped to one model reads that model's series only.
     Used to run rule conditions directly on raw engine metrics, as if no recording rules were deployed.
     A rule that reads its own earlier output (a remembered mapping, `rec or last_over_time(rec[...])...`)
     has nothing to remember without rules, so the `or` alternatives that read it are dropped.
@@ -360,18 +361,26 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
             return None
         rules = records[node.metric]
         static = set().union(*(labels.keys() for labels, _ in rules))
-        chosen = [e for labels, e in rules
+        chosen = [(labels, e) for labels, e in rules
                   if all(_matches(m, labels[m.name]) for m in node.matchers if m.name in labels)]
         if not chosen:
             raise PromQLError(f"no recording rule of {node.metric} matches {node.render()}")
-        body: Expr = Paren(any_of([inline(_forget(e, node.metric), records) for e in chosen]))
+        body: Expr = Paren(any_of([_labelled(inline(_forget(e, node.metric), records), labels)
+                                   for labels, e in chosen]))
         for m in node.matchers:
             if m.name not in static:
-                body = _filter(body, m)
+                body = push(body, m)
         if node.range:
             return Subquery(body, node.range)
         return body
     return transform(expr, swap)
+
+
+def _labelled(expr: Expr, labels: dict[str, str]) -> Expr:
+    """A rule's expression carrying the rule's static labels, as its recorded series would."""
+    for name, value in sorted(labels.items()):
+        expr = set_label(expr, name, value)
+    return expr
 
 
 def _forget(expr: Expr, metric: str) -> Expr:
@@ -384,6 +393,49 @@ def _forget(expr: Expr, metric: str) -> Expr:
 
 
 _LITERAL = re.compile(r"^(?:[A-Za-z0-9_:/ -]|\\.)*$")  # letters, or an escaped character
+
+
+_LABELLESS = frozenset({"vector", "time", "scalar", "absent", "absent_over_time", "label_join"})
+
+
+def push(expr: Expr, m: Matcher) -> Expr:
+    """`expr` restricted to the output series whose label agrees with `m`, with the matcher added to the
+    selectors that label comes from. Where a label is computed (`label_replace` onto it, an aggregation
+    that drops it) the result is filtered there instead (`_filter`: literal values only)."""
+    if isinstance(expr, Selector):
+        return expr.with_matchers(m)
+    if isinstance(expr, (Num, Str)):
+        return expr
+    if isinstance(expr, (Paren, Subquery, At)):
+        return replace(expr, expr=push(expr.expr, m))
+    if isinstance(expr, Agg):
+        kept = m.name in expr.by if expr.by is not None else m.name not in (expr.without or ())
+        return replace(expr, expr=push(expr.expr, m)) if kept and expr.op != "count_values" else _filter(expr, m)
+    if isinstance(expr, Call):
+        computed = expr.func == "label_replace" and isinstance(expr.args[1], Str) and expr.args[1].value == m.name
+        if computed or expr.func in _LABELLESS:
+            return _filter(expr, m)
+        return replace(expr, args=tuple(push(a, m) for a in expr.args))
+    if isinstance(expr, BinOp):
+        return _push_binop(expr, m)
+    return _filter(expr, m)
+
+
+def _push_binop(expr: BinOp, m: Matcher) -> Expr:
+    """Output labels come from the lhs (rhs with group_right), the labels a group modifier lists from the other;
+    the other side is restricted too where the label is part of the matching signature."""
+    if isinstance(expr.lhs, Num) or isinstance(expr.rhs, Num):
+        return replace(expr, lhs=push(expr.lhs, m), rhs=push(expr.rhs, m))
+    matched = m.name in expr.on if expr.on is not None else m.name not in (expr.ignoring or ())
+    if expr.op == "or":
+        return replace(expr, lhs=push(expr.lhs, m), rhs=push(expr.rhs, m)) if matched else _filter(expr, m)
+    lhs_owns, rhs_owns = True, matched
+    if expr.group_left is not None and m.name in expr.group_left:
+        lhs_owns, rhs_owns = matched, True
+    if expr.group_right is not None:
+        lhs_owns, rhs_owns = (True, matched) if m.name in expr.group_right else (matched, True)
+    return replace(expr, lhs=push(expr.lhs, m) if lhs_owns else expr.lhs,
+                   rhs=push(expr.rhs, m) if rhs_owns else expr.rhs)
 
 
 def _filter(body: Expr, m: Matcher) -> Expr:

@@ -5,7 +5,12 @@ Groups, evaluated in this order of dependency:
   inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
   inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU (through
-                          `llm_gpu:owner:info`, which outlives the engine while the pod holds the GPU)
+                          `llm_gpu:info`, one series per GPU built on `llm_gpu:owner:info`, which
+                          outlives the engine while the pod holds the GPU)
+
+Not every record is written: those that cost a series per bucket or per GPU field and that no alert
+reads over time are computed where they are read (`query_time_names`): the rule files inline them into
+the records and alerts that read them, the dashboard and `diagnose` into their queries (core/schema.py).
 """
 from __future__ import annotations
 
@@ -13,9 +18,9 @@ from dataclasses import replace
 
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
-from .promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile,
+from .promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile, inline,
                      label_replace, over_time, positive, rate, set_label)
-from .rules import RecordingRule, RuleGroup
+from .rules import RecordingRule, RuleGroup, record_index
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
 HIST_PARTS = ("bucket", "sum", "count")
@@ -24,11 +29,11 @@ HIST_PARTS = ("bucket", "sum", "count")
 # ---- one source -> one pod-tier (or GPU-tier) expression -------------------------------------
 
 def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, part: str | None = None,
-                relabel=None, set_labels: bool = True) -> Expr:
+                set_labels: bool = True) -> Expr:
     """Aggregate one catalog source to `keys` (+ the source's kept labels, + `le` for buckets).
 
     Ranks of one engine are combined as the collector says: replicated ranks by max, partitions by
-    sum. `relabel` rewrites raw series before aggregation (dcgm-exporter pod labels)."""
+    sum."""
     suffix = f"_{part}" if part else ""
     sel = src.selector(suffix)
     by = keys + src.keep + (("le",) if part == "bucket" else ())
@@ -46,8 +51,6 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
     else:
         inner = sel
         op = sig.agg
-    if relabel is not None:
-        inner = relabel(inner)
     if src.collector.replicated:
         inner = agg("max", inner, by + src.collector.partition)
     expr: Expr = agg(op, inner, by)
@@ -287,6 +290,27 @@ def via_instance(cfg: Config, gpu: Expr) -> Expr:
     return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
 
 
+def gpu_id(cfg: Config) -> tuple[str, ...]:
+    """dcgm-exporter's own labels naming one GPU (or MIG instance), with the cluster when configured: a
+    GPU field joins `llm_gpu:info` on them, so only the info pays for relabelling pod and namespace."""
+    return tuple(k for k in (cfg.labels.cluster, "UUID", "GPU_I_ID") if k)
+
+
+# Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
+GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
+
+
+def gpus_present(cfg: Config, keys: tuple[str, ...]) -> Expr:
+    """One series per `keys` (a GPU, or a pod holding GPUs) dcgm-exporter reports, with the configured
+    pod/namespace/hostname labels: grouped on the exporter's own labels first, so each label_replace runs
+    once per GPU or pod, not once per field and GPU."""
+    g = cfg.gpu
+    raw_keys = tuple(dict.fromkeys(keys + g.namespace_labels + g.pod_labels + g.hostname_labels))
+    held = agg("group", any_of([s.selector() for sig in GPU_PRESENCE for s in load_catalog("dcgm").of(sig)]),
+               raw_keys)
+    return agg("group", gpu_relabel(cfg)(held), keys)
+
+
 def gpu_owner(cfg: Config) -> RecordingRule:
     """Which model (workload, backend, role) each pod holding a GPU serves, remembered past the engine.
 
@@ -298,37 +322,52 @@ def gpu_owner(cfg: Config) -> RecordingRule:
     jk = cfg.labels.join_keys()
     name = info_names()["gpu_owner"]
     now = Selector(info_names()["pod_model"])
-    relabel = gpu_relabel(cfg)
-    held = agg("group", any_of([relabel(s.selector()) for sig in ("temperature_celsius", "xid_last")
-                                for s in load_catalog("dcgm").of(sig)]), jk)
+    held = gpus_present(cfg, jk)
     before = over_time("last", Selector(name), cfg.gpu.owner_memory).unless(now, on=jk).and_(held, on=jk)
     return RecordingRule(name, now.or_(before))
 
 
-def gpu_group(cfg: Config) -> RuleGroup:
-    lb, w = cfg.labels, cfg.recording.rate_window
-    cat = load_catalog("dcgm")
-    keys, relabel = lb.gpu_keys(), gpu_relabel(cfg)
+def gpu_info(cfg: Config) -> RecordingRule:
+    """One series per GPU naming the pod, workload, backend and role using it (GPUs of multi-node workers
+    under their engine pod, `via_instance`): the labels every GPU field gets by joining it on `gpu_id`."""
+    lb = cfg.labels
     owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
-    rules = instance_rules(cfg) + [gpu_owner(cfg)]
+    gpus = gpus_present(cfg, tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg))))
+    joined = BinOp("*", gpus, owner, on=lb.join_keys(), group_left=(lb.workload, lb.backend, lb.role))
+    return RecordingRule(info_names()["gpu"], joined.or_(via_instance(cfg, gpus)))
+
+
+def gpu_field(cfg: Config, sig: Signal) -> Expr:
+    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`; a
+    derived field (the framebuffer ratio) is computed on the raw fields and joined once."""
+    lb, w, ids = cfg.labels, cfg.recording.rate_window, gpu_id(cfg)
+    labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
+                                                            lb.instance)) if k not in ids)
+
+    def raw(name: str) -> Expr:
+        return any_of([source_expr(s, signal(name), ids, w) for s in load_catalog("dcgm").of(name)])
+    if sig.derived:
+        used, free = (raw(i) for i in sig.inputs)
+        value: Expr = used / positive(used + free)
+    else:
+        value = raw(sig.name)
+    return BinOp("*", value, Selector(info_names()["gpu"]), on=ids, group_left=labels)
+
+
+def gpu_group(cfg: Config) -> RuleGroup:
+    w = cfg.recording.rate_window
+    rules = instance_rules(cfg) + [gpu_owner(cfg), gpu_info(cfg)]
     for sig in SIGNALS:
-        if sig.tier != "gpu" or sig.derived:
-            continue
-        exprs = [source_expr(s, sig, keys, w, relabel=relabel) for s in cat.of(sig.name)]
-        joined = BinOp("*", any_of(exprs), owner, on=lb.join_keys(),
-                       group_left=tuple(k for k in (lb.workload, lb.backend, lb.role)))
-        joined = joined.or_(via_instance(cfg, any_of(exprs)))
-        n = record_names(sig, GPU, w)
-        rules.append(RecordingRule(n["rate"] if sig.kind == "counter" else n["value"], joined))
-    used = Selector(record_names(signal("fb_used_mib"), GPU, w)["value"])
-    free = Selector(record_names(signal("fb_free_mib"), GPU, w)["value"])
-    rules.append(RecordingRule(record_names(signal("fb_used"), GPU, w)["ratio"], used / positive(used + free)))
+        if sig.tier == "gpu":
+            role = {"counter": "rate", "ratio": "ratio"}.get(sig.kind, "value")
+            rules.append(RecordingRule(record_names(sig, GPU, w)[role], gpu_field(cfg, sig)))
     return RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")
 
 
 # ---- all recording groups ----------------------------------------------------------------
 
-def recording_groups(cfg: Config) -> list[RuleGroup]:
+def layered_groups(cfg: Config) -> list[RuleGroup]:
+    """Every record of the schema, tier on tier, including those computed at query time."""
     engines = sorted({parent(b) for b in cfg.backends})
     catalogs = [load_catalog(b) for b in engines]
     groups = [engine_group(cfg, e) for e in engines]
@@ -340,4 +379,41 @@ def recording_groups(cfg: Config) -> list[RuleGroup]:
     groups.append(model_group(cfg, catalogs + pd))
     if cfg.gpu.enabled:
         groups.append(gpu_group(cfg))
+    return groups
+
+
+# GPU fields alerts compare with their own past (a clock against its hour, a temperature over minutes):
+# recorded, since a query-time version would re-read the raw field at every step of that history.
+GPU_HISTORY = ("sm_clock_mhz", "temperature_celsius")
+
+
+def query_time_names(cfg: Config) -> frozenset[str]:
+    """Records computed where they are read instead of written. A histogram costs a series per bucket
+    and pod: only `recording.model_histograms` are written, at the model tier (what latency SLOs read over
+    hours), summed straight from the engine's buckets; pod quantiles and means, and the other histograms,
+    are computed by the panel, alert or diagnosis that reads them, scoped to one model or pod. A GPU field
+    costs a series per GPU: alerts and panels join the raw field to `llm_gpu:owner:info` (one series per
+    pod) where they read it."""
+    w, kept = cfg.recording.rate_window, cfg.recording.model_histograms
+    names = [n for s in SIGNALS if s.kind == "histogram" for level in (POD, MODEL)
+             if level == POD or s.name not in kept for n in record_names(s, level, w).values()]
+    names += [n for s in SIGNALS if s.tier == "gpu" and s.name not in GPU_HISTORY
+              for n in record_names(s, GPU, w).values()]
+    return frozenset(names)
+
+
+def query_time_index(cfg: Config) -> dict[str, list[tuple[dict[str, str], Expr]]]:
+    """Query-time record name -> its (labels, expression) rules, for `promql.inline`."""
+    later = query_time_names(cfg)
+    return {k: v for k, v in record_index(layered_groups(cfg)).items() if k in later}
+
+
+def recording_groups(cfg: Config) -> list[RuleGroup]:
+    """The groups written to rule files: every record but the query-time ones, inlined where read."""
+    later = query_time_index(cfg)
+    groups = []
+    for g in layered_groups(cfg):
+        rules = tuple(replace(r, expr=inline(r.expr, later)) for r in g.rules if r.record not in later)
+        if rules:
+            groups.append(replace(g, rules=rules))
     return groups

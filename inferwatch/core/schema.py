@@ -14,7 +14,7 @@ from typing import Literal
 from .catalog import Source, load_catalog
 from .config import Config, Labels
 from .promql import Expr
-from .records import recording_groups
+from .records import layered_groups, query_time_names
 from .rules import record_index
 from .signals import signal
 
@@ -26,13 +26,20 @@ RecordIndex = dict[str, list[tuple[dict[str, str], Expr]]]
 # ---- recorded series -> expressions -------------------------------------------------------------------
 
 def records(cfg: Config) -> RecordIndex:
-    """Recorded series name -> [(static labels, expression)] for this config (built once per settings)."""
+    """Record name -> [(static labels, expression)] for this config (built once per settings): every
+    record of the schema, written or computed at query time (`query_time`), as the tiers define it."""
     return _records(cfg.backends, cfg.labels, cfg.recording, cfg.gpu)
+
+
+def query_time(cfg: Config) -> RecordIndex:
+    """The records no rule file writes: whoever reads one inlines it (`promql.inline`)."""
+    names = query_time_names(cfg)
+    return {k: v for k, v in records(cfg).items() if k in names}
 
 
 @lru_cache(maxsize=8)
 def _records(backends, labels, recording, gpu) -> RecordIndex:
-    return record_index(recording_groups(Config(backends=backends, labels=labels, recording=recording, gpu=gpu)))
+    return record_index(layered_groups(Config(backends=backends, labels=labels, recording=recording, gpu=gpu)))
 
 
 # ---- entity keys ---------------------------------------------------------------------------------------

@@ -159,4 +159,4 @@ def record_names(sig: Signal, level: str, window: str) -> dict[str, str]:
 
 def info_names() -> dict[str, str]:
     return {"pod": f"{POD}:info", "pod_model": f"{POD}:model:info", "model_pods": f"{MODEL}:pods:count",
-            "pod_instance": f"{POD}:instance:info", "gpu_owner": f"{GPU}:owner:info"}
+            "pod_instance": f"{POD}:instance:info", "gpu_owner": f"{GPU}:owner:info", "gpu": f"{GPU}:info"}

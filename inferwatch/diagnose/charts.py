@@ -21,7 +21,7 @@ from ..core.schema import sibling_keys
 from .detectors import Check, checks
 from .evidence import Finding
 from .graph import BY_ID, Node
-from .queries import NodeQuery
+from .queries import NodeQuery, restrict
 from .scope import Key, Window
 from .signals import SIGNALS, keys
 
@@ -94,8 +94,8 @@ def chart_query(cfg: Config, queries: dict[str, NodeQuery], wanted: list[tuple[s
     parts, texts = [], {}
     for sig, expr in exprs.items():
         tier = SIGNALS[sig].tier
-        if tier != "model" and isinstance(expr, Selector):
-            expr = expr.with_matchers(*_group_matchers(cfg, tier, findings_by_signal[sig]))
+        if tier != "model":
+            expr = restrict(expr, _group_matchers(cfg, tier, findings_by_signal[sig]))
         texts[sig] = promql.check(expr)
         parts.append(set_label(expr, CHART, sig))
     return (promql.check(any_of(parts)) if parts else None), texts

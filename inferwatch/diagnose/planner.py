@@ -1,9 +1,10 @@
 """Recorded or raw: how each signal is read from the Prometheus at hand.
 
 Signals are written against the normalized recorded series (`llm_model:*`, `llm_pod:*`, `llm_gpu:*`).
-When those are not deployed, each signal is rewritten into the raw engine and dcgm-exporter series that
-record them (`promql.inline` over `schema.records`), and alternatives whose metric names do not exist in
-this Prometheus are pruned, so the query reads exactly the vLLM / SGLang version that is running.
+When those are not deployed (or a record is computed at query time, core/records.py), each signal is
+rewritten into the raw engine and dcgm-exporter series that record them (`promql.inline` over
+`schema.records`), and alternatives whose metric names do not exist in this Prometheus are pruned, so
+the query reads exactly the vLLM / SGLang version that is running.
 """
 from __future__ import annotations
 
@@ -50,7 +51,10 @@ class Planner:
         # The signal's own raw metrics, not those of the pod inventory GPU series are joined with.
         own = [s.metric for s in promql.selectors(promql.inline(expr, self._own))
                if s.metric not in self._info]
-        raw = prune(promql.inline(expr, self._raw), self.present)
+        # Only what this Prometheus lacks is rebuilt: a GPU field computed at query time still joins the
+        # recorded owner inventory when the rules are deployed.
+        absent = {k: v for k, v in self._raw.items() if k not in self.present}
+        raw = prune(promql.inline(expr, absent), self.present)
         metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
                                       if m in self.present))
         if not metrics or empty(raw, self.present):

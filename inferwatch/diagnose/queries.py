@@ -7,10 +7,11 @@ A node's query is the union (`or`) of tagged parts, each carrying a label `infer
 The range covers the window and as much again before it (to see onsets); baselines are subqueries
 pinned with `@` to the window's start, which Prometheus evaluates once per query, not once per step.
 
-On recorded pod and GPU series a baseline costs as much as reading the series again for every entity
-(8,000 GPUs at 1,000 pods), so those wait for one follow-up query (`followup_query`), restricted by a
-pod matcher to the pods the first answers named: the baseline references (b<i>), and the baseline
-conditions that only matter where a threshold beside them in the same `All` held (`detectors.gates`).
+On pod and GPU series (recorded, or rebuilt from raw series) a baseline costs as much as reading the
+series again for every entity (8,000 GPUs at 1,000 pods), so those wait for one follow-up query
+(`followup_query`), restricted by a pod matcher to the pods the first answers named: the baseline
+references (b<i>), and the baseline conditions that only matter where a threshold beside them in the
+same `All` held (`detectors.gates`).
 """
 from __future__ import annotations
 
@@ -107,7 +108,8 @@ class NodeQuery:
 def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQuery:
     leaves = list(checks(node.detector))
     sources = {c.signal: planner.source(c.signal) for c in leaves}
-    later = {i for i, c in enumerate(leaves) if c.against == "baseline" and _restrictable(sources[c.signal])}
+    later = {i for i, c in enumerate(leaves)
+             if c.against == "baseline" and _restrictable(sources[c.signal], SIGNALS[c.signal].tier)}
     deferred = tuple(sorted(i for i, limits in gates(node.detector).items() if i in later
                             and any(sources[leaves[g].signal].expr is not None for g in limits)))
     parts: list[Expr] = []
@@ -120,10 +122,22 @@ def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQu
     return NodeQuery(node, promql.check(any_of(parts)), sources, win, deferred, tuple(sorted(later)))
 
 
-def _restrictable(src: Source) -> bool:
-    """A recorded pod or GPU series read as is: a pod matcher limits what Prometheus reads."""
+def _restrictable(src: Source, tier: str) -> bool:
+    """A pod or GPU signal, recorded (read as is) or rebuilt from raw series: a pod matcher limits what
+    Prometheus reads (pushed down to the raw selectors, `promql.push`)."""
+    if src.mode == "raw":
+        return tier in ("pod", "gpu")
     return (src.mode == "recorded" and isinstance(src.expr, Selector)
             and src.expr.metric.split(":", 1)[0] in (POD, GPU))
+
+
+def restrict(expr: Expr, matchers: tuple[promql.Matcher, ...]) -> Expr:
+    """`expr` limited by label matchers: on its selector, or pushed down into a rebuilt expression."""
+    if isinstance(expr, Selector):
+        return expr.with_matchers(*matchers)
+    for m in matchers:
+        expr = promql.push(expr, m)
+    return expr
 
 
 def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]]) -> str | None:
@@ -137,7 +151,7 @@ def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]]) -> str |
         only = pod_matchers(cfg, pods)
         leaves = list(checks(q.node.detector))
         for i in sorted(set(q.deferred) | set(q.baselines)):
-            s = q.sources[leaves[i].signal].expr.with_matchers(*only)
+            s = restrict(q.sources[leaves[i].signal].expr, only)
             own = check_parts(cfg, q.node, i, leaves[i], s, q.window, baseline=False) if i in q.deferred else []
             if i in q.baselines:
                 own.append(_tag(baseline_median(s, q.window), f"b{i}"))

@@ -19,9 +19,10 @@ from . import slo
 from ..core.config import Config, ConfigError
 from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
 from ..core.labels import SEVERITIES, contract
-from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, label_replace, number, over_time,
-                           positive)
+from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, inline, label_replace, number,
+                           over_time, positive)
 from ..core.rules import AlertingRule, RuleGroup
+from ..core.schema import query_time
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
 
@@ -498,7 +499,8 @@ def alert_groups(cfg: Config) -> list[RuleGroup]:
     for tier in ("model", "pod", "gpu"):
         if tier == "gpu" and not cfg.gpu.enabled:
             continue
-        rules = [r for a in ALERTS if a.tier == tier for r in rules_of(cfg, a)]
+        later = query_time(cfg)  # a GPU field read by an alert is joined to its owner right there
+        rules = [replace(r, expr=inline(r.expr, later)) for a in ALERTS if a.tier == tier for r in rules_of(cfg, a)]
         groups.append(RuleGroup(f"inferwatch-alerts-{tier}", cfg.recording.interval, tuple(rules),
                                 f"inferwatch-alerts-{tier}"))
     return groups

@@ -1,7 +1,8 @@
 """The three-tier Grafana dashboard: Model level, Pod level, GPU per pod.
 
 Every panel reads the normalized recording rules (`llm_model:*`, `llm_pod:*`, `llm_gpu:*`), so one
-dashboard serves every backend. Queries are `promql` trees whose Grafana variables enter as regex
+dashboard serves every backend; records computed at query time (core/records.py) are inlined, scoped
+to the selected model. Queries are `promql` trees whose Grafana variables enter as regex
 matchers (`namespace=~"$namespace"`); variable names are the configured label names. Each panel's
 description says which backends support it, derived from the catalogs, so the text cannot drift from
 what the recording rules can actually produce. Emitted as importable JSON and as a ConfigMap for the
@@ -10,14 +11,14 @@ Grafana sidecar.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core import schema
 from ..core.catalog import load_catalog
 from ..core.schema import Support
 from ..core.config import Config
 from ..core.labels import SOURCE, SOURCE_LABEL
-from ..core.promql import Agg, BinOp, Expr, Matcher, Num, Selector, agg, check, positive
+from ..core.promql import Agg, BinOp, Expr, Matcher, Num, Selector, agg, check, inline, positive
 from ..core.records import _qlabel
 from ..core.rules import HEADER, dump_yaml
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
@@ -231,7 +232,11 @@ def gpu_section(cfg: Config) -> Section:
     serving = scoped(cfg, info_names()["pod_model"])
 
     def sel(name: str, role: str) -> Expr:
-        return BinOp("and", scoped(cfg, record(cfg, GPU, name, role), model=False), serving, on=lb.join_keys())
+        metric = record(cfg, GPU, name, role)
+        # A field computed at query time is scoped by `serving` alone: its namespace and pod are relabelled
+        # from dcgm-exporter's own labels, which a variable's matcher cannot reach.
+        gpus = Selector(metric) if metric in schema.query_time(cfg) else scoped(cfg, metric, model=False)
+        return BinOp("and", gpus, serving, on=lb.join_keys())
 
     def one(name: str, role: str, title: str, legend: str = "") -> Target:
         return Target(title, sel(name, role), f"{gpu} {legend}".rstrip(), (name,))
@@ -324,9 +329,15 @@ def lora_section(cfg: Config) -> Section:
 
 
 def sections(cfg: Config) -> tuple[tuple[str, Section], ...]:
-    """(tier, section) in dashboard order."""
-    return ((MODEL, model_section(cfg)), (POD, pod_section(cfg)), (GPU, gpu_section(cfg)),
-            (POD, transfer_section(cfg)), (POD, spec_section(cfg)), (POD, lora_section(cfg)))
+    """(tier, section) in dashboard order, records computed at query time inlined into the panels."""
+    later = schema.query_time(cfg)
+
+    def computed(s: Section) -> Section:
+        return replace(s, panels=tuple(replace(p, targets=tuple(replace(t, expr=inline(t.expr, later))
+                                                                for t in p.targets)) for p in s.panels))
+    return tuple((tier, computed(s)) for tier, s in (
+        (MODEL, model_section(cfg)), (POD, pod_section(cfg)), (GPU, gpu_section(cfg)),
+        (POD, transfer_section(cfg)), (POD, spec_section(cfg)), (POD, lora_section(cfg))))
 
 
 def section_available(cfg: Config, tier: str, section: Section) -> bool:

@@ -13,7 +13,8 @@ from pathlib import Path
 from ..core.catalog import Catalog, Source, load_catalog
 from ..core.config import BACKENDS, Config
 from ..core.promql import Selector
-from ..core.schema import GPU_SOURCE, records, tier_keys
+from ..core.records import gpu_id
+from ..core.schema import GPU_SOURCE, query_time, records, tier_keys
 from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names
 
 DEFAULT_OUTPUT = Path("docs/schema.md")
@@ -25,7 +26,7 @@ def render_schema(cfg: Config | None = None) -> str:
     cfg = cfg or Config()
     catalogs = {name: load_catalog(name) for name in BACKENDS + (GPU_SOURCE,)}
     recorded = set(records(cfg))
-    parts = [_intro(cfg, catalogs), _schema_table(cfg, catalogs, recorded), _info_table(cfg),
+    parts = [_intro(cfg, catalogs), _schema_table(cfg, catalogs, recorded, set(query_time(cfg))), _info_table(cfg),
              _matrix(catalogs)]
     return "\n".join(parts)
 
@@ -95,17 +96,21 @@ def _sources(sig: Signal, catalogs: dict[str, Catalog]) -> str:
     return "<br>".join(cells) or "—"
 
 
-def _schema_table(cfg: Config, catalogs: dict[str, Catalog], recorded: set[str]) -> str:
+def _schema_table(cfg: Config, catalogs: dict[str, Catalog], recorded: set[str], later: set[str]) -> str:
     rows = []
     for sig in SIGNALS:
         for level in LEVELS[sig.tier]:
             names = [n for n in record_names(sig, level, cfg.recording.rate_window).values() if n in recorded]
             if not names:
                 continue
-            series = "<br>".join(f"`{n}`" for n in names)
+            series = "<br>".join(f"`{n}`" + (" (query time)" if n in later else "") for n in names)
             rows.append(f"| {series} | {_labels(sig, level, cfg, catalogs)} | {sig.help} ({sig.unit}) "
                         f"| {_sources(sig, catalogs)} |")
-    return ("## Normalized series\n\n| series | labels | meaning | source per backend |\n|---|---|---|---|\n"
+    return ("## Normalized series\n\nSeries marked *(query time)* are not written by the rules: the dashboard, the "
+            "alerts and `diagnose` compute them from the raw series where they read them, scoped to the model, "
+            "pod or GPU they show (one series per bucket or GPU field would cost more than it saves; "
+            "`recording.model_histograms` chooses the histograms recorded at the model tier, docs/benchmarks.md)."
+            "\n\n| series | labels | meaning | source per backend |\n|---|---|---|---|\n"
             + "\n".join(rows) + "\n")
 
 
@@ -119,6 +124,9 @@ def _info_table(cfg: Config) -> str:
          "The serving instance of every scraped pod, engine or multi-node worker (from `up`)."),
         (names["gpu_owner"], lb.pod_keys(), "The model a pod serves, kept while dcgm-exporter still attributes a "
          "GPU to the pod after its engine stopped exporting; GPU series join to it."),
+        (names["gpu"], tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg) + (lb.workload, lb.backend, lb.role))),
+         "1 for each GPU an inference pod uses (a multi-node worker's under its engine pod, with `gpu_pod`): "
+         "GPU fields join it on `UUID`, `GPU_I_ID` for their pod and model labels."),
     ]
     body = "\n".join(f"| `{n}` | {', '.join(f'`{k}`' for k in keys)} | {meaning} |" for n, keys, meaning in rows)
     return f"## Inventory series\n\n| series | labels | meaning |\n|---|---|---|\n{body}\n"

@@ -182,6 +182,9 @@ def check_config(cfg: Config) -> None:
 def _check_objective(cfg: Config, where: str, kind: str, o: Objective) -> None:
     if not o.enabled:
         return
+    if kind in LATENCY_SIGNAL and LATENCY_SIGNAL[kind] not in cfg.recording.model_histograms:
+        raise ConfigError(f"{where}: its SLI reads {LATENCY_SIGNAL[kind]} over hours; add it to "
+                          "recording.model_histograms")
     if not 0 < o.objective_percent < 100:
         raise ConfigError(f"{where}.objective_percent: {number(o.objective_percent)} must be between 0 and 100 "
                           "(exclusive: 100% leaves no error budget)")

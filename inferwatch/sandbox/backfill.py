@@ -3,8 +3,8 @@
 Prometheus evaluates rules only from the moment it starts, so the recorded series of backfilled (past)
 data are written with `promtool tsdb create-blocks-from rules`, in passes, since a pass cannot read its own
 output: pass 1 reads engine series, pass 2 the pod records (and the GPU owner mapping), pass 3 the records
-derived from those within a group (GPU records joined to that mapping), pass 4 the GPU framebuffer ratio
-derived from the GPU records.
+derived from those within a group (the per-GPU info joined to that mapping), pass 4 the GPU fields joined
+to the per-GPU info.
 """
 from __future__ import annotations
 
