@@ -156,9 +156,10 @@ class Subquery(Expr):
     expr: Expr
     range: str
     step: str = ""
+    offset: str | None = None
 
     def render(self) -> str:
-        return f"({self.expr.render()})[{self.range}:{self.step}]"
+        return f"({self.expr.render()})[{self.range}:{self.step}]" + (f" offset {self.offset}" if self.offset else "")
 
 
 @dataclass(frozen=True)
@@ -369,7 +370,9 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
             if m.name not in static:
                 body = _filter(body, m)
         if node.range:
-            return Subquery(body, node.range)
+            return Subquery(body, node.range, offset=node.offset)
+        if node.offset:
+            raise PromQLError(f"cannot inline {node.render()}: an offset needs a range to move")
         return body
     return transform(expr, swap)
 
