@@ -44,14 +44,20 @@ class Alert:
     symptom_remedies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alerts with no failure mode
 
     @property
-    def failure(self) -> FailureMode | None:
-        """The diagnosis cause this alert stands for (core/failures.py), if it is a cause alert."""
-        return BY_ALERT.get(self.name)
+    def failures(self) -> tuple[FailureMode, ...]:
+        """The diagnosis causes this alert stands for (core/failures.py), if it is a cause alert."""
+        return BY_ALERT.get(self.name, ())
 
     @property
     def remedies(self) -> dict[str, tuple[str, ...]]:
-        """any / vllm / sglang -> what to do: the failure mode's text, shared with the diagnosis report."""
-        return self.failure.remedies if self.failure else self.symptom_remedies
+        """any / vllm / sglang -> what to do: the failure modes' text, shared with the diagnosis report."""
+        if not self.failures:
+            return self.symptom_remedies
+        out: dict[str, tuple[str, ...]] = {}
+        for mode in self.failures:
+            for backend, items in mode.remedies.items():
+                out[backend] = out.get(backend, ()) + tuple(i for i in items if i not in out.get(backend, ()))
+        return out
 
 
 # ---- small helpers --------------------------------------------------------------------------
