@@ -282,7 +282,7 @@ def measured(cases: list[Fires | Quiet], sc: scenario.Scenario, series, cfg: Con
             rule = next(r for r in alert_rules(cfg) if r.alert == case.alert and case.labels.items() <= r.labels.items())
             at = sc.start + duration_seconds(case.at)
             body = requests.get(prom.url + "/api/v1/query", timeout=60,
-                                params={"query": check(inline(rule.expr, index)), "time": at}).json()
+                                params={"query": check(inline(rule.expr, index, f"{int(sc.step)}s")), "time": at}).json()
             for s in body["data"]["result"]:
                 target = next((s["metric"][k] for k in ("pod", "model_name")
                                if s["metric"].get(k) in case.targets), None)  # pod and GPU tiers, then model
