@@ -64,10 +64,6 @@ class Case:
     causes: dict[str, list[str]]        # cause id -> expected pods or pod/gpu
     models: tuple[str, ...] = ()        # the faulty models (their SLIs decide a hard outage)
 
-    @property
-    def healthy(self) -> bool:
-        return self.kind == "healthy"
-
 
 @dataclass
 class Fired:
