@@ -278,21 +278,22 @@ def measured(cases: list[Fires | Quiet], sc: scenario.Scenario, series, cfg: Con
     buf = io.StringIO()
     write_openmetrics(alert_inputs(cfg, series), buf)
     index = record_index(rule_groups(cfg))
-    values: dict[tuple[str, str], float] = {}
+    values: dict[tuple[int, str], float] = {}
     with LocalPrometheus(buf.getvalue()) as prom:
         for case in todo:
-            rule = next(r for r in alert_rules(cfg) if r.alert == case.alert)
+            rule = next(r for r in alert_rules(cfg) if r.alert == case.alert and case.labels.items() <= r.labels.items())
             at = sc.start + duration_seconds(case.at)
             body = requests.get(prom.url + "/api/v1/query", timeout=60,
-                                params={"query": check(inline(rule.expr, index)), "time": at}).json()
+                                params={"query": check(inline(rule.expr, index, f"{int(sc.step)}s")), "time": at}).json()
             for s in body["data"]["result"]:
-                target = s["metric"].get("pod") if s["metric"].get("pod") in case.targets else None
+                target = next((s["metric"][k] for k in ("pod", "model_name")
+                               if s["metric"].get(k) in case.targets), None)  # pod and GPU tiers, then model
                 if target:
-                    values[(case.alert, target)] = float(s["value"][1])
+                    values[(id(case), target)] = float(s["value"][1])
     out = []
     for c in cases:
         if c in todo:
-            got = [values[(c.alert, t)] for t in c.targets if (c.alert, t) in values]
+            got = [values[(id(c), t)] for t in c.targets if (id(c), t) in values]
             assert len(got) == len(c.targets), f"{c.alert} is not firing on {c.targets} at {c.at} in {sc.name}"
             out.append(replace(c, value=got[0]))
         else:

@@ -20,10 +20,11 @@ PAGE_WITHIN_S = 180
 CASES: dict[str, list[Fires | Quiet]] = {
     NAME: [
         Quiet("*", ("29m30s",)),
-        # Exactly these alerts at 32m and 35m: the three outages page, the near misses do not (their
-        # 5m window holds the slow minute from 31m to 35m).
+        # Exactly these alerts at 33m and 35m: the three outages page, the near misses do not (their
+        # 5m window holds the slow minute until 35m). The sample at 30m still covers the 30s before the
+        # onset, and rag's 45% of late first tokens cross 21.6% of the 5m window after ~2.4 minutes.
         *[Fires("LLMModelErrorBudgetBurn", at, (model,), labels={"slo": slo, "burn_tier": "page-outage"})
-          for at in ("32m", "35m") for slo, model in OUTAGES],
+          for at in ("33m", "35m") for slo, model in OUTAGES],
     ],
 }
 

@@ -83,7 +83,10 @@ FAILURES: tuple[FailureMode, ...] = (
                 {"any": ("find the client sending longer prompts", "route long prompts to a separate pool"),
                  "vllm": ("lower `--max-num-batched-tokens` to protect inter-token latency",),
                  "sglang": ("lower `--chunked-prefill-size` to protect inter-token latency",)}),
-    FailureMode("large_decode_batch", (),
+    # The batch grows because generations got longer (or traffic rose: traffic_surge): the alert an SRE
+    # tickets for it is the generation-length shift. No alert on the batch size itself: it is a mechanism
+    # (diagnose/ranking.py MECHANISMS) that grows on every healthy traffic peak too.
+    FailureMode("large_decode_batch", ("LLMModelRequestLengthShift",),
                 {"any": ("add replicas",),
                  "vllm": ("cap concurrency with `--max-num-seqs` to trade throughput for inter-token latency",),
                  "sglang": ("cap concurrency with `--max-running-requests`",)}),
@@ -150,4 +153,7 @@ FAILURES: tuple[FailureMode, ...] = (
 )
 
 BY_ID = {f.id: f for f in FAILURES}
-BY_ALERT = {a: f for f in FAILURES for a in f.alerts}
+BY_ALERT: dict[str, tuple[FailureMode, ...]] = {}  # alert -> the causes it stands for (a length shift: two)
+for _f in FAILURES:
+    for _a in _f.alerts:
+        BY_ALERT[_a] = BY_ALERT.get(_a, ()) + (_f,)

@@ -156,9 +156,10 @@ class Subquery(Expr):
     expr: Expr
     range: str
     step: str = ""
+    offset: str | None = None
 
     def render(self) -> str:
-        return f"({self.expr.render()})[{self.range}:{self.step}]"
+        return f"({self.expr.render()})[{self.range}:{self.step}]" + (f" offset {self.offset}" if self.offset else "")
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ class Paren(Expr):
         return f"({self.expr.render()})"
 
 
-def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) -> Expr:
+def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]], step: str = "") -> Expr:
     """Replace each selector of a recorded series by the expression(s) that record it.
 
     `records` maps a series name to its rules as (static labels, expression). A selector's matchers
@@ -355,6 +356,8 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
     Used to run rule conditions directly on raw engine metrics, as if no recording rules were deployed.
     A rule that reads its own earlier output (a remembered mapping, `rec or last_over_time(rec[...])...`)
     has nothing to remember without rules, so the `or` alternatives that read it are dropped.
+    `step`: the resolution of the subqueries that replace range selectors (the rules' evaluation interval,
+    so a `deriv` or `max_over_time` sees the samples the recorded series would hold; default: the server's).
     """
     def swap(node: Expr) -> Expr | None:
         if not isinstance(node, Selector) or node.metric not in records:
@@ -365,13 +368,15 @@ def inline(expr: Expr, records: dict[str, list[tuple[dict[str, str], Expr]]]) ->
                   if all(_matches(m, labels[m.name]) for m in node.matchers if m.name in labels)]
         if not chosen:
             raise PromQLError(f"no recording rule of {node.metric} matches {node.render()}")
-        body: Expr = Paren(any_of([_labelled(inline(_forget(e, node.metric), records), labels)
+        body: Expr = Paren(any_of([_labelled(inline(_forget(e, node.metric), records, step), labels)
                                    for labels, e in chosen]))
         for m in node.matchers:
             if m.name not in static:
                 body = push(body, m)
         if node.range:
-            return Subquery(body, node.range)
+            return Subquery(body, node.range, step, node.offset)
+        if node.offset:
+            raise PromQLError(f"cannot inline {node.render()}: an offset needs a range to move")
         return body
     return transform(expr, swap)
 

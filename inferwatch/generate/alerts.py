@@ -45,14 +45,20 @@ class Alert:
     symptom_remedies: dict[str, tuple[str, ...]] = field(default_factory=dict)  # alerts with no failure mode
 
     @property
-    def failure(self) -> FailureMode | None:
-        """The diagnosis cause this alert stands for (core/failures.py), if it is a cause alert."""
-        return BY_ALERT.get(self.name)
+    def failures(self) -> tuple[FailureMode, ...]:
+        """The diagnosis causes this alert stands for (core/failures.py), if it is a cause alert."""
+        return BY_ALERT.get(self.name, ())
 
     @property
     def remedies(self) -> dict[str, tuple[str, ...]]:
-        """any / vllm / sglang -> what to do: the failure mode's text, shared with the diagnosis report."""
-        return self.failure.remedies if self.failure else self.symptom_remedies
+        """any / vllm / sglang -> what to do: the failure modes' text, shared with the diagnosis report."""
+        if not self.failures:
+            return self.symptom_remedies
+        out: dict[str, tuple[str, ...]] = {}
+        for mode in self.failures:
+            for backend, items in mode.remedies.items():
+                out[backend] = out.get(backend, ()) + tuple(i for i in items if i not in out.get(backend, ()))
+        return out
 
 
 # ---- small helpers --------------------------------------------------------------------------
@@ -139,17 +145,26 @@ def baseline(cfg: Config, sel: Selector, func: str) -> Expr:
     return over_time(func, replace(sel, offset=a.exogenous_skip), a.exogenous_baseline)
 
 
+def demand(cfg: Config) -> Expr:
+    """Requests/s the clients send: what finishes plus what the queue grows by. Finished requests alone
+    stop rising at the pods' capacity, which is exactly when a surge matters."""
+    waiting = rec(cfg, "requests_waiting", MODEL)
+    growth = Call("deriv", (replace(waiting, range=str(cfg.recording.rate_window)),))
+    return BinOp("+", rec(cfg, "requests", MODEL, "rate"), growth, on=cfg.labels.model_keys())
+
+
 def traffic_surge(cfg: Config) -> list[tuple[Expr, str]]:
     """More requests than the model ever served in its baseline window, and they queue: beyond capacity.
     A spike the pods absorb (no queue) is not a cause of anything."""
     a, mk = cfg.alerts, cfg.labels.model_keys()
-    now = rec(cfg, "requests", MODEL, "rate")
-    most = baseline(cfg, now, "max")
-    surge = BinOp(">", now, most * a.surge_factor, on=mk).and_(now >= cfg.slo.min_request_rate)
+    served = rec(cfg, "requests", MODEL, "rate")
+    most = baseline(cfg, served, "max")
+    surge = BinOp(">", demand(cfg), most * a.surge_factor, on=mk).and_(served >= cfg.slo.min_request_rate)
     expr = surge.and_(rec(cfg, "requests_waiting", MODEL) > a.queue_waiting, on=mk)
-    return [(expr, f"{who(cfg, 'model')} receives {RATE} requests/s, over {number(a.surge_factor)}x the most it "
-                   f"served in the {a.exogenous_baseline} before the last {a.exogenous_skip}, and more than "
-                   f"{number(a.queue_waiting)} requests queue: the traffic is beyond the capacity it had.")]
+    return [(expr, f"{who(cfg, 'model')} receives {RATE} requests/s (finished, plus the queue's growth), over "
+                   f"{number(a.surge_factor)}x the most it served in the {a.exogenous_baseline} before the last "
+                   f"{a.exogenous_skip}, and more than {number(a.queue_waiting)} requests queue: the traffic is "
+                   "beyond the capacity it had.")]
 
 
 def length_shift(cfg: Config) -> list[tuple[Expr, str, dict[str, str]]]:
@@ -351,7 +366,7 @@ ALERTS: tuple[Alert, ...] = (
            "a node lost with its pods", "pods crash-looping or not ready", "an autoscaler scaling down "
            "without kube-state-metrics to tell"),
           replicas_lost),
-    Alert("LLMModelTrafficSurge", "model", "warning", "2m", "Traffic beyond a model's recent capacity.",
+    Alert("LLMModelTrafficSurge", "model", "warning", "1m", "Traffic beyond a model's recent capacity.",
           "A model's request rate is over `alerts.surge_factor` times the most it served in its baseline window "
           "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago) and requests queue: an exogenous "
           "cause, the serving stack is not at fault.",
@@ -359,7 +374,7 @@ ALERTS: tuple[Alert, ...] = (
           ("a client or batch job that grew", "a retry storm after an upstream failure",
            "traffic shifted from another region or model"),
           traffic_surge),
-    Alert("LLMModelRequestLengthShift", "model", "info", "2m", "Requests got much longer.",
+    Alert("LLMModelRequestLengthShift", "model", "info", "1m", "Requests got much longer.",
           "Prompt or generated tokens per request are over `alerts.length_factor` times their baseline average "
           "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago): more prefill or decode work per "
           "request, an exogenous cause of latency.",
@@ -377,30 +392,30 @@ ALERTS: tuple[Alert, ...] = (
           (("requests_running",),),
           ("GPU out-of-memory at a traffic peak", "XID error / GPU fault", "liveness probe timeouts under load"),
           restarted, also_needs="kube-state-metrics (`kube_pod_container_status_restarts_total`)"),
-    Alert("LLMPodQueueBacklog", "pod", "warning", "2m", "Requests queue up in an inference pod.",
+    Alert("LLMPodQueueBacklog", "pod", "warning", "1m", "Requests queue up in an inference pod.",
           "Requests wait before their first forward pass: the pod's running batch is full.",
           (("requests_waiting",),),
           ("more traffic than the pod's capacity", "KV-cache pressure limits the batch", "long prompts",
            "a load imbalance between pods", "host-bound engine"),
           queue_backlog),
-    Alert("LLMPodKVCacheSaturated", "pod", "warning", "2m", "KV cache is full and requests are preempted.",
+    Alert("LLMPodKVCacheSaturated", "pod", "warning", "1m", "KV cache is full and requests are preempted.",
           "KV-cache usage is near 100% and the engine preempts (vLLM) or retracts (SGLang) running requests.",
           (("kv_cache_usage",), ("preemptions",)),
           ("long prompts or outputs", "too many concurrent sequences", "a prefix cache that no longer hits"),
           kv_saturated),
-    Alert("LLMPodPreemptionStorm", "pod", "warning", "2m", "An inference pod preempts requests continuously.",
+    Alert("LLMPodPreemptionStorm", "pod", "warning", "1m", "An inference pod preempts requests continuously.",
           "The engine evicts running requests faster than `alerts.preemption_rate`; each redoes its prefill.",
           (("preemptions",),),
           ("KV cache too small for the batch", "burst of long generations"),
           preemption_storm),
-    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "2m", "The prefix-cache hit ratio collapsed.",
+    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "1m", "The prefix-cache hit ratio collapsed.",
           "The share of prompt tokens served from the prefix cache fell well below the pod's own recent "
           "average, so each request needs more prefill compute.",
           (("prefix_cache_hit", "prefix_cache_hits"),),
           ("a new system prompt or template", "routing no longer sends a session to the same pod",
            "cache evictions from KV pressure"),
           prefix_collapse),
-    Alert("LLMPodLoadImbalance", "pod", "info", "2m", "One pod queues far more than its siblings.",
+    Alert("LLMPodLoadImbalance", "pod", "info", "1m", "One pod queues far more than its siblings.",
           "One pod's queue is several times the average of the other pods of the same model.",
           (("requests_waiting",),),
           ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
@@ -423,23 +438,23 @@ ALERTS: tuple[Alert, ...] = (
           "Double-bit ECC errors, rows remapped after uncorrectable errors, or a failed row remap.",
           (("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors"),),
           ("failing HBM",), ecc),
-    Alert("LLMGPUThrottled", "gpu", "warning", "2m", "A GPU is thermally or power throttled.",
+    Alert("LLMGPUThrottled", "gpu", "warning", "1m", "A GPU is thermally or power throttled.",
           "The SM clock dropped while the GPU is hot, or the driver counts thermal/power violation time.",
           (("sm_clock_mhz", "throttle"), ("temperature_celsius", "throttle")),
           ("cooling failure or blocked airflow", "power cap", "a straggler slowing its tensor-parallel group"),
           throttled),
-    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "2m", "GPU memory is nearly full.",
+    Alert("LLMGPUFramebufferNearlyFull", "gpu", "warning", "1m", "GPU memory is nearly full.",
           "Framebuffer use is above what the engine preallocates (vLLM `gpu_memory_utilization`, SGLang "
           "`mem_fraction_static`).",
           (("fb_used_mib",), ("fb_free_mib",)),
           ("another process on the GPU", "CUDA graphs or activations growing", "preallocation set too high"),
           fb_full),
-    Alert("LLMGPUComputeSaturated", "gpu", "info", "2m", "A GPU has no compute headroom.",
+    Alert("LLMGPUComputeSaturated", "gpu", "info", "1m", "A GPU has no compute headroom.",
           "The graphics/compute engine is busy nearly all the time (GR_ENGINE_ACTIVE, else GPU_UTIL).",
           (("engine_active",),),
           ("traffic at the pod's capacity", "long prompts (compute-bound prefill)"),
           compute_saturated),
-    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "2m", "The GPU idles while requests queue (host-bound).",
+    Alert("LLMGPUIdleWhileQueued", "gpu", "warning", "1m", "The GPU idles while requests queue (host-bound).",
           "Requests wait in the pod, yet its GPU is mostly idle: the bottleneck is on the CPU side.",
           (("engine_active",), ("requests_waiting",)),
           ("tokenization or detokenization on too few CPU cores", "API server saturated",

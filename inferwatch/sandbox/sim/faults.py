@@ -67,10 +67,11 @@ class Fault:
         return self.applies(pod) and (self.gpus is None or gpu in self.gpus)
 
     def level(self, t: float) -> float:
-        """0 before the onset (and after `until`), rising linearly to 1 over the ramp."""
-        if t < self.at or (self.until is not None and t >= self.until):
+        """0 before the onset (and after `until`), rising linearly to 1 over the ramp. A fault at 0 was
+        there before the first sample (the warm-up included): a pod absent from the start never shows."""
+        if (t < self.at and self.at > 0) or (self.until is not None and t >= self.until):
             return 0.0
-        base = min(1.0, (t - self.at) / self.ramp) if self.ramp > 0 else 1.0
+        base = min(1.0, max(0.0, t - self.at) / self.ramp) if self.ramp > 0 else 1.0
         if self.noise:
             base *= math.exp(self._rng.gauss(0.0, self.noise))
         return base
