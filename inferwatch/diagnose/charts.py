@@ -15,7 +15,7 @@ from statistics import median
 from ..core import promql
 from ..core.config import Config
 from ..core.prometheus import PromClient
-from ..core.promql import Expr, Matcher, Selector, any_of, regex_escape, set_label
+from ..core.promql import Expr, Matcher, any_of, regex_escape, set_label
 from ..core.schema import sibling_keys
 
 from .detectors import Check, checks
