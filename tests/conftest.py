@@ -9,12 +9,14 @@ fresh venv holding only that wheel, borrowing the test venv's third-party packag
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
@@ -32,16 +34,31 @@ def openmetrics_for(sc: scenario.Scenario) -> str:
     return buf.getvalue()
 
 
+def openmetrics_of(name: str) -> str:
+    return openmetrics_for(scenario.load(name))
+
+
 @pytest.fixture(scope="session")
 def scenario_prometheus():
     started: dict[str, LocalPrometheus] = {}
 
     def get(name: str) -> LocalPrometheus:
         if name not in started:
-            sc = scenario.load(name)
-            started[name] = LocalPrometheus(openmetrics_for(sc)).start()
+            started[name] = LocalPrometheus(openmetrics_of(name)).start()
         return started[name]
 
+    def start_all(names: list[str]) -> None:
+        """Simulate in worker processes (the simulator is pure Python: threads would share one core),
+        and backfill and start each Prometheus in a thread as soon as its series are ready."""
+        todo = [n for n in dict.fromkeys(names) if n not in started]
+        fork = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(os.cpu_count() or 2, mp_context=fork) as simulate, \
+                ThreadPoolExecutor(4) as backfill:
+            runs = {n: backfill.submit(lambda f: LocalPrometheus(f.result()).start(), simulate.submit(openmetrics_of, n))
+                    for n in todo}
+            started.update({n: run.result() for n, run in runs.items()})
+
+    get.start_all = start_all  # type: ignore[attr-defined]
     yield get
     for prom in started.values():
         prom.stop()

@@ -41,10 +41,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "diagnose.md"
 
 @pytest.fixture(scope="module", autouse=True)
 def _start_scenarios_in_parallel(scenario_prometheus):
-    """Backfill and start every scenario's Prometheus at once (the session fixture caches them)."""
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(scenario_prometheus, DIAG))
+    """Simulate, backfill and start every scenario's Prometheus at once (the session fixture caches them)."""
+    scenario_prometheus.start_all(DIAG)
 
 
 def diagnose(prom, name: str, scope: Scope = Scope(), cfg: Config = CFG, **conn) -> engine.Report:
