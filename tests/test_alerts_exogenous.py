@@ -17,7 +17,7 @@ CASES: dict[str, list[Fires | Quiet]] = {
     NAME: [
         Quiet("*", ("44m",)),
         # The pods finish about twice the baseline (what the surge's value, requests/s, shows); 5m rates
-        # pass 1.5x within ~2 minutes, then `for: 2m`; exactly surge, never busier or spike.
+        # pass 1.5x within ~2 minutes, then `for: 1m`; exactly surge, never busier or spike.
         Quiet("LLMModelTrafficSurge", ("46m",)),
         *[Fires("LLMModelTrafficSurge", at, ("surge",), None) for at in ("51m", "58m")],
         Quiet("LLMModelRequestLengthShift", ("46m",)),

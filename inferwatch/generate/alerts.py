@@ -145,23 +145,17 @@ def baseline(cfg: Config, sel: Selector, func: str) -> Expr:
     return over_time(func, replace(sel, offset=a.exogenous_skip), a.exogenous_baseline)
 
 
-def demand(cfg: Config) -> Expr:
-    """Requests/s the clients send: what finishes plus what the queue grows by. Finished requests alone
-    stop rising at the pods' capacity, which is exactly when a surge matters."""
-    waiting = rec(cfg, "requests_waiting", MODEL)
-    growth = Call("deriv", (replace(waiting, range=str(cfg.recording.rate_window)),))
-    return BinOp("+", rec(cfg, "requests", MODEL, "rate"), growth, on=cfg.labels.model_keys())
-
-
 def traffic_surge(cfg: Config) -> list[tuple[Expr, str]]:
-    """More requests than the model ever served in its baseline window, and they queue: beyond capacity.
-    A spike the pods absorb (no queue) is not a cause of anything."""
+    """More requests arrive than the model ever served in its baseline window, and they queue: beyond
+    capacity. A spike the pods absorb (no queue) is not a cause of anything. Arrivals are the pods'
+    `requests_arrived` record (core/records.py), the one the diagnosis reads, summed to the model."""
     a, mk = cfg.alerts, cfg.labels.model_keys()
     served = rec(cfg, "requests", MODEL, "rate")
     most = baseline(cfg, served, "max")
-    surge = BinOp(">", demand(cfg), most * a.surge_factor, on=mk).and_(served >= cfg.slo.min_request_rate)
+    arrived = agg("sum", rec(cfg, "requests_arrived", POD, "rate"), mk)
+    surge = BinOp(">", arrived, most * a.surge_factor, on=mk).and_(served >= cfg.slo.min_request_rate)
     expr = surge.and_(rec(cfg, "requests_waiting", MODEL) > a.queue_waiting, on=mk)
-    return [(expr, f"{who(cfg, 'model')} receives {RATE} requests/s (finished, plus the queue's growth), over "
+    return [(expr, f"{who(cfg, 'model')} receives {RATE} requests/s (finished, plus the growth of running and waiting), over "
                    f"{number(a.surge_factor)}x the most it served in the {a.exogenous_baseline} before the last "
                    f"{a.exogenous_skip}, and more than {number(a.queue_waiting)} requests queue: the traffic is "
                    "beyond the capacity it had.")]
@@ -367,14 +361,15 @@ ALERTS: tuple[Alert, ...] = (
            "without kube-state-metrics to tell"),
           replicas_lost),
     Alert("LLMModelTrafficSurge", "model", "warning", "1m", "Traffic beyond a model's recent capacity.",
-          "A model's request rate is over `alerts.surge_factor` times the most it served in its baseline window "
+          "Requests arrive at a model (finished plus the growth of running and waiting: the pods' "
+          "`requests_arrived` record) at over `alerts.surge_factor` times the most it served in its baseline window "
           "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago) and requests queue: an exogenous "
           "cause, the serving stack is not at fault.",
-          (("requests",), ("requests_waiting",)),
+          (("requests",), ("requests_running",), ("requests_waiting",)),
           ("a client or batch job that grew", "a retry storm after an upstream failure",
            "traffic shifted from another region or model"),
           traffic_surge),
-    Alert("LLMModelRequestLengthShift", "model", "info", "1m", "Requests got much longer.",
+    Alert("LLMModelRequestLengthShift", "model", "info", "", "Requests got much longer.",
           "Prompt or generated tokens per request are over `alerts.length_factor` times their baseline average "
           "(`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago): more prefill or decode work per "
           "request, an exogenous cause of latency.",
@@ -408,7 +403,7 @@ ALERTS: tuple[Alert, ...] = (
           (("preemptions",),),
           ("KV cache too small for the batch", "burst of long generations"),
           preemption_storm),
-    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "1m", "The prefix-cache hit ratio collapsed.",
+    Alert("LLMPodPrefixCacheHitRatioCollapse", "pod", "info", "", "The prefix-cache hit ratio collapsed.",
           "The share of prompt tokens served from the prefix cache fell well below the pod's own recent "
           "average, so each request needs more prefill compute.",
           (("prefix_cache_hit", "prefix_cache_hits"),),
