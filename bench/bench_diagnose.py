@@ -32,6 +32,7 @@ from inferwatch.core.config import load_config
 STEP = "150s"
 TEMPLATE = 20  # pods simulated; a multiple of 10 keeps "every tenth pod" true in the copies
 _NAMED = re.compile(r"\b(chat-|gpu-node-0-)(\d+)\b")  # pod and node names in any label value
+_UUID = "UUID"  # dcgm-exporter's GPU id: a copy's GPUs are other GPUs (joins on it must stay one-to-one)
 
 
 def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.Series]]:
@@ -55,7 +56,10 @@ def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.
             for labels, samples in template:
                 first = _NAMED.search(labels.get("pod", "") + " " + labels.get("exported_pod", ""))
                 if (c == 0) if first is None else int(first[2]) + c < pods:
-                    yield {k_: _NAMED.sub(shift, v) for k_, v in labels.items()}, samples
+                    renamed = {k_: _NAMED.sub(shift, v) for k_, v in labels.items()}
+                    if c and _UUID in renamed:
+                        renamed[_UUID] += f"-{c}"
+                    yield renamed, samples
     return sc, copies()
 
 
