@@ -96,6 +96,44 @@ CASES: dict[str, list[Fires | Quiet]] = {
     ],
     "alerts-near-miss": [Quiet("*", ("35m", "42m", "45m", "55m", "1h10m", "1h29m"))],
 }
+NEAR_MISS = "alerts-near-miss"
+
+
+def gpu_of(pod: str, value: str) -> str:
+    """A per-GPU expression (by UUID, GPU_I_ID) for the GPU of `pod`, as the GPU alerts join it."""
+    return f'({value}) * on (UUID, GPU_I_ID) group_left () llm_gpu:info{{pod="{pod}"}}'
+
+
+def max_gpu(metric: str) -> str:
+    return f"max by (UUID, GPU_I_ID) ({metric})"
+
+
+# The simulator decides how close each near-miss comes: these hold over the run (a count of 1 each), so a
+# quiet alert is quiet because the situation stayed short of its threshold, not because nothing happened.
+NEAR = {
+    "queue: more than 5 requests wait (queue time stays short)":
+        'max_over_time(llm_pod:requests_waiting:sum{pod="queue-0"}[1h29m]) > 5',
+    "kv-full: the KV cache runs over 70% full":
+        'max_over_time(llm_pod:kv_cache_usage:max{pod="kv-full-0"}[1h29m]) > 0.7',
+    "kv-full: a preemption now and then, a tenth of the storm rate at most":
+        'max_over_time(llm_pod:preemptions:rate5m{pod="kv-full-0"}[1h29m]) < 0.05',
+    "near-clock: the clock is capped below 80% of its maximum":
+        gpu_of("near-clock", "min_over_time(llm_gpu:sm_clock_mhz:max[3m]) < max_over_time(llm_gpu:sm_clock_mhz:max[1h]) * 0.8"),
+    "near-clock: the GPU runs over 80 degrees":
+        gpu_of("near-clock", "max_over_time(llm_gpu:temperature_celsius:max[30m]) > 80"),
+    "near-fb: the framebuffer is over 95% used":
+        gpu_of("near-fb", f"{max_gpu('DCGM_FI_DEV_FB_USED')} / ({max_gpu('DCGM_FI_DEV_FB_USED')} + "
+                          f"{max_gpu('DCGM_FI_DEV_FB_FREE')}) > 0.95"),
+    "near-busy: the engine is over 80% active":
+        gpu_of("near-busy", f"{max_gpu('DCGM_FI_PROF_GR_ENGINE_ACTIVE')} > 0.8"),
+    "near-host: the GPU idles under 40% active":
+        gpu_of("near-host", f"{max_gpu('DCGM_FI_PROF_GR_ENGINE_ACTIVE')} < 0.4"),
+}
+
+
+def near_checks() -> list[dict]:
+    return [{"expr": f"count({expr})", "eval_time": "1h29m", "exp_samples": [{"labels": "{}", "value": 1}]}
+            for expr in NEAR.values()]
 
 
 # ---- expected alerts ----------------------------------------------------------------------------
@@ -259,7 +297,7 @@ def run_case(folder: Path, rules, name: str, engine: str, cfg: Config = DEFAULT,
     sc = load_as(name, engine)
     series = scenario.synthesize(sc)
     if exprs is None:
-        exprs = detection_checks(cfg) if name == SLO_BURN else []
+        exprs = detection_checks(cfg) if name == SLO_BURN else near_checks() if name == NEAR_MISS else []
     cases = measured(CASES[name], sc, series, cfg)
     return promtool(folder, rules, cfg, sc, series, alert_tests(cases, sc, series, alert_rules(cfg)), exprs)
 
