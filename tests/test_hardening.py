@@ -285,15 +285,17 @@ def test_a_dripping_server_ends_at_the_deadline(tmp_path):
     assert len(err.strip().splitlines()) == 1 and "deadline" in err, err
 
 
+def hang_on_gpu_queries(path, form):
+    """Answer the GPU (DCGM) queries with valid JSON that takes 3 s to send; names and inventory go to the real Prometheus."""
+    if "DCGM" in form.get("query", ""):
+        return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
+    return None
+
+
 def test_some_queries_dripping_end_at_the_deadline_and_the_report_says_so(scenario_prometheus, tmp_path):
     import json
 
-    def answer(path, form):  # names and inventory answered by the real Prometheus; GPU queries drip
-        if "DCGM" in form.get("query", ""):
-            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
-        return None
-
-    with FakePrometheus(answer, scenario_prometheus(KV).url) as fake:
+    with FakePrometheus(hang_on_gpu_queries, scenario_prometheus(KV).url) as fake:
         code, out, err, took = run_diagnose(fake.url, "--at", str(_incident_at()), "--format", "json",
                                             config="diagnose: {deadline: 5s, query_timeout: 30s}",
                                             tmp_path=tmp_path)
@@ -310,12 +312,7 @@ def test_serve_exits_within_the_shutdown_grace_while_a_diagnosis_hangs(scenario_
     import requests
     from test_webhook import payload, serve_process
 
-    def answer(path, form):
-        if "DCGM" in form.get("query", ""):
-            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
-        return None
-
-    with FakePrometheus(answer, scenario_prometheus(KV).url) as fake:
+    with FakePrometheus(hang_on_gpu_queries, scenario_prometheus(KV).url) as fake:
         with serve_process(fake.url, "--shutdown-grace", "3", "--jsonl", str(tmp_path / "out.jsonl"),
                            "--spool", str(tmp_path / "spool.json")) as (url, proc):
             assert requests.post(url + "/alerts", json=payload(), timeout=5).status_code == 202
@@ -370,12 +367,7 @@ def test_failed_gpu_queries_make_a_healthy_diagnosis_partial(scenario_prometheus
 def test_unfinished_nodes_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
     import json
 
-    def answer(path, form):
-        if "DCGM" in form.get("query", ""):
-            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
-        return None
-
-    with FakePrometheus(answer, scenario_prometheus(HEALTHY).url) as fake:
+    with FakePrometheus(hang_on_gpu_queries, scenario_prometheus(HEALTHY).url) as fake:
         code, out, _, _ = run_diagnose(fake.url, "--at", str(_healthy_at()), "--format", "json",
                                        config="diagnose: {deadline: 4s}", tmp_path=tmp_path)
     report = json.loads(out)
