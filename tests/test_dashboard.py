@@ -78,7 +78,7 @@ def test_every_panel_query_runs_and_matches_its_support_claim(loaded):
     values = {CFG.labels.namespace: model.labels["namespace"], CFG.labels.workload: model.labels["workload_name"],
               CFG.labels.model: model.model}
     at = sc.start + (sc.incident_at or sc.duration)
-    custom_gpu = sc.expect.get("dcgm_custom_counters", False)  # the fixture adds the custom-CSV counters
+    custom_gpu = sc.dcgm_counters == "custom"  # dcgm-exporter with a custom counters CSV
     missing, unexpected, checked = [], [], 0
     for tier, panel, target in every_target():
         source = schema.GPU_SOURCE if tier == GPU else sc.engine

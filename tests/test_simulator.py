@@ -98,6 +98,20 @@ def test_thermal_fault_heats_the_gpu_and_the_clock_backs_off_and_itl_follows():
     assert mean(hot[-1].parts[0].obs.itl) > 1.1 * mean(cool[-1].parts[0].obs.itl)
 
 
+
+def test_custom_dcgm_counters_count_thermal_time_clock_events_and_xids_in_their_window():
+    sc = scenario.from_dict({"name": "csv", "duration": "30m", "step": "60s", "pods": ["p-0"], "dcgm_counters": "custom",
+                             "workload": {"rate": 3}, "faults": [
+                                 {"kind": "thermal", "at": "10m", "pods": ["p-0"], "celsius": 45},
+                                 {"kind": "xid", "at": "12m", "pods": ["p-0"], "gpus": [0], "code": 13, "errors": 0}]})
+    got = {(labels["__name__"], labels.get("clock_event", labels.get("xid", ""))): [v for _, v in samples]
+           for labels, samples in scenario.synthesize(sc) if labels.get("gpu") == "0"}
+    thermal, events = got[("DCGM_FI_DEV_THERMAL_VIOLATION", "")], got[("DCGM_EXP_CLOCK_EVENTS_COUNT", "sw_thermal")]
+    assert thermal[10] == events[10] == 0 and thermal[-1] > 5 * 60e9 and events[-1] > 5
+    assert thermal == sorted(thermal) and got[("DCGM_FI_DEV_POWER_VIOLATION", "")][-1] == 0
+    xids = got[("DCGM_EXP_XID_ERRORS_COUNT", "13")]  # from the XID on: 1 within the 5-minute window, then 0
+    assert xids[:3] == [1.0, 1.0, 1.0] and xids[-1] == 0.0
+
 def test_idle_gpus_clock_down_and_power_drops():
     runs = simulate([_model(rate=0.0)], 0, 600, 60)
     g = runs[(0, "p-0")][-1].gpus[0]
@@ -119,6 +133,14 @@ def test_pod_loss_moves_traffic_and_leaves_gpus_without_pod():
     before = sum(sum(s.parts[0].obs.finished.values()) for s in survivor[2:10])
     after = sum(sum(s.parts[0].obs.finished.values()) for s in survivor[20:28])
     assert after > 1.6 * before
+
+
+def test_a_scale_down_lowers_the_desired_replicas_and_removes_the_pods_named():
+    m = _model([Fault("scale", at=600, pods=("p-1",), params={"replicas": 1})])
+    m.replicas = 2
+    assert [m.desired_replicas(t) for t in (0, 599, 600, 1800)] == [2, 2, 1, 1]
+    runs = simulate([m], 0, 1800, 60, seed=2)
+    assert runs[(0, "p-1")][5].up == 1 and runs[(0, "p-1")][-1].up is None
 
 
 def test_xid_with_crash_takes_the_target_down_and_restarts_reset_counters():

@@ -102,6 +102,7 @@ class Scenario:
     incident_at: float | None = None
     expect: dict[str, Any] = field(default_factory=dict)  # what tests assert (e.g. top cause, pods)
     dcgm: str = "exported"  # exported (Helm default, honorLabels false) | honor | hostname-lower
+    dcgm_counters: str = "default"  # default | custom: dcgm-exporter runs a custom counters CSV (sim/emit.py)
     extra_series: list[dict[str, str]] = field(default_factory=list)
     path: Path | None = None
     seed: int = 0
@@ -157,7 +158,7 @@ def from_dict(data: dict) -> Scenario:
     start_s = start.replace(tzinfo=start.tzinfo or timezone.utc).timestamp()
     models_data = data.get("models") or [{k: data[k] for k in ("model", "labels", "pods", "baseline", "events",
                                                                 "workload", "serving", "faults", "spare_gpus",
-                                                                "transfer")
+                                                                "transfer", "replicas")
                                            if k in data}]
     models = []
     for m in models_data:
@@ -188,8 +189,16 @@ def from_dict(data: dict) -> Scenario:
                     version=version, start=start_s, duration=_d(data.get("duration"), 7200.0),
                     step=_d(data.get("step"), 30.0), models=models,
                     incident_at=_d(data.get("incident_at")), expect=data.get("expect") or {},
-                    dcgm=data.get("dcgm", "exported"), extra_series=data.get("series") or [],
+                    dcgm=data.get("dcgm", "exported"), dcgm_counters=_one_of(data, "dcgm_counters", ("default", "custom")),
+                    extra_series=data.get("series") or [],
                     seed=int(data.get("seed", 0)), kube_state_metrics=bool(data.get("kube_state_metrics")))
+
+
+def _one_of(data: dict, key: str, allowed: tuple[str, ...]) -> str:
+    value = str(data.get(key, allowed[0]))
+    if value not in allowed:
+        raise ScenarioError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+    return value
 
 
 def _pods(m: dict, model_index: int) -> list[Pod]:

@@ -39,6 +39,15 @@ class ModelSim:
     faults: list[Fault] = field(default_factory=list)
     spare_gpus: int = 0   # GPUs on the model's nodes that no pod uses (dcgm series without pod labels)
     transfer: pd.Link = field(default_factory=pd.Link)  # prefill -> decode KV path (pods with roles)
+    replicas: int | None = None  # the Deployment's desired replicas (kube-state-metrics); None: not reported
+
+    def desired_replicas(self, t: float) -> int | None:
+        """The Deployment's desired replicas at `t`: the declared count until a `scale` fault changes it."""
+        out = self.replicas
+        for f in sorted((f for f in self.faults if f.kind == "scale"), key=lambda f: f.at):
+            if out is not None and f.level(t) > 0:
+                out = int(f.param("replicas", out))
+        return out
 
     @property
     def disaggregated(self) -> bool:
@@ -69,6 +78,8 @@ class GpuSample:
     xid: float
     remapped_rows: float
     row_remap_failure: float
+    reasons: frozenset[str] = frozenset()  # clock-event reasons active at the sample
+    violation_ns: tuple[float, float] = (0.0, 0.0)  # time the power / thermal limit held the clock back
 
 
 @dataclass
@@ -153,7 +164,7 @@ def _lifecycle(m: ModelSim, pod: _Pod, t: float) -> str:
     for f in m.faults:
         if not f.applies(name) or f.level(t) <= 0 and f.kind != "restart":
             continue
-        if f.kind == "pod_loss":
+        if f.kind in ("pod_loss", "scale"):
             return "gone"
         if f.kind == "crash_loop" or (f.kind == "xid" and f.param("crash", 0)):
             up, down = f.param("up", 60.0), f.param("down", 120.0)
@@ -320,7 +331,8 @@ def _sample(t: float, pod: _Pod, m: ModelSim, t_rel: float, handoff: pd.Handoff 
         secs = secs or 1.0
         gpus.append(GpuSample(i, pod.status != "gone", busy / secs, tensor / secs, dram / secs, g.power,
                               g.temperature, g.sm_mhz, g.fb_used_mib, g.spec.fb_total_mib, g.xid, g.remapped_rows,
-                              g.row_remap_failure))
+                              g.row_remap_failure, g.reasons,
+                              (g.violation_ns["power"], g.violation_ns["thermal"])))
         pod.acc[i] = [0.0, 0.0, 0.0, 0.0]
     if pod.status == "gone":
         return PodSample(t, None, True, [], gpus, pod.restarts)

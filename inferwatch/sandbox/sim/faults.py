@@ -31,6 +31,7 @@ KINDS: dict[str, str] = {
                  "`errors` of requests fail",
     "engine_errors": "a share `errors` of requests fails inside the engine (inputs that hit an engine bug)",
     "pod_loss": "the pods named vanish (deleted / evicted): no target, no engine series",
+    "scale": "the operator scales the Deployment to `replicas`; the pods named go (a scale-down)",
     "crash_loop": "the pods named crash and restart every `period` seconds (target down while down)",
     "restart": "the pods named restart once (down for `down` seconds, counters reset)",
     "scrape_gap": "the pods named are not scraped (up == 0) while the engine keeps serving",

@@ -1,5 +1,5 @@
 """A simulated model from its scenario YAML: `workload:`, `serving:`, `transfer:` (prefill/decode link),
-`faults:` (see sim/faults.KINDS)."""
+`faults:` (see sim/faults.KINDS), `replicas:` (the Deployment's desired count, as kube-state-metrics reports it)."""
 from __future__ import annotations
 
 from dataclasses import fields
@@ -35,4 +35,5 @@ def model_sim(m: dict, pods: list, duration: Callable) -> ModelSim:
                     workload=_typed(Workload, dict(m.get("workload") or {}), "workload"),
                     serving=_typed(Serving, dict(m.get("serving") or {}), "serving"),
                     faults=faults, spare_gpus=int(m.get("spare_gpus", 0)),
-                    transfer=_typed(Link, dict(m.get("transfer") or {}), "transfer"))
+                    transfer=_typed(Link, dict(m.get("transfer") or {}), "transfer"),
+                    replicas=int(m["replicas"]) if m.get("replicas") is not None else None)
