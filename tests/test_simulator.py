@@ -272,3 +272,10 @@ def test_kv_hand_off_adds_the_transfer_time_to_the_decode_pods_ttft():
     assert dec[1]["ttft"] - dec[0]["ttft"] == pytest.approx(xfer[1] - xfer[0], rel=0.35)
     assert dec[0]["kv_transfer_failed"] == 0 and 0.05 < dec[1]["kv_transfer_failed"] / dec[1]["kv_transfers"] < 0.16
     assert dec[0]["done"] > 0.4 * 4 * 600 / 2                    # every request is decoded on a decode pod
+
+
+def test_only_the_normalization_scenarios_paint():
+    """Every shipped scenario but norm-* (recording arithmetic on exact values) is made by the simulator."""
+    painted = [name for name in scenario.available() if not name.startswith("norm-")
+               for sc in [scenario.load(name)] if sc.extra_series or any(m.sim is None for m in sc.models)]
+    assert painted == []
