@@ -26,7 +26,7 @@ from . import graph
 from ..core.prometheus import Connection, PromClient, PrometheusError, Unreachable
 from .evidence import NodeResult, detect
 from .planner import Planner
-from .queries import NODE, PART, NodeQuery, followup_query, inventory_query, node_query
+from .queries import GPU_UUID, NODE, PART, NodeQuery, followup_query, inventory_query, node_query
 from .scope import Key, Scope, Window, pod_key
 from .ranking import walk
 from .report import Report
@@ -131,9 +131,10 @@ def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, c
     Returns (results by node, errors by node, seconds by request name)."""
     texts = {n: q.text for n, q in queries.items() if q.text is not None}
     results, errors, timings = _execute(client, texts, win, cfg, deadline)
-    todo = [(q, _candidates(cfg, results[n])) for n, q in queries.items()
+    todo = [(q, _candidates(cfg, q, results[n])) for n, q in queries.items()
             if n in results and (q.deferred or q.baselines)]
-    text = followup_query(cfg, todo)
+    gpus = {q.node.id: _gpus(results[q.node.id]) for q, _ in todo if q.node.tier == "gpu"}
+    text = followup_query(cfg, todo, gpus)
     if text is None:
         return results, errors, timings
     try:
@@ -156,9 +157,19 @@ def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, c
 FOLLOWUP = "follow-up"
 
 
-def _candidates(cfg: Config, result: list[dict]) -> set[Key]:
-    """Pods with any point where a check of the node held: only they can be (or explain) an anomaly."""
-    return {pod_key(cfg, s["metric"]) for s in result if s["metric"].get(PART, "").startswith("c")}
+def _candidates(cfg: Config, q: NodeQuery, result: list[dict]) -> set[Key]:
+    """Pods with any point where a check of the node held: only they can be (or explain) an anomaly.
+    A GPU node finds GPUs only among those a GPU check held for (evidence.detect), so only their pods
+    count."""
+    hits = [s["metric"] for s in result if s["metric"].get(PART, "").startswith("c")]
+    if q.node.tier == "gpu":
+        hits = [m for m in hits if GPU_UUID in m]
+    return {pod_key(cfg, m) for m in hits}
+
+
+def _gpus(result: list[dict]) -> set[str]:
+    """The GPUs (dcgm-exporter UUIDs) with any point where a check of the node held."""
+    return {s["metric"][GPU_UUID] for s in result if s["metric"].get(PART, "").startswith("c") and GPU_UUID in s["metric"]}
 
 
 def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float):
