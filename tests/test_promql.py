@@ -231,24 +231,32 @@ FIELDS = {  # a GPU field joined to its pod, as core/records.py gpu_field builds
                                                                       Num(0.01))),
 }
 WAITING = BinOp(">", Selector("waiting"), Num(2))
+INFOS = {  # recorded, or computed from raw series as diagnose does without the rules (then narrowed too)
+    "recorded": Selector("gpu:info"),
+    "computed": agg("group", label_replace(Selector("raw_percent"), "pod", "$1", "exported_pod", "(.+)"),
+                    ["UUID", "GPU_I_ID", "pod"]),
+}
 
 
+@pytest.mark.parametrize("info", INFOS)
 @pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("op, value", [(">", 0.5), (">=", 0.6), ("<", 0.35), ("<=", 0.2)])
-def test_sift_and_narrow_answer_what_the_filter_on_top_answers(gpu_prometheus, field, op, value):
+def test_sift_and_narrow_answer_what_the_filter_on_top_answers(gpu_prometheus, info, field, op, value):
     """The comparison moved below the aggregation and the join, and the pod condition moved onto both
     sides of the join, select the same points as both applied last (MIG instances included: `<` under
     `max` stays on top; a fallback field counts only where the first has no series)."""
     prom, t0 = gpu_prometheus
-    joined = agg("max", BinOp("*", FIELDS[field], Selector("gpu:info"), on=IDS, group_left=("pod",)), ["pod", "UUID"])
+    joined = agg("max", BinOp("*", FIELDS[field], INFOS[info], on=IDS, group_left=("pod",)), ["pod", "UUID"])
     on_top = BinOp(op, joined, Num(value))
     sifted = sift(joined, op, value)
     assert _range(prom, t0, sifted) == _range(prom, t0, on_top) != {}
     narrowed = sift(narrow(joined, WAITING, ("pod",)), op, value)
     expected = _range(prom, t0, BinOp("and", on_top, WAITING, on=("pod",)))
     assert _range(prom, t0, narrowed) == expected != {}
-    assert "raw and on (UUID, GPU_I_ID) (gpu:info and on (pod) waiting > 2)" in str(narrowed)
-    if op in (">", ">="):  # pushed down to the raw selectors
+    if info == "recorded":
+        assert "raw and on (UUID, GPU_I_ID) (gpu:info and on (pod) waiting > 2)" in str(narrowed)
+    if op in (">", ">="):  # pushed down to the raw selectors (and the computed info narrowed to them)
         assert f"raw {op} {value}" in str(sifted)
+        assert ("raw_percent and on (UUID, GPU_I_ID) " in str(sifted)) == (info == "computed")
     else:
         assert str(sifted) == str(on_top)

@@ -498,7 +498,13 @@ def sift(expr: Expr, op: str, value: float) -> Expr:
         return replace(expr, expr=sift(expr.expr, op, value))
     if isinstance(expr, BinOp) and expr.op == "*" and not expr.bool_:
         if is_info(expr.rhs) and not isinstance(expr.lhs, Num):
-            return replace(expr, lhs=sift(expr.lhs, op, value))
+            lhs = sift(expr.lhs, op, value)
+            if isinstance(expr.rhs, Selector) or expr.on is None or expr.group_right is not None \
+                    or lhs == BinOp(op, expr.lhs, Num(value)):
+                return replace(expr, lhs=lhs)
+            # An info series computed from raw series (no recording rules) is computed for the GPUs the
+            # filter kept only, when that filter reached the selectors (it is read twice).
+            return replace(expr, lhs=lhs, rhs=narrow(expr.rhs, lhs, expr.on))
         if is_info(expr.lhs) and not isinstance(expr.rhs, Num):
             return replace(expr, rhs=sift(expr.rhs, op, value))
         if isinstance(expr.rhs, Num) and expr.rhs.value > 0 and not isinstance(expr.lhs, Num):
