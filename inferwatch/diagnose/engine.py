@@ -74,7 +74,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         except PrometheusError as exc:
             raise exc if isinstance(exc, Unreachable) else Unreachable(str(exc)) from None
         g = graph.build()
-        queries = {n.id: node_query(cfg, planner, n, win) for n in graph.NODES}
+        queries = {n.id: node_query(cfg, planner, n, node_frame(win, n)) for n in graph.NODES}
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
         results, errors, timings = _run_nodes(client, queries, win, cfg, deadline)
@@ -91,7 +91,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
             nodes[node_id] = NodeResult(q.node, "no_data")
         else:
             nodes[node_id] = detect(cfg, q.node, q.window, results[node_id], available, models_of_pod)
-    roots = walk(cfg, g, nodes, models_of_pod, max(q.window.step for q in queries.values()))
+    roots = walk(cfg, g, nodes, models_of_pod, win.step)
     symptoms = [(s, nodes[s].findings) for s in graph.SYMPTOMS if nodes[s].state == "anomalous"]
     drawn: list[chart_data.Chart] = []
     accounts: dict[str, dict[str, Any]] = {}
@@ -116,6 +116,15 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         query_texts={n: q.text for n, q in queries.items() if q.text is not None})
 
 
+GPU_STEPS = 2  # a GPU node reads every GPU_STEPS-th step: a pod has 8 GPUs, and each costs one pod's work
+
+
+def node_frame(win: Window, node: graph.Node) -> Window:
+    """The frame a node's first query reads: GPU nodes at a coarser step (same start, so their points
+    are points of the other nodes' grid and the follow-up, read at the base step, has them too)."""
+    return replace(win, step=win.step * GPU_STEPS) if node.tier == "gpu" else win
+
+
 CHARTS = "charts"  # the `errors` entry of a failed chart query
 ACCOUNTING = "accounting"  # ... and of a failed accounting query (diagnose/accounting.py)
 
@@ -130,7 +139,8 @@ def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, c
     """Every node's query, then one follow-up for the checks they left for their candidate pods.
     Returns (results by node, errors by node, seconds by request name)."""
     texts = {n: q.text for n, q in queries.items() if q.text is not None}
-    results, errors, timings = _execute(client, texts, win, cfg, deadline)
+    results, errors, timings = _execute(client, texts, win, cfg, deadline,
+                                        {n: q.window.step for n, q in queries.items()})
     todo = [(q, _candidates(cfg, q, results[n])) for n, q in queries.items()
             if n in results and (q.deferred or q.baselines)]
     gpus = {q.node.id: _gpus(results[q.node.id]) for q, _ in todo if q.node.tier == "gpu"}
@@ -172,9 +182,10 @@ def _gpus(result: list[dict]) -> set[str]:
     return {s["metric"][GPU_UUID] for s in result if s["metric"].get(PART, "").startswith("c") and GPU_UUID in s["metric"]}
 
 
-def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float):
-    """Run range queries concurrently until `deadline` (monotonic); returns (results by name, errors by
-    name, seconds by name as the client saw them). Daemon threads, so a stuck request never keeps the
+def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float,
+             steps: dict[str, float] | None = None):
+    """Run range queries concurrently until `deadline` (monotonic), each at its step in `steps` (default
+    the window's); returns (results by name, errors by name, seconds by name as the client saw them). Daemon threads, so a stuck request never keeps the
     process alive past the deadline (a ThreadPoolExecutor's threads are joined at exit)."""
     d = cfg.diagnose
     timeout = d.query_timeout.seconds()
@@ -192,7 +203,7 @@ def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config
                 return
             t0 = time.monotonic()
             try:
-                answers[name] = client.query_range(text, win.start, win.at, win.step, timeout)
+                answers[name] = client.query_range(text, win.start, win.at, (steps or {}).get(name, win.step), timeout)
             except PrometheusError as exc:
                 answers[name] = exc
             timings[name] = time.monotonic() - t0
