@@ -14,7 +14,8 @@ series count and shapes are those of N pods. Two modes are measured on the same 
     .venv/bin/python -m bench.bench_diagnose --pods 100 --modes raw --repeat 5
     .venv/bin/python -m bench.bench_diagnose --pods 1000 --modes recorded --timings  # seconds per request
 
-The machine's load average is printed beside each row: on a shared box the minimum is the figure to compare.
+The machine's load average is printed beside each row: on a shared box the minimum is the figure to compare,
+and the CPU-seconds Prometheus spent per diagnosis (Linux /proc) is the figure other processes disturb least.
 """
 from __future__ import annotations
 
@@ -87,16 +88,17 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool =
                     t0 = time.monotonic()
                     prom = record_history(prom, sc.start, sc.end, cfg, Path(tmp) / "prom", STEP)
                     setup["recorded"] = time.monotonic() - t0
-                walls, report = [], None
+                walls, cpus, report = [], [], None
                 for _ in range(repeat + 1):  # the first run warms Prometheus' caches and is not counted
-                    start = time.monotonic()
+                    start, cpu = time.monotonic(), cpu_seconds(prom.pid)
                     report = engine.run(prom.url, engine.Scope(), sc.start + sc.incident_at, "15m", cfg)
                     walls.append(time.monotonic() - start)
+                    cpus.append(cpu_seconds(prom.pid) - cpu)
                 modes_seen = sorted({v["mode"] for v in report.sources.values()} - {"missing"})
                 rows.append({"pods": pods, "gpus": pods * gpus, "series": n_series, "samples": samples,
                              "mode": "+".join(modes_seen), "setup_s": setup[mode],
                              "min_s": min(walls[1:]), "wall_s": statistics.median(walls[1:]),
-                             "max_s": max(walls[1:]), "load": os.getloadavg()[0],
+                             "max_s": max(walls[1:]), "load": os.getloadavg()[0], "cpu_s": min(cpus[1:]),
                              "queries": report.queries, "errors": len(report.errors), "status": report.status,
                              "top": ", ".join(f"{r.cause}({len(r.findings)})" for r in report.root_causes[:2]),
                              "slowest": max(report.timings.items(), key=lambda kv: kv[1], default=("-", 0.0))})
@@ -105,6 +107,12 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool =
         finally:
             prom.stop()
     return rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU-seconds of a process so far (Linux /proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _print_timings(title: str, report) -> None:
@@ -128,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     modes = args.modes.split(",")
     print("| pods | GPUs | raw series | raw samples | series read | setup s | diagnose wall s (min / median / max) "
-          "| load | HTTP requests | errors | status | top causes (entities) | slowest request (s, last run) |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|---|")
+          "| load | Prometheus CPU s (min) | HTTP requests | errors | status | top causes (entities) "
+          "| slowest request (s, last run) |")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|")
     for n in args.pods.split(","):
         for r in measure(int(n), args.gpus, args.repeat, modes, args.timings):
             print(f"| {r['pods']} | {r['gpus']} | {r['series']:,} | {r['samples']:,} | {r['mode']} | {r['setup_s']:.0f} "
-                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['queries']} | {r['errors']} | {r['status']} "
+                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['cpu_s']:.2f} | {r['queries']} | {r['errors']} | {r['status']} "
                   f"| {r['top']} | {r['slowest'][0]} {r['slowest'][1]:.2f} |", flush=True)
     return 0
 

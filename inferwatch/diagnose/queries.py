@@ -13,6 +13,12 @@ series again for every entity (8,000 GPUs at 1,000 pods), so those wait for one 
 by a UUID matcher to their GPUs, which reaches the dcgm-exporter selectors): the baseline
 references (b<i>), and the baseline conditions that only matter where a threshold beside them in the
 same `All` held (`detectors.gates`).
+
+A threshold is applied as close to the raw series as it stays exact (`promql.sift`): a GPU field is
+compared per GPU before it is joined to its pod, so the join and the aggregations above it see the few
+GPUs beyond the threshold instead of all of them. A threshold check whose `All` holds a threshold of
+another tier is limited to the entities and steps where that one holds too, inside the query
+(`promql.narrow`: idle GPUs only on pods with requests waiting).
 """
 from __future__ import annotations
 
