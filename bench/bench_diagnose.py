@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.pods.split(","):
         for r in measure(int(n), args.gpus, args.repeat, modes, args.timings):
             print(f"| {r['pods']} | {r['gpus']} | {r['series']:,} | {r['samples']:,} | {r['mode']} | {r['setup_s']:.0f} "
-                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['cpu_s']:.2f} | {r['queries']} | {r['errors']} | {r['status']} "
+                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['cpu_s']:.2f} "
+                  f"| {r['queries']} | {r['errors']} | {r['status']} "
                   f"| {r['top']} | {r['slowest'][0]} {r['slowest'][1]:.2f} |", flush=True)
     return 0
 

@@ -13,9 +13,9 @@ import promql_parser
 import pytest
 import yaml
 
-from inferwatch.core.promql import (At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, check, inline, label_replace,
-                                   matchers_from, narrow, number, rate, regex_escape, selectors, set_label, sift,
-                                   transform)
+from inferwatch.core.promql import (At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, check, inline,
+                                   label_replace, matchers_from, narrow, number, rate, regex_escape, selectors,
+                                   set_label, sift, transform)
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 
 HOSTILE = [

@@ -179,14 +179,16 @@ def _candidates(cfg: Config, q: NodeQuery, result: list[dict]) -> set[Key]:
 
 def _gpus(result: list[dict]) -> set[str]:
     """The GPUs (dcgm-exporter UUIDs) with any point where a check of the node held."""
-    return {s["metric"][GPU_UUID] for s in result if s["metric"].get(PART, "").startswith("c") and GPU_UUID in s["metric"]}
+    return {s["metric"][GPU_UUID] for s in result
+            if s["metric"].get(PART, "").startswith("c") and GPU_UUID in s["metric"]}
 
 
 def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float,
              steps: dict[str, float] | None = None):
     """Run range queries concurrently until `deadline` (monotonic), each at its step in `steps` (default
-    the window's); returns (results by name, errors by name, seconds by name as the client saw them). Daemon threads, so a stuck request never keeps the
-    process alive past the deadline (a ThreadPoolExecutor's threads are joined at exit)."""
+    the window's); returns (results by name, errors by name, seconds by name as the client saw them).
+    Daemon threads, so a stuck request never keeps the process alive past the deadline (a
+    ThreadPoolExecutor's threads are joined at exit)."""
     d = cfg.diagnose
     timeout = d.query_timeout.seconds()
     todo: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
@@ -203,7 +205,8 @@ def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config
                 return
             t0 = time.monotonic()
             try:
-                answers[name] = client.query_range(text, win.start, win.at, (steps or {}).get(name, win.step), timeout)
+                step = (steps or {}).get(name, win.step)
+                answers[name] = client.query_range(text, win.start, win.at, step, timeout)
             except PrometheusError as exc:
                 answers[name] = exc
             timings[name] = time.monotonic() - t0

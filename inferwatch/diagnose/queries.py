@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, any_of, regex_escape, set_label
+from ..core.promql import (Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, any_of, regex_escape,
+                           set_label)
 from ..core.schema import Tier, sibling_keys
 from ..core.signals import GPU, POD
 
