@@ -12,10 +12,15 @@ series count and shapes are those of N pods. Two modes are measured on the same 
 
     .venv/bin/python -m bench.bench_diagnose              # 100 and 1,000 pods, both modes
     .venv/bin/python -m bench.bench_diagnose --pods 100 --modes raw --repeat 5
+    .venv/bin/python -m bench.bench_diagnose --pods 1000 --modes recorded --timings  # seconds per request
+
+The machine's load average is printed beside each row: on a shared box the minimum is the figure to compare,
+and the CPU-seconds Prometheus spent per diagnosis (Linux /proc) is the figure other processes disturb least.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import tempfile
@@ -63,7 +68,7 @@ def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.
     return sc, copies()
 
 
-def measure(pods: int, gpus: int, repeat: int, modes: list[str]) -> list[dict]:
+def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool = False) -> list[dict]:
     sc, copies = cluster(pods, gpus)
     series = list(copies)  # label dicts only: the copies share their samples
     cfg = load_config(None)
@@ -83,21 +88,42 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str]) -> list[dict]:
                     t0 = time.monotonic()
                     prom = record_history(prom, sc.start, sc.end, cfg, Path(tmp) / "prom", STEP)
                     setup["recorded"] = time.monotonic() - t0
-                walls, report = [], None
+                walls, cpus, report = [], [], None
                 for _ in range(repeat + 1):  # the first run warms Prometheus' caches and is not counted
-                    start = time.monotonic()
+                    start, cpu = time.monotonic(), cpu_seconds(prom.pid)
                     report = engine.run(prom.url, engine.Scope(), sc.start + sc.incident_at, "15m", cfg)
                     walls.append(time.monotonic() - start)
+                    cpus.append(cpu_seconds(prom.pid) - cpu)
                 modes_seen = sorted({v["mode"] for v in report.sources.values()} - {"missing"})
                 rows.append({"pods": pods, "gpus": pods * gpus, "series": n_series, "samples": samples,
                              "mode": "+".join(modes_seen), "setup_s": setup[mode],
-                             "wall_s": statistics.median(walls[1:]), "max_s": max(walls[1:]),
+                             "min_s": min(walls[1:]), "wall_s": statistics.median(walls[1:]),
+                             "max_s": max(walls[1:]), "load": os.getloadavg()[0], "cpu_s": min(cpus[1:]),
                              "queries": report.queries, "errors": len(report.errors), "status": report.status,
                              "top": ", ".join(f"{r.cause}({len(r.findings)})" for r in report.root_causes[:2]),
                              "slowest": max(report.timings.items(), key=lambda kv: kv[1], default=("-", 0.0))})
+                if timings:
+                    _print_timings(f"{pods} pods, {mode}", report)
         finally:
             prom.stop()
     return rows
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU-seconds of a process so far (Linux /proc/<pid>/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _print_timings(title: str, report) -> None:
+    """Seconds per request of the last run, slowest first, with the node's error if it had one."""
+    errors = {e["node"]: e["error"] for e in report.errors}
+    print(f"\nrequests of the last run ({title}), seconds:")
+    for name, seconds in sorted(report.timings.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds:6.2f}  {name}{'  ERROR ' + errors[name][:80] if name in errors else ''}")
+    for name in sorted(set(errors) - set(report.timings)):
+        print(f"     -    {name}  ERROR {errors[name][:80]}")
+    print(flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,15 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpus", type=int, default=8, help="GPUs per pod (default 8)")
     p.add_argument("--repeat", type=int, default=3, help="measured runs per size (median reported)")
     p.add_argument("--modes", default="recorded,raw", help="recorded and/or raw (default both)")
+    p.add_argument("--timings", action="store_true", help="print the seconds of every request of the last run")
     args = p.parse_args(argv)
     modes = args.modes.split(",")
-    print("| pods | GPUs | raw series | raw samples | series read | setup s | diagnose wall s (median / max) "
-          "| HTTP requests | errors | status | top causes (entities) | slowest request (s, last run) |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---|")
+    print("| pods | GPUs | raw series | raw samples | series read | setup s | diagnose wall s (min / median / max) "
+          "| load | Prometheus CPU s (min) | HTTP requests | errors | status | top causes (entities) "
+          "| slowest request (s, last run) |")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|")
     for n in args.pods.split(","):
-        for r in measure(int(n), args.gpus, args.repeat, modes):
+        for r in measure(int(n), args.gpus, args.repeat, modes, args.timings):
             print(f"| {r['pods']} | {r['gpus']} | {r['series']:,} | {r['samples']:,} | {r['mode']} | {r['setup_s']:.0f} "
-                  f"| {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['queries']} | {r['errors']} | {r['status']} "
+                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['cpu_s']:.2f} "
+                  f"| {r['queries']} | {r['errors']} | {r['status']} "
                   f"| {r['top']} | {r['slowest'][0]} {r['slowest'][1]:.2f} |", flush=True)
     return 0
 

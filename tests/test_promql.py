@@ -13,8 +13,10 @@ import promql_parser
 import pytest
 import yaml
 
-from inferwatch.core.promql import (At, BinOp, Call, Matcher, PromQLError, Selector, Str, agg, check, inline, label_replace,
-                                   matchers_from, number, rate, regex_escape, selectors, set_label, transform)
+from inferwatch.core.promql import (At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, check, inline,
+                                   label_replace, matchers_from, narrow, number, rate, regex_escape, selectors,
+                                   set_label, sift, transform)
+from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 
 HOSTILE = [
     'plain',
@@ -182,3 +184,79 @@ def test_set_label_keeps_dollar_signs_literal_in_prometheus(tmp_path, value):
 def test_regex_escape_matches_exactly_the_value():
     for value in ["a.b", "x|y", "(p)", "back\\slash", "$1", "[]{}^*+?"]:
         assert re.fullmatch(regex_escape(value), value) and not re.fullmatch(regex_escape(value), value + "x")
+
+
+# ---- filters applied early: same answer from a real Prometheus --------------------------------------
+
+def _gpu_series():
+    """Seven GPUs of three pods (one GPU split in two MIG instances), an info series naming each GPU's pod,
+    a fallback field in percent (u5 reports only that one), and a pod gauge; values move over ten minutes
+    so every filter keeps some points and drops others."""
+    t0 = 1_700_000_000
+    owners = {("u0", ""): "a", ("u1", ""): "a", ("u2", ""): "b", ("u3", ""): "b", ("u4", "1"): "c", ("u4", "2"): "c",
+              ("u5", ""): "c"}
+    out = []
+    for n, ((uuid, inst), pod) in enumerate(owners.items()):
+        ids = {"UUID": uuid, "GPU_I_ID": inst}
+        if uuid != "u5":
+            out.append(({"__name__": "raw", **ids, "exported_pod": pod},
+                        [(t0 + 60.0 * k, ((n * 7 + k * 3) % 10) / 10) for k in range(11)]))
+        out.append(({"__name__": "raw_percent", **ids, "exported_pod": pod},
+                    [(t0 + 60.0 * k, float((n * 30 + k * 17) % 100)) for k in range(11)]))
+        out.append(({"__name__": "gpu:info", **ids, "pod": pod}, [(t0 + 60.0 * k, 1.0) for k in range(11)]))
+    for n, pod in enumerate("abc"):
+        out.append(({"__name__": "waiting", "pod": pod}, [(t0 + 60.0 * k, float((n + k) % 5)) for k in range(11)]))
+    return t0, out
+
+
+@pytest.fixture(scope="module")
+def gpu_prometheus(tmp_path_factory):
+    t0, series = _gpu_series()
+    path = tmp_path_factory.mktemp("sift") / "gpus.om"
+    with path.open("w") as out:
+        write_openmetrics(series, out)
+    with LocalPrometheus(path) as prom:
+        yield prom, t0
+
+
+def _range(prom, t0, expr) -> dict:
+    result = prom.client().query_range(check(expr), t0, t0 + 600, 60, 30)
+    return {json.dumps(s["metric"], sort_keys=True): s["values"] for s in result}
+
+
+IDS = ("UUID", "GPU_I_ID")
+FIELDS = {  # a GPU field joined to its pod, as core/records.py gpu_field builds it; with a fallback field
+    "one": agg("max", Selector("raw"), IDS),
+    "fallback": BinOp("or", agg("max", Selector("raw"), IDS), BinOp("*", agg("max", Selector("raw_percent"), IDS),
+                                                                      Num(0.01))),
+}
+WAITING = BinOp(">", Selector("waiting"), Num(2))
+INFOS = {  # recorded, or computed from raw series as diagnose does without the rules (then narrowed too)
+    "recorded": Selector("gpu:info"),
+    "computed": agg("group", label_replace(Selector("raw_percent"), "pod", "$1", "exported_pod", "(.+)"),
+                    ["UUID", "GPU_I_ID", "pod"]),
+}
+
+
+@pytest.mark.parametrize("info", INFOS)
+@pytest.mark.parametrize("field", FIELDS)
+@pytest.mark.parametrize("op, value", [(">", 0.5), (">=", 0.6), ("<", 0.35), ("<=", 0.2)])
+def test_sift_and_narrow_answer_what_the_filter_on_top_answers(gpu_prometheus, info, field, op, value):
+    """The comparison moved below the aggregation and the join, and the pod condition moved onto both
+    sides of the join, select the same points as both applied last (MIG instances included: `<` under
+    `max` stays on top; a fallback field counts only where the first has no series)."""
+    prom, t0 = gpu_prometheus
+    joined = agg("max", BinOp("*", FIELDS[field], INFOS[info], on=IDS, group_left=("pod",)), ["pod", "UUID"])
+    on_top = BinOp(op, joined, Num(value))
+    sifted = sift(joined, op, value)
+    assert _range(prom, t0, sifted) == _range(prom, t0, on_top) != {}
+    narrowed = sift(narrow(joined, WAITING, ("pod",)), op, value)
+    expected = _range(prom, t0, BinOp("and", on_top, WAITING, on=("pod",)))
+    assert _range(prom, t0, narrowed) == expected != {}
+    if info == "recorded":
+        assert "raw and on (UUID, GPU_I_ID) (gpu:info and on (pod) waiting > 2)" in str(narrowed)
+    if op in (">", ">="):  # pushed down to the raw selectors (and the computed info narrowed to them)
+        assert f"raw {op} {value}" in str(sifted)
+        assert ("raw_percent and on (UUID, GPU_I_ID) " in str(sifted)) == (info == "computed")
+    else:
+        assert str(sifted) == str(on_top)

@@ -460,3 +460,124 @@ def _matches(m: Matcher, value: str) -> bool:
         return value != m.value
     hit = re.fullmatch(m.value, value) is not None
     return hit if m.op == "=~" else not hit
+
+
+# ---- filters applied early ----------------------------------------------------------------------
+# Prometheus evaluates a range query operator by operator, each over every series and step: an
+# aggregation or a join over 8,000 GPUs costs a label set per GPU and step even when a filter above
+# it keeps three. These rewrites move a filter below the operators it commutes with exactly.
+
+_KEEPS_ABOVE = {"max": (">", ">="), "min": ("<", "<=")}  # max(x) > c  <=>  max(x where x > c) > c
+
+
+def is_info(expr: Expr) -> bool:
+    """True when every sample of `expr` is 1: an info series (`*:info`), a `group`, or a join, union,
+    relabelling or set operation of such."""
+    if isinstance(expr, Selector):
+        return expr.metric.endswith(":info") and not expr.range
+    if isinstance(expr, Paren):
+        return is_info(expr.expr)
+    if isinstance(expr, Agg):
+        return expr.op == "group"
+    if isinstance(expr, Call):
+        return expr.func == "label_replace" and is_info(expr.args[0])
+    if isinstance(expr, BinOp) and not expr.bool_:
+        if expr.op in ("and", "unless"):
+            return is_info(expr.lhs)
+        return expr.op in ("*", "or") and is_info(expr.lhs) and is_info(expr.rhs)
+    return False
+
+
+def sift(expr: Expr, op: str, value: float) -> Expr:
+    """`expr <op> value` (a comparison that filters), applied as deep as it stays exact: through `max`
+    for > and >=, `min` for < and <=, and a multiplication by an info series (`is_info`), whose
+    samples are 1. Elsewhere the comparison stays on top."""
+    if isinstance(expr, Paren):
+        return Paren(sift(expr.expr, op, value))
+    if isinstance(expr, Agg) and op in _KEEPS_ABOVE.get(expr.op, ()) and expr.param is None:
+        return replace(expr, expr=sift(expr.expr, op, value))
+    if isinstance(expr, BinOp) and expr.op == "*" and not expr.bool_:
+        if is_info(expr.rhs) and not isinstance(expr.lhs, Num):
+            lhs = sift(expr.lhs, op, value)
+            if isinstance(expr.rhs, Selector) or expr.on is None or expr.group_right is not None \
+                    or lhs == BinOp(op, expr.lhs, Num(value)):
+                return replace(expr, lhs=lhs)
+            # An info series computed from raw series (no recording rules) is computed for the GPUs the
+            # filter kept only, when that filter reached the selectors (it is read twice).
+            return replace(expr, lhs=lhs, rhs=narrow(expr.rhs, lhs, expr.on))
+        if is_info(expr.lhs) and not isinstance(expr.rhs, Num):
+            return replace(expr, rhs=sift(expr.rhs, op, value))
+        if isinstance(expr.rhs, Num) and expr.rhs.value > 0 and not isinstance(expr.lhs, Num):
+            # x * k > c  <=>  x > c / k: filter x a hair looser (rounding), then exactly on top
+            bound = value / expr.rhs.value
+            loose = bound + (abs(bound) * 1e-9 + 1e-12) * (1 if op in ("<", "<=") else -1)
+            return BinOp(op, replace(expr, lhs=sift(expr.lhs, op, loose)), Num(value))
+    if isinstance(expr, BinOp) and expr.op == "or" and expr.on is None and expr.ignoring is None:
+        first = _grouped(expr.lhs)
+        if first is not None and _labels_of(expr.rhs) == set(first[1]):
+            # (a or b) > c: a's points beyond c, and b's where a has no series at all (as `or` decides)
+            rest = BinOp("unless", sift(expr.rhs, op, value), first[0], on=first[1])
+            return BinOp("or", sift(expr.lhs, op, value), rest)
+    return BinOp(op, expr, Num(value))
+
+
+def _grouped(expr: Expr) -> tuple[Selector, tuple[str, ...]] | None:
+    """(selector, labels) when `expr` aggregates one instant selector by those labels: it has an output
+    series for a label set exactly when the selector has a series with those labels."""
+    while isinstance(expr, Paren):
+        expr = expr.expr
+    if isinstance(expr, Agg) and expr.by is not None and expr.param is None and isinstance(expr.expr, Selector) \
+            and not expr.expr.range and expr.op in ("max", "min", "sum", "avg", "group", "count"):
+        return expr.expr, expr.by
+    return None
+
+
+def _labels_of(expr: Expr) -> set[str] | None:
+    """The label names of every output series, when the tree says (an aggregation by them), else None."""
+    if isinstance(expr, Paren):
+        return _labels_of(expr.expr)
+    if isinstance(expr, Agg) and expr.by is not None and expr.op not in ("topk", "bottomk", "count_values"):
+        return set(expr.by)
+    if isinstance(expr, BinOp) and expr.op not in ("and", "or", "unless") and not expr.bool_:
+        if isinstance(expr.rhs, Num):
+            return _labels_of(expr.lhs)
+        if isinstance(expr.lhs, Num):
+            return _labels_of(expr.rhs)
+    return None
+
+
+def narrow(expr: Expr, other: Expr, on: tuple[str, ...]) -> Expr:
+    """`expr and on(<on>) other`, applied where the `on` labels of the output come from: inside an
+    aggregation that keeps them, on the side of a join that supplies them (an info series joined with
+    `group_left`, typically), on the series a comparison with a number filters. Exact: each step keeps
+    the same output series, and the operators above see fewer."""
+    labels = set(on)
+    if isinstance(expr, Paren):
+        return Paren(narrow(expr.expr, other, on))
+    if isinstance(expr, Agg) and expr.by is not None and labels <= set(expr.by) and expr.op != "count_values":
+        return replace(expr, expr=narrow(expr.expr, other, on))
+    if isinstance(expr, Call) and expr.func == "label_replace" and isinstance(expr.args[1], Str) \
+            and expr.args[1].value not in labels:
+        return replace(expr, args=(narrow(expr.args[0], other, on), *expr.args[1:]))
+    if isinstance(expr, BinOp) and expr.ignoring is None:
+        if isinstance(expr.rhs, Num) and not isinstance(expr.lhs, Num):
+            return replace(expr, lhs=narrow(expr.lhs, other, on))
+        if isinstance(expr.lhs, Num) and not isinstance(expr.rhs, Num):
+            return replace(expr, rhs=narrow(expr.rhs, other, on))
+        if expr.op in ("and", "unless"):
+            return replace(expr, lhs=narrow(expr.lhs, other, on))
+        if expr.op == "or" and expr.on is None:
+            return replace(expr, lhs=narrow(expr.lhs, other, on), rhs=narrow(expr.rhs, other, on))
+        if expr.on is None and expr.group_left is None and expr.group_right is None and expr.op != "or":
+            return replace(expr, lhs=narrow(expr.lhs, other, on))  # matched on every label: the lhs's
+        if expr.on is not None and expr.group_right is None and expr.op != "or":
+            matched, extra = set(expr.on), set(expr.group_left or ())
+            if labels <= matched | extra:  # every label from the rhs (matched ones are equal on both)
+                rhs = narrow(expr.rhs, other, on)
+                if isinstance(expr.rhs, Selector) and expr.group_left is not None:
+                    # an info series read twice costs less than the lhs GPU fields computed for every GPU
+                    return replace(expr, lhs=narrow(expr.lhs, rhs, expr.on), rhs=rhs)
+                return replace(expr, rhs=rhs)
+            if not labels & extra:  # every label from the lhs
+                return replace(expr, lhs=narrow(expr.lhs, other, on))
+    return BinOp("and", expr, other, on=on)

@@ -89,6 +89,29 @@ def gates(rule: Rule) -> dict[int, tuple[int, ...]]:
     """Check index -> the threshold checks beside it in the same `All`. Such a check can only matter
     where one of those holds, so it may be evaluated later, on those entities only (queries.py)."""
     out: dict[int, tuple[int, ...]] = {}
+    for direct in _alls(rule):
+        limits = tuple(i for item, i in direct if item.against == "threshold")
+        for item, i in direct:
+            if item.against != "threshold" and limits:
+                out[i] = limits
+    return out
+
+
+def partners(rule: Rule) -> dict[int, tuple[int, ...]]:
+    """Threshold check index -> the other threshold checks in the same `All`: where none of them holds at
+    a step, the check's points there cannot make the entity anomalous (queries.py filters them out)."""
+    out: dict[int, tuple[int, ...]] = {}
+    for direct in _alls(rule):
+        limits = [i for item, i in direct if item.against == "threshold"]
+        for i in limits:
+            if others := tuple(j for j in limits if j != i):
+                out[i] = others
+    return out
+
+
+def _alls(rule: Rule) -> list[list[tuple[Check, int]]]:
+    """Per `All` of the tree: its direct checks with their indices."""
+    found: list[list[tuple[Check, int]]] = []
     counter = iter(range(10_000))
 
     def walk(r: Rule) -> list[int]:
@@ -99,11 +122,7 @@ def gates(rule: Rule) -> dict[int, tuple[int, ...]]:
             return []
         indices = [walk(item) for item in r.items]
         if isinstance(r, All):
-            direct = [(item, ix[0]) for item, ix in zip(r.items, indices) if isinstance(item, Check)]
-            limits = tuple(i for item, i in direct if item.against == "threshold")
-            for item, i in direct:
-                if item.against != "threshold" and limits:
-                    out[i] = limits
+            found.append([(item, ix[0]) for item, ix in zip(r.items, indices) if isinstance(item, Check)])
         return [i for ix in indices for i in ix]
     walk(rule)
-    return out
+    return found

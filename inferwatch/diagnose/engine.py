@@ -26,7 +26,7 @@ from . import graph
 from ..core.prometheus import Connection, PromClient, PrometheusError, Unreachable
 from .evidence import NodeResult, detect
 from .planner import Planner
-from .queries import NODE, PART, NodeQuery, followup_query, inventory_query, node_query
+from .queries import GPU_UUID, NODE, PART, NodeQuery, followup_query, inventory_query, node_query
 from .scope import Key, Scope, Window, pod_key
 from .ranking import walk
 from .report import Report
@@ -74,7 +74,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         except PrometheusError as exc:
             raise exc if isinstance(exc, Unreachable) else Unreachable(str(exc)) from None
         g = graph.build()
-        queries = {n.id: node_query(cfg, planner, n, win) for n in graph.NODES}
+        queries = {n.id: node_query(cfg, planner, n, node_frame(win, n)) for n in graph.NODES}
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
         results, errors, timings = _run_nodes(client, queries, win, cfg, deadline)
@@ -91,7 +91,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
             nodes[node_id] = NodeResult(q.node, "no_data")
         else:
             nodes[node_id] = detect(cfg, q.node, q.window, results[node_id], available, models_of_pod)
-    roots = walk(cfg, g, nodes, models_of_pod, max(q.window.step for q in queries.values()))
+    roots = walk(cfg, g, nodes, models_of_pod, win.step)
     symptoms = [(s, nodes[s].findings) for s in graph.SYMPTOMS if nodes[s].state == "anomalous"]
     drawn: list[chart_data.Chart] = []
     accounts: dict[str, dict[str, Any]] = {}
@@ -116,6 +116,15 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         query_texts={n: q.text for n, q in queries.items() if q.text is not None})
 
 
+GPU_STEPS = 2  # a GPU node reads every GPU_STEPS-th step: a pod has 8 GPUs, and each costs one pod's work
+
+
+def node_frame(win: Window, node: graph.Node) -> Window:
+    """The frame a node's first query reads: GPU nodes at a coarser step (same start, so their points
+    are points of the other nodes' grid and the follow-up, read at the base step, has them too)."""
+    return replace(win, step=win.step * GPU_STEPS) if node.tier == "gpu" else win
+
+
 CHARTS = "charts"  # the `errors` entry of a failed chart query
 ACCOUNTING = "accounting"  # ... and of a failed accounting query (diagnose/accounting.py)
 
@@ -130,10 +139,12 @@ def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, c
     """Every node's query, then one follow-up for the checks they left for their candidate pods.
     Returns (results by node, errors by node, seconds by request name)."""
     texts = {n: q.text for n, q in queries.items() if q.text is not None}
-    results, errors, timings = _execute(client, texts, win, cfg, deadline)
-    todo = [(q, _candidates(cfg, results[n])) for n, q in queries.items()
+    results, errors, timings = _execute(client, texts, win, cfg, deadline,
+                                        {n: q.window.step for n, q in queries.items()})
+    todo = [(q, _candidates(cfg, q, results[n])) for n, q in queries.items()
             if n in results and (q.deferred or q.baselines)]
-    text = followup_query(cfg, todo)
+    gpus = {q.node.id: _gpus(results[q.node.id]) for q, _ in todo if q.node.tier == "gpu"}
+    text = followup_query(cfg, todo, gpus)
     if text is None:
         return results, errors, timings
     try:
@@ -156,15 +167,28 @@ def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, c
 FOLLOWUP = "follow-up"
 
 
-def _candidates(cfg: Config, result: list[dict]) -> set[Key]:
-    """Pods with any point where a check of the node held: only they can be (or explain) an anomaly."""
-    return {pod_key(cfg, s["metric"]) for s in result if s["metric"].get(PART, "").startswith("c")}
+def _candidates(cfg: Config, q: NodeQuery, result: list[dict]) -> set[Key]:
+    """Pods with any point where a check of the node held: only they can be (or explain) an anomaly.
+    A GPU node finds GPUs only among those a GPU check held for (evidence.detect), so only their pods
+    count."""
+    hits = [s["metric"] for s in result if s["metric"].get(PART, "").startswith("c")]
+    if q.node.tier == "gpu":
+        hits = [m for m in hits if GPU_UUID in m]
+    return {pod_key(cfg, m) for m in hits}
 
 
-def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float):
-    """Run range queries concurrently until `deadline` (monotonic); returns (results by name, errors by
-    name, seconds by name as the client saw them). Daemon threads, so a stuck request never keeps the
-    process alive past the deadline (a ThreadPoolExecutor's threads are joined at exit)."""
+def _gpus(result: list[dict]) -> set[str]:
+    """The GPUs (dcgm-exporter UUIDs) with any point where a check of the node held."""
+    return {s["metric"][GPU_UUID] for s in result
+            if s["metric"].get(PART, "").startswith("c") and GPU_UUID in s["metric"]}
+
+
+def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float,
+             steps: dict[str, float] | None = None):
+    """Run range queries concurrently until `deadline` (monotonic), each at its step in `steps` (default
+    the window's); returns (results by name, errors by name, seconds by name as the client saw them).
+    Daemon threads, so a stuck request never keeps the process alive past the deadline (a
+    ThreadPoolExecutor's threads are joined at exit)."""
     d = cfg.diagnose
     timeout = d.query_timeout.seconds()
     todo: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
@@ -181,7 +205,8 @@ def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config
                 return
             t0 = time.monotonic()
             try:
-                answers[name] = client.query_range(text, win.start, win.at, win.step, timeout)
+                step = (steps or {}).get(name, win.step)
+                answers[name] = client.query_range(text, win.start, win.at, step, timeout)
             except PrometheusError as exc:
                 answers[name] = exc
             timings[name] = time.monotonic() - t0

@@ -9,9 +9,16 @@ pinned with `@` to the window's start, which Prometheus evaluates once per query
 
 On pod and GPU series (recorded, or rebuilt from raw series) a baseline costs as much as reading the
 series again for every entity (8,000 GPUs at 1,000 pods), so those wait for one follow-up query
-(`followup_query`), restricted by a pod matcher to the pods the first answers named: the baseline
+(`followup_query`), restricted by a pod matcher to the pods the first answers named (and on GPU fields,
+by a UUID matcher to their GPUs, which reaches the dcgm-exporter selectors): the baseline
 references (b<i>), and the baseline conditions that only matter where a threshold beside them in the
 same `All` held (`detectors.gates`).
+
+A threshold is applied as close to the raw series as it stays exact (`promql.sift`): a GPU field is
+compared per GPU before it is joined to its pod, so the join and the aggregations above it see the few
+GPUs beyond the threshold instead of all of them. A threshold check whose `All` holds a threshold of
+another tier is limited to the entities and steps where that one holds too, inside the query
+(`promql.narrow`: idle GPUs only on pods with requests waiting).
 """
 from __future__ import annotations
 
@@ -19,17 +26,19 @@ from dataclasses import dataclass
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import Agg, At, BinOp, Call, Expr, Num, Selector, Subquery, any_of, set_label
+from ..core.promql import (Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, any_of, regex_escape,
+                           set_label)
 from ..core.schema import Tier, sibling_keys
 from ..core.signals import GPU, POD
 
-from .detectors import Check, checks, gates
+from .detectors import Check, checks, gates, partners
 from .graph import Node
 from .planner import Planner, Source
 from .scope import Key, Window, pod_matchers
-from .signals import SIGNALS
+from .signals import SIGNALS, keys
 
 PART = "inferwatch_part"
+GPU_UUID = "UUID"  # dcgm-exporter's GPU id, one of the labels a GPU field is joined to its pod on
 NODE = "inferwatch_node"  # tags the parts of a follow-up query that serves several nodes
 
 
@@ -52,7 +61,7 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
     factor = _value(cfg, check.factor, cfg.diagnose)
     op = check.op
     if check.against == "threshold":
-        return [_tag(BinOp(op, s, Num(_value(cfg, check.threshold, cfg.diagnose.thresholds))), f"c{i}")]
+        return [_tag(threshold(cfg, check, s), f"c{i}")]
     # References come back once per entity, from the last third of the window (cheap: pinned with @).
     recent = lambda e: At(e, _dur(max(win.step, win.window / 3)), _dur(win.step), win.at)  # noqa: E731
     if check.against == "vanished":
@@ -71,6 +80,12 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
     ref = Agg("quantile", s, by=group, param=Num(0.5))
     cond = BinOp(op, s, _shift(ref, op, factor, check.delta), on=group, group_left=())
     return [_tag(cond, f"c{i}"), _tag(Call("avg_over_time", (recent(ref),)), f"s{i}")]
+
+
+def threshold(cfg: Config, check: Check, s: Expr) -> Expr:
+    """The points of `s` beyond the check's threshold, filtered before the joins and aggregations that
+    do not change them (`promql.sift`: a GPU field is compared per GPU before it is joined to its pod)."""
+    return promql.sift(s, check.op, _value(cfg, check.threshold, cfg.diagnose.thresholds))
 
 
 def baseline_median(s: Expr, win: Window) -> Expr:
@@ -118,10 +133,29 @@ def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQu
     for i, c in enumerate(leaves):
         src = sources[c.signal]
         if src.expr is not None and i not in deferred:
-            parts += check_parts(cfg, node, i, c, src.expr, win, baseline=i not in later)
+            parts += check_parts(cfg, node, i, c, _narrowed(cfg, node, leaves, sources, i, src.expr), win,
+                                 baseline=i not in later)
     if not parts:
         return NodeQuery(node, None, sources, win)
     return NodeQuery(node, promql.check(any_of(parts)), sources, win, deferred, tuple(sorted(later)))
+
+
+def _narrowed(cfg: Config, node: Node, leaves: list[Check], sources: dict[str, Source], i: int, s: Expr) -> Expr:
+    """Signal `s` of threshold check i limited to the steps and entities where the threshold checks of
+    another tier in the same `All` hold (`detectors.partners`): a GPU idling counts only where its pod
+    has requests waiting, so Prometheus returns those GPUs, not every idle one. The partners are linked
+    the way evidence.linked links them, on the identity labels both tiers have."""
+    mine = SIGNALS[leaves[i].signal].tier
+    if mine != node.tier:
+        return s
+    for j in partners(node.detector).get(i, ()):
+        other = sources[leaves[j].signal].expr
+        tier = SIGNALS[leaves[j].signal].tier
+        if other is None or tier == mine:
+            continue
+        shared = tuple(k for k in keys(cfg, tier) if k in keys(cfg, mine))
+        s = promql.narrow(s, threshold(cfg, leaves[j], other), shared)
+    return s
 
 
 def _restrictable(src: Source, tier: str) -> bool:
@@ -142,15 +176,20 @@ def restrict(expr: Expr, matchers: tuple[promql.Matcher, ...]) -> Expr:
     return expr
 
 
-def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]]) -> str | None:
+def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]],
+                   gpus: dict[str, set[str]] | None = None) -> str | None:
     """One query for the checks the nodes left for later, each restricted to its candidate pods (from
     the first answers) and tagged with its node (label NODE). Its size grows with the anomalous pods,
-    not with the cluster, and it adds one request whatever their number."""
+    not with the cluster, and it adds one request whatever their number. `gpus`: per GPU node, the
+    UUIDs of its candidate GPUs: the pod labels of a GPU field come from the join with its pod, so
+    only a GPU's own id limits the dcgm-exporter series Prometheus reads (`promql.push`)."""
     parts: list[Expr] = []
     for q, pods in todo:
         if not pods:
             continue
         only = pod_matchers(cfg, pods)
+        if gpus is not None and q.node.id in gpus:
+            only += (Matcher(GPU_UUID, "|".join(regex_escape(u) for u in sorted(gpus[q.node.id])), "=~"),)
         leaves = list(checks(q.node.detector))
         for i in sorted(set(q.deferred) | set(q.baselines)):
             s = restrict(q.sources[leaves[i].signal].expr, only)
