@@ -113,7 +113,7 @@ class Result:
     @property
     def early(self) -> list[Fired]:
         """Pages or tickets that fired before the onset of a fault incident: false alarms, or a baseline
-        that already breaches (some incidents of bench/incidents.py run their pods near capacity)."""
+        that already breaches (bench/incidents.py keeps its baselines within the default objectives)."""
         return [] if self.healthy else [f for f in self.before if f.severity != "info"]
 
 
