@@ -41,15 +41,18 @@ def _gpus(pod: str, tp: int) -> set[str]:
     return {f"{pod}/{g}" for g in range(tp)}
 
 
-# cause id -> (model overrides, faults, expected entities) given (prefix, tp, onset, ramp)
+# cause id -> (model overrides, faults, expected entities) given (prefix, tp, onset, ramp). Each baseline
+# is healthy under the default objectives (before the onset a model's 1h share of slow or failed requests
+# stays under 1%, its worst 5m share under 3%: no burn tier or queue alert has cause to fire), and the
+# fault takes it past capacity: a surge or a lost replica on pods with room to spare before it, a throttled
+# 32B model loaded to its GPUs' share (1 request/s per GPU of its tensor-parallel group).
 def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Random):
-    fast = {"rate": 9.0}
     if cause == "traffic_surge":
-        return 3, fast, {"max_seqs": 12, "kv_tokens": 200000}, \
+        return 3, {"rate": 6.0}, {"max_seqs": 12, "kv_tokens": 200000}, \
             [{"kind": "request_rate", "at": at, "ramp": ramp, "factor": rng.uniform(2.3, 3.0)}], \
             {f"{p}-{i}" for i in range(3)}
     if cause == "load_imbalance":
-        return 3, fast, {"max_seqs": 12, "kv_tokens": 200000}, \
+        return 3, {"rate": 7.0}, {"max_seqs": 12, "kv_tokens": 200000}, \
             [{"kind": "routing_skew", "at": at, "ramp": ramp, "pods": [f"{p}-0"], "factor": rng.uniform(5, 8)}], \
             {f"{p}-0"}
     if cause == "queue_backlog":
@@ -70,14 +73,14 @@ def _template(cause: str, p: str, tp: int, at: str, ramp: str, rng: random.Rando
             [{"kind": "prompt_length", "at": at, "ramp": ramp, "factor": rng.uniform(5, 7)}], \
             {f"{p}-0", f"{p}-1"}
     if cause == "replica_unavailable":
-        return 3, {"rate": 21.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
+        return 3, {"rate": 16.0}, {"max_seqs": 24, "kv_tokens": 200000}, \
             [{"kind": "pod_loss", "at": at, "pods": [f"{p}-2"]}], {f"{p}-2"}
     if cause == "gpu_hardware_fault":
         return 2, {"rate": 6.0}, {}, \
             [{"kind": "xid", "at": at, "pods": [f"{p}-0"], "gpus": [0], "code": rng.choice([48, 79, 94]),
               "errors": rng.uniform(0.3, 0.6)}], {f"{p}-0/0"}
     if cause == "gpu_throttling":
-        return 2, {"rate": 5.0}, {"params_b": 32, "max_seqs": 12, "kv_tokens": 200000}, \
+        return 2, {"rate": 1.0 * tp}, {"params_b": 32, "max_seqs": 12, "kv_tokens": 200000}, \
             [{"kind": "thermal", "at": at, "ramp": ramp, "pods": [f"{p}-1"], "celsius": rng.uniform(48, 55)}], \
             _gpus(f"{p}-1", tp)
     if cause == "gpu_memory_pressure":
@@ -246,7 +249,9 @@ def _feature_template(cause: str, p: str, v: int, tp: int, at: str, ramp: str, r
         else:  # the RDMA path falls back to TCP (1/60-1/30 of its bandwidth), some transfers fail
             faults = [{"kind": "link_bandwidth", "at": at, "ramp": ramp, "pods": hit, "factor": rng.uniform(1 / 60, 1 / 30)},
                       {"kind": "transfer_failures", "at": at, "ramp": ramp, "pods": hit, "share": rng.uniform(0.03, 0.1)}]
-        return pods, {"rate": 3.0, "prompt": 3000.0}, {"params_b": 32.0, "kv_tokens": 400000}, \
+        # prompts of one narrow size (a RAG template): a wide log-normal's tail of 10k-token prompts takes
+        # the prefill pods past a 1s first token on a 32B model whatever the transfer path does
+        return pods, {"rate": 3.0, "prompt": 2500.0, "sigma": 0.3}, {"params_b": 32.0, "kv_tokens": 400000}, \
             {"gbs": rng.uniform(25, 50), "recompute": v % 2 == 0}, faults, set(hit)
     raise KeyError(cause)
 

@@ -154,10 +154,12 @@ def identity(sc: scenario.Scenario, series: list[scenario.Series], rule: Alertin
     tier = rule.labels["tier"]
     for m, pod in scenario.iter_models(sc):
         if target in (m.model, pod.name):
-            labels = {**m.labels, "backend": sc.engine, "model_name": m.model}
+            labels = {"backend": sc.engine, **m.labels, "model_name": m.model}  # a -pd backend is labelled
             if tier == "model":
                 return labels
             labels["pod"] = pod.name
+            if pod.role:
+                labels["role"] = pod.role
             if tier == "gpu":
                 gpu = next(s for s, _ in series if s["__name__"] == "DCGM_FI_DEV_GPU_TEMP"
                            and s.get("exported_pod") == pod.name)
@@ -313,8 +315,8 @@ def measured(cases: list[Fires | Quiet], sc: scenario.Scenario, series, cfg: Con
     from inferwatch.core.promql import check, inline
     from inferwatch.core.rules import record_index
     from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
-    buf = io.StringIO()
-    write_openmetrics(alert_inputs(cfg, series), buf)
+    buf = io.StringIO()  # the samples as promtool reads them (promtool_input_series rounds to 6 decimals)
+    write_openmetrics([(lb, [(t, round(v, 6)) for t, v in s]) for lb, s in alert_inputs(cfg, series)], buf)
     index = record_index(rule_groups(cfg))
     values: dict[tuple[int, str], float] = {}
     with LocalPrometheus(buf.getvalue()) as prom:
@@ -358,7 +360,8 @@ def coverage_key(rule: AlertingRule) -> tuple[str, ...]:
     return (rule.alert,) + tuple(rule.labels[k] for k in ("slo", "burn_tier") if k in rule.labels)
 
 
-ELSEWHERE = ("test_alerts_fast", "test_alerts_replicas", "test_alerts_hysteresis", "test_alerts_exogenous")  # test modules with their own scenarios and CASES
+ELSEWHERE = ("test_alerts_fast", "test_alerts_replicas", "test_alerts_hysteresis", "test_alerts_exogenous",
+             "test_alerts_features")  # test modules with their own scenarios and CASES
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case():

@@ -41,6 +41,8 @@ ROUTING_CASES: dict[tuple[str, str], tuple[str, ...]] = {
     ("LLMPodPrefixCacheHitRatioCollapse", "info"): NOWHERE,
     ("LLMPodLoadImbalance", "info"): NOWHERE,
     ("LLMPodKVTransferFailing", "warning"): TICKET,
+    ("LLMPodLoRASlotsExhausted", "warning"): TICKET,
+    ("LLMPodSpecDecodeAcceptanceDrop", "info"): NOWHERE,
     ("LLMGPUXidError", "warning"): TICKET,
     ("LLMGPUEccOrRowRemapFailure", "warning"): TICKET,
     ("LLMGPUThrottled", "warning"): TICKET,

@@ -304,6 +304,8 @@ class Alerts:
     prefix_hit_min_baseline: float = 0.2  # only for pods whose cache usually hits this often
     imbalance_factor: float = 3.0  # a pod's queue over this many times its siblings' average
     kv_transfer_failure_rate: float = 0.01  # failed or expired KV transfers per second in one pod (3 in 5m)
+    spec_accept_drop: float = 0.5  # draft acceptance below (1 - drop) x its baseline (alerts.exogenous_*) ...
+    spec_decode_slowdown: float = 0.2  # ... while decode tokens/s per running request fall by this share
     gpu_temperature_celsius: float = 85.0
     gpu_clock_drop: float = 0.2  # SM clock below (1 - drop) x its 1h maximum
     gpu_fb_used_ratio: float = 0.97  # engines preallocate ~0.9; beyond this allocations fail

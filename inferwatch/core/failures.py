@@ -105,7 +105,7 @@ FAILURES: tuple[FailureMode, ...] = (
                 Inhibition(("LLMPodTargetDown",), "pod", ("LLMPodTargetDown",),
                            "A pod whose target is down explains every other pod-tier cause alert of that pod "
                            "(stale or missing series); its GPU alerts stay, they may be why it is down.")),
-    FailureMode("spec_acceptance_drop", (),
+    FailureMode("spec_acceptance_drop", ("LLMPodSpecDecodeAcceptanceDrop",),
                 {"any": ("check the traffic mix (a new language, task or sampling temperature), the draft model "
                          "and its version", "turn speculation off for this traffic if acceptance stays low"),
                  "vllm": ("lower `num_speculative_tokens`",),
@@ -119,7 +119,7 @@ FAILURES: tuple[FailureMode, ...] = (
                  "sglang": ("check `--disaggregation-ib-device`, the bootstrap server and its port",
                             "raise `SGLANG_DISAGGREGATION_BOOTSTRAP_TIMEOUT` / `..._WAITING_TIMEOUT` under load")},
                 thresholds=(SharedThreshold("kv_transfer_failure_rate", "kv_transfer_failures_per_second", ">"),)),
-    FailureMode("lora_slots_exhausted", (),
+    FailureMode("lora_slots_exhausted", ("LLMPodLoRASlotsExhausted",),
                 {"any": ("route each adapter to fewer pods, or merge hot adapters",),
                  "vllm": ("raise `--max-loras`",),
                  "sglang": ("raise `--max-loras-per-batch`",)}),

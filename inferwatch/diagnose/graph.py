@@ -123,9 +123,9 @@ EDGES: dict[str, tuple[str, ...]] = {
     "kv_cache_pressure": ("long_prompts", "large_decode_batch", "traffic_surge", "gpu_throttling", "host_bottleneck",
                           "gpu_compute_saturation"),
     # Little's law: anything that keeps requests in the batch longer grows it (slower iterations,
-    # more prefill work per step) as surely as more arrivals do.
+    # more prefill work per step) as surely as more arrivals do, a lost replica's traffic on the survivors too.
     "large_decode_batch": ("traffic_surge", "load_imbalance", "long_prompts", "prefix_cache_miss", "gpu_throttling",
-                           "host_bottleneck", "spec_acceptance_drop"),
+                           "host_bottleneck", "spec_acceptance_drop", "replica_unavailable"),
     "traffic_surge": ("replica_unavailable",),
     "gpu_compute_saturation": ("long_prompts", "large_decode_batch", "traffic_surge", "load_imbalance"),
     "replica_unavailable": ("gpu_hardware_fault", "gpu_memory_pressure"),

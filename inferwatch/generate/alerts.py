@@ -2,7 +2,8 @@
 
 - model tier (symptoms, page): SLO burn rates (`slo.py`) and a model that stopped serving;
 - pod tier (causes, never page by default): queue backlog, KV-cache saturation, preemption storm,
-  prefix-cache collapse, load imbalance, target down, restarts, failing prefill/decode KV transfers;
+  prefix-cache collapse, load imbalance, target down, restarts, failing prefill/decode KV transfers,
+  LoRA adapter slots exhausted, a speculative-decoding acceptance drop;
 - GPU tier (causes): XID, ECC / row remap, throttling, framebuffer full, compute saturation, and an idle
   GPU while requests queue (a host-bound engine).
 
@@ -266,14 +267,48 @@ def load_imbalance(cfg: Config) -> list[tuple[Expr, str]]:
 
 def kv_transfer_failing(cfg: Config) -> list[tuple[Expr, str]]:
     """Prefill/decode disaggregation: transfers (or bootstraps, notifications) fail, or KV blocks held for
-    a decode peer expire before it fetches them."""
+    a decode peer expire before it fetches them. The rate is held over `alerts.hold` (`held`), so a short
+    `for` neither flaps nor restarts while the rate hovers at the threshold."""
     thr, pk = cfg.alerts.kv_transfer_failure_rate, cfg.labels.pod_keys()
-    failed = agg("sum", rec(cfg, "kv_transfer_failures", POD, "rate"), pk) > thr
-    expired = rec(cfg, "kv_transfer_timeouts", POD, "rate") > thr
+    failed = agg("sum", held(cfg, rec(cfg, "kv_transfer_failures", POD, "rate")), pk) > thr
+    expired = held(cfg, rec(cfg, "kv_transfer_timeouts", POD, "rate")) > thr
     return [(failed.or_(expired), f"{who(cfg, 'pod')} loses {RATE} KV transfers per second (threshold "
                                   f"{number(thr)}/s): failed transfers, bootstraps or notifications, or KV blocks "
                                   "that expired before the decode peer fetched them. Those requests wait, "
                                   "retry their prefill or fail, so time to first token rises on the decode pods.")]
+
+
+def lora_slots_exhausted(cfg: Config) -> list[tuple[Expr, str]]:
+    """Every LoRA adapter slot of the batch is in use and requests wait for an adapter that has none.
+    vLLM names the waiting adapters (`vllm:lora_requests_info`); SGLang exports only its pool's slots, so
+    there a full pool with a queue stands for it, on pods that report no waiting adapters."""
+    a, pk = cfg.alerts, cfg.labels.pod_keys()
+    full = BinOp(">=", rec(cfg, "lora_adapters_running", POD), rec(cfg, "lora_adapters_max", POD), on=pk)
+    waiting = rec(cfg, "lora_adapters_waiting", POD)
+    named = (waiting > 0).and_(full, on=pk)
+    queued = (rec(cfg, "requests_waiting", POD) > a.queue_waiting).and_(full, on=pk).unless(waiting, on=pk)
+    return [(named.or_(queued), f"{who(cfg, 'pod')} has every LoRA adapter slot in use while {COUNT} adapters "
+                                f"(vLLM: the adapters waiting requests name) or requests (SGLang, over "
+                                f"{number(a.queue_waiting)} queued) wait: requests for an adapter without a slot "
+                                "stay queued although the batch and the KV cache have room.")]
+
+
+def spec_acceptance_drop(cfg: Config) -> list[tuple[Expr, str]]:
+    """Draft-token acceptance well below its own baseline while the model's decode speed per running
+    request falls: each speculative step yields fewer tokens, so the drop costs latency, not just drafts."""
+    a, mk = cfg.alerts, cfg.labels.model_keys()
+    accept = rec(cfg, "spec_accept_rate", POD, "ratio")
+    dropped = accept < baseline(cfg, accept, "avg") * (1 - a.spec_accept_drop)
+    tokens, running = rec(cfg, "generation_tokens", MODEL, "rate"), rec(cfg, "requests_running", MODEL)
+    speed = tokens / positive(over_time("avg", running, cfg.recording.rate_window))
+    before = baseline(cfg, tokens, "sum") / positive(baseline(cfg, running, "sum"))
+    slower = BinOp("<", speed, before * (1 - a.spec_decode_slowdown), on=mk)
+    return [(dropped.and_(slower, on=mk),
+             f"{who(cfg, 'pod')} accepts {VALUE} of its speculative draft tokens, under "
+             f"{number(round((1 - a.spec_accept_drop) * 100, 2))}% of its average in the {a.exogenous_baseline} "
+             f"before the last {a.exogenous_skip}, and the model decodes over "
+             f"{number(round(a.spec_decode_slowdown * 100, 2))}% fewer tokens per second per running request: "
+             "the draft model no longer predicts this traffic, so each step yields fewer tokens.")]
 
 
 # ---- GPU tier -------------------------------------------------------------------------------
@@ -415,15 +450,34 @@ ALERTS: tuple[Alert, ...] = (
           (("requests_waiting",),),
           ("round-robin balancing with uneven request sizes", "session affinity", "a slow pod (throttled GPU)"),
           load_imbalance),
-    Alert("LLMPodKVTransferFailing", "pod", "warning", "5m", "Prefill/decode KV transfers fail.",
+    Alert("LLMPodKVTransferFailing", "pod", "warning", "1m", "Prefill/decode KV transfers fail.",
           "A disaggregated pod fails KV-cache transfers (vLLM NIXL transfers or notifications, SGLang bootstraps "
           "or transfers), or lets KV blocks expire before the decode peer pulls them, faster than "
-          "`alerts.kv_transfer_failure_rate`.",
+          "`alerts.kv_transfer_failure_rate` (the highest 5-minute rate of the last `alerts.hold`, so a rate "
+          "hovering at the threshold does not restart `for`).",
           (("kv_transfer_failures", "kv_transfer_timeouts"),),
           ("network path between prefill and decode pods (RDMA/UCX down, MTU, security groups)",
            "a decode pod restarted or overloaded and stopped fetching", "bootstrap server unreachable (SGLang)",
            "KV transfer timeout too short for the transfer size"),
           kv_transfer_failing),
+    Alert("LLMPodLoRASlotsExhausted", "pod", "warning", "1m", "Requests wait for a LoRA adapter slot.",
+          "Every LoRA adapter slot of the pod's batch is in use (vLLM `--max-loras`, SGLang's adapter pool) and "
+          "requests wait for an adapter that has none: vLLM lists the waiting adapters in "
+          "`vllm:lora_requests_info`; SGLang, which does not, counts when its pool is full and more than "
+          "`alerts.queue_waiting` requests queue.",
+          (("lora_adapters_running",), ("lora_adapters_max",), ("lora_adapters_waiting", "requests_waiting")),
+          ("clients name more distinct adapters than the pod has slots (a new tenant or adapter rollout)",
+           "`--max-loras` lowered in a rollout", "routing spreads every adapter over every pod"),
+          lora_slots_exhausted),
+    Alert("LLMPodSpecDecodeAcceptanceDrop", "pod", "info", "", "Speculative-decoding acceptance dropped.",
+          "The pod accepts under `1 - alerts.spec_accept_drop` of the draft tokens it accepted in its baseline "
+          "window (`alerts.exogenous_baseline`, ending `alerts.exogenous_skip` ago), while the model's "
+          "generated tokens per second per running request fall by over `alerts.spec_decode_slowdown`: each "
+          "step yields fewer tokens, so decoding slows.",
+          (("spec_accept_rate",), ("generation_tokens",), ("requests_running",)),
+          ("a new traffic mix the draft model predicts badly (language, task, sampling temperature)",
+           "a changed or mismatched draft model", "a template change that alters the generated text"),
+          spec_acceptance_drop),
     Alert("LLMGPUXidError", "gpu", "warning", "", "A GPU reported an XID error.",
           "dcgm-exporter reports a non-zero last XID code for a GPU used by an inference pod.",
           (("xid_last",),),
@@ -496,7 +550,8 @@ def check_config(cfg: Config) -> None:
             raise ConfigError(f"alerts.for_durations.{name}: unknown alert; known: {', '.join(names)}")
     a = cfg.alerts
     for key in ("kv_cache_usage", "prefix_hit_drop", "prefix_hit_min_baseline", "gpu_clock_drop",
-                "gpu_fb_used_ratio", "gpu_compute_active", "gpu_idle_active"):
+                "gpu_fb_used_ratio", "gpu_compute_active", "gpu_idle_active", "spec_accept_drop",
+                "spec_decode_slowdown"):
         if not 0 < getattr(a, key) <= 1:
             raise ConfigError(f"alerts.{key}: {getattr(a, key)} must be a ratio in (0, 1]")
 
