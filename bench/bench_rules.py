@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:
         for pods in args.sizes:
             for ranks in args.ranks:
-                spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
+                spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model),
                                            step=args.step, sglang_ranks=ranks, gpus=args.gpus)
                 results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
                 print(group_table(results[-1]) + "\n", flush=True)

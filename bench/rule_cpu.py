@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25), end=0.0,
+    spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25),
                                sglang_ranks=args.sglang_ranks)
     cfg = Config()
     groups = rulesets.layered(cfg, f"{INTERVAL}s").groups
