@@ -19,7 +19,7 @@ from dataclasses import replace
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
 from .promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile, inline,
-                     label_replace, over_time, positive, rate, set_label)
+                     label_replace, narrow, over_time, positive, rate, set_label)
 from .rules import RecordingRule, RuleGroup, record_index
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
@@ -433,7 +433,7 @@ def recording_groups(cfg: Config) -> list[RuleGroup]:
     later = query_time_index(cfg)
     groups = []
     for g in layered_groups(cfg):
-        rules = tuple(replace(r, expr=inline(r.expr, later)) for r in g.rules if r.record not in later)
+        rules = tuple(replace(r, expr=narrow(inline(r.expr, later))) for r in g.rules if r.record not in later)
         if rules:
             groups.append(replace(g, rules=rules))
     return groups
