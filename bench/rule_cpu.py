@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inferwatch.sandbox.localprom import LocalPrometheus
-from inferwatch.core.config import Config
+from inferwatch.core.config import Config, duration_seconds
 from inferwatch.core.rules import RuleGroup
 
 from . import cluster, measure, rulesets, tsdb
@@ -59,6 +59,10 @@ def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path
         time.sleep(fill)
         totals = measure.scrape(prom.url)[1]
     at = time.time() - INTERVAL / 2  # after the last evaluation of every group, inside the lookback
+    late = at - data.last_sample
+    if late > duration_seconds(window) / 2:
+        print(f"warning: measuring {late:.0f}s after the last raw sample: rate windows are less than half full "
+              "(the backfill overran its prediction); raise --fill's headroom or rerun", file=sys.stderr)
     out = []
     with LocalPrometheus(None, workdir=workdir) as prom:  # same TSDB, no rules: nothing else runs
         cost = lambda e: measure.query_cpu(prom, e, at, repeat, rounds)  # noqa: E731

@@ -9,6 +9,7 @@ no run measures half-empty windows.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,11 +19,8 @@ from inferwatch.sandbox.localprom import write_openmetrics
 
 from . import cluster
 
-# write_openmetrics + promtool cost per sample on the reference machine (~7 us), with headroom;
-# renaming is timed on the first part.
-SECONDS_PER_SAMPLE = 10e-6
 PODS_PER_PART = 250  # synthesized, written and backfilled at once: memory stays that of one part
-HEADROOM = 1.5  # on the predicted synthesis and backfill time: a shared machine slows down unevenly
+HEADROOM = 1.5  # on the backfill time predicted from the first part: a shared machine slows down unevenly
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,11 @@ def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> lis
     out_dir.mkdir(parents=True, exist_ok=True)
     c = cluster.Cluster(spec)
     began = time.monotonic()
-    first = next(c.parts(PODS_PER_PART, 0.0))  # the first part predicts the whole cluster's size
+    first = next(c.parts(PODS_PER_PART, time.time()))  # the first part, written once to time the rest
+    _write_blocks(first, out_dir / "part.om", out_dir / "timing")
+    shutil.rmtree(out_dir / "timing")
     first_samples = sum(len(s) for _, s in first)
-    per_sample = (time.monotonic() - began) / max(1, first_samples) + SECONDS_PER_SAMPLE  # renaming + writing
+    per_sample = (time.monotonic() - began) / max(1, first_samples)  # renaming, writing, promtool
     first_pods = len({labels.get("pod") for labels, _ in first if labels.get("job") != "dcgm-exporter"}) or 1
     predicted = first_samples * spec.pods / first_pods
     del first
