@@ -1,6 +1,6 @@
 """What inferwatch's rules cost at scale, measured by a real Prometheus on a synthetic cluster.
 
-For each cluster size: synthesize N pods (vLLM and SGLang, 8 GPUs each), backfill them into a TSDB
+For each cluster size: simulate N pods (vLLM and SGLang, 8 GPUs each; bench/cluster.py), backfill them into a TSDB
 whose last sample is "now", then run two Prometheus processes one after the other on copies of it:
 the raw rule set (the same conditions inlined onto engine metrics) and the layered set inferwatch ships.
 Prints markdown tables: per group, then one summary row per size. Not a test: it takes minutes.
@@ -93,8 +93,8 @@ def _ms(seconds: float, finished: bool) -> str:
 def summary_table(results: list[SizeResult]) -> str:
     rows = ["| pods | models | GPUs/pod | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle "
             "| rate floor CPU s | CPU / floor | instant floor CPU s | recorded series | per pod | recorded / raw | layered RSS MiB | raw eval ms | raw RSS MiB "
-            "| raw / layered | window filled |",
-            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| raw / layered | window filled | missed evaluations |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         raw, fill = ("-", "-", "-"), r.layered.window_fill
         if r.raw is not None:
@@ -108,7 +108,7 @@ def summary_table(results: list[SizeResult]) -> str:
                     f"{r.layered.seconds * 1000:,.0f} | {r.layered.cpu_per_cycle:.2f} | {floor} | "
                     f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | "
                     f"{r.layered.samples / r.data.series:.0%} | {r.layered.rss_bytes / 2**20:.0f} | "
-                    f"{' | '.join(raw)} | {fill:.0%} |")
+                    f"{' | '.join(raw)} | {fill:.0%} | {r.layered.missed} |")
     return "\n".join(rows)
 
 
@@ -132,7 +132,7 @@ def log(msg: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.bench_rules", description=__doc__.split("\n\n")[0],
-        epilog="Each size, once per --sglang-ranks value: synthesis and two backfills (3 min at 1,000 pods), the "
+        epilog="Each size, once per --sglang-ranks value: simulation, renaming and two backfills (about 3 min at 1,000 pods), the "
                "layered run (a few minutes), then the raw run (capped by --raw-timeout). 1,000 pods take about "
                "15 minutes per value and 5 GB of RAM at peak (the raw Prometheus) on 2 cores; --skip-raw halves "
                "that. 'rate floor' is one 5m rate() of every raw series the rules rate plus one sample of every "
@@ -140,8 +140,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                "floor' selects every raw series once.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", default="100,1000", help="comma-separated cluster sizes (default: 100,1000)")
-    p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (not run on the 2-core reference machine: "
-                   "synthesis alone takes ~15 min and ~10 GB)")
+    p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (about 25 minutes with --skip-raw on 2 "
+                   "cores; give it an --interval no evaluation overruns, see 'missed evaluations')")
     p.add_argument("--pods-per-model", type=int, default=25, help="models = pods / this (default: 25)")
     p.add_argument("--gpus", type=int, default=8, choices=range(1, 9), metavar="1-8",
                    help="GPUs per pod (default: 8; vLLM pods run two engines from 2 GPUs, SGLang TP=min(8, gpus))")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:
         for pods in args.sizes:
             for ranks in args.ranks:
-                spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model), end=0.0,
+                spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model),
                                            step=args.step, sglang_ranks=ranks, gpus=args.gpus)
                 results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
                 print(group_table(results[-1]) + "\n", flush=True)

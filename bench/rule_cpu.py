@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inferwatch.sandbox.localprom import LocalPrometheus
-from inferwatch.core.config import Config
+from inferwatch.core.config import Config, duration_seconds
 from inferwatch.core.rules import RuleGroup
 
 from . import cluster, measure, rulesets, tsdb
@@ -42,30 +42,40 @@ class Profile:
     rules: list[RuleCpu]
     floor: float    # CPU seconds of rulesets.floor
     instant: float  # CPU seconds of selecting every raw series once
+    raw_series: int
+    written: int    # series in the head after the rule cycles: the recorded series (and ALERTS)
+    rss_bytes: int  # Prometheus resident memory at the end of the rule cycles
 
 
 def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path, repeat: int,
-            window: str) -> Profile:
+            window: str, rounds: int = 1, fill: float = FILL_SECONDS) -> Profile:
     data = tsdb.backfill(spec, root, gaps=[5.0])[0]
     time.sleep(max(0.0, data.last_sample - time.time()))
     workdir = root / "prom"
     workdir.mkdir()
     data.blocks.rename(workdir / "data")
     files = rulesets.RuleSet("layered", groups, "").write(root / "rules")
-    with LocalPrometheus(None, rule_files=files, evaluation_interval=f"{INTERVAL}s", workdir=workdir):
-        time.sleep(FILL_SECONDS)
+    with LocalPrometheus(None, rule_files=files, evaluation_interval=f"{INTERVAL}s", workdir=workdir) as prom:
+        time.sleep(fill)
+        totals = measure.scrape(prom.url)[1]
     at = time.time() - INTERVAL / 2  # after the last evaluation of every group, inside the lookback
+    late = at - data.last_sample
+    if late > duration_seconds(window) / 2:
+        print(f"warning: measuring {late:.0f}s after the last raw sample: rate windows are less than half full "
+              "(the backfill overran its prediction); raise --fill's headroom or rerun", file=sys.stderr)
     out = []
     with LocalPrometheus(None, workdir=workdir) as prom:  # same TSDB, no rules: nothing else runs
+        cost = lambda e: measure.query_cpu(prom, e, at, repeat, rounds)  # noqa: E731
         for g in groups:
             for r in g.rules:
                 name = getattr(r, "record", None) or r.alert
                 if "quantile" in r.labels:
                     name += f'{{quantile="{r.labels["quantile"]}"}}'
-                out.append(RuleCpu(g.name, name, measure.query_cpu(prom, r.expr, at, repeat)))
-        floor = sum(measure.query_cpu(prom, e, at, repeat) for e in rulesets.floor(groups, window).exprs())
-        instant = measure.query_cpu(prom, rulesets.RAW_SERIES, at, repeat)
-    return Profile(out, floor, instant)
+                out.append(RuleCpu(g.name, name, cost(r.expr)))
+        floor = sum(cost(e) for e in rulesets.floor(groups, window).exprs())
+        instant = cost(rulesets.RAW_SERIES)
+    return Profile(out, floor, instant, data.series, int(totals.get("prometheus_tsdb_head_series", 0)),
+                   int(totals.get("process_resident_memory_bytes", 0)))
 
 
 def report(p: Profile, top: int) -> str:
@@ -74,7 +84,9 @@ def report(p: Profile, top: int) -> str:
     by_group: dict[str, float] = {}
     for r in rows:
         by_group[r.group] = by_group.get(r.group, 0.0) + r.seconds
-    lines = [f"Total: {total * 1000:,.0f} ms CPU for one evaluation of {len(rows)} rules", "",
+    lines = [f"Total: {total * 1000:,.0f} ms CPU for one evaluation of {len(rows)} rules; {p.raw_series:,} raw "
+             f"series, {p.written:,} written ({p.written / max(1, p.raw_series):.0%}), Prometheus RSS "
+             f"{p.rss_bytes / 2**20:,.0f} MiB with the rules running", "",
              "| rules CPU ms | floor CPU ms | rules / floor | instant floor CPU ms | rules / instant floor |",
              "|---:|---:|---:|---:|---:|",
              f"| {total * 1000:,.0f} | {p.floor * 1000:,.0f} | {total / max(p.floor, 1e-3):.1f}x | "
@@ -97,21 +109,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "SGLang's default)")
     p.add_argument("--repeat", type=int, default=5, help="evaluations per rule, CPU averaged (default: 5)")
     p.add_argument("--top", type=int, default=25, help="rules listed, most expensive first (default: 25)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="rounds of --repeat evaluations per rule, the cheapest kept (default: 1; a shared machine "
+                        "only adds CPU)")
+    p.add_argument("--fill", type=float, default=FILL_SECONDS,
+                   help=f"seconds of rule cycles before measuring (default: {FILL_SECONDS:.0f}; 180 at 5,000 pods)")
     args = p.parse_args(argv)
-    if args.pods < 2 or args.repeat < 1 or args.top < 0:
-        p.error("--pods must be at least 2, --repeat positive, --top not negative")
+    if args.pods < 2 or min(args.repeat, args.rounds) < 1 or args.top < 0 or args.fill <= 0:
+        p.error("--pods must be at least 2, --repeat, --rounds and --fill positive, --top not negative")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25), end=0.0,
+    spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25),
                                sglang_ranks=args.sglang_ranks)
     cfg = Config()
     groups = rulesets.layered(cfg, f"{INTERVAL}s").groups
     with tempfile.TemporaryDirectory(prefix="inferwatch-rule-cpu-") as tmp:
-        rows = profile(spec, groups, Path(tmp), args.repeat, cfg.recording.rate_window)
-    print(f"{args.pods} pods, {args.sglang_ranks} SGLang rank(s) reporting; {args.repeat} evaluations per rule\n")
+        rows = profile(spec, groups, Path(tmp), args.repeat, cfg.recording.rate_window, args.rounds, args.fill)
+    print(f"{args.pods} pods, {args.sglang_ranks} SGLang rank(s) reporting; {args.repeat} evaluations per rule, "
+          f"least of {args.rounds} round(s)\n")
     print(report(rows, args.top))
     return 0
 

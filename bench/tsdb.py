@@ -1,28 +1,26 @@
-"""Backfill a synthetic cluster into a Prometheus TSDB whose newest sample lands at a chosen moment.
+"""Backfill a simulated cluster into a Prometheus TSDB whose newest sample lands at a chosen moment.
 
 Why the moment matters: Prometheus accepts rule results only after the newest backfilled block (the
 head's minimum valid time), and rules evaluated long after the last sample see half-empty rate windows.
-So the series are synthesized, shifted so that their last sample falls just after loading is predicted
-to finish, and written to OpenMetrics for `promtool tsdb create-blocks-from`, a part of the cluster at a
-time (5,000 pods fit in memory). Each Prometheus run gets its own copy, ending when that run starts, so
+So the cluster's templates are simulated once, its series renamed from them with their last sample just
+after loading is predicted to finish (bench/cluster.py), and written to OpenMetrics for `promtool tsdb
+create-blocks-from`, a part of the cluster at a time (5,000 pods fit in memory). Each Prometheus run gets its own copy, ending when that run starts, so
 no run measures half-empty windows.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from inferwatch.sandbox.localprom import write_openmetrics
 
 from . import cluster
 
-# write_openmetrics + promtool cost per sample on the reference machine (~7 us), with headroom; synthesis
-# is timed on the first part.
-SECONDS_PER_SAMPLE = 10e-6
 PODS_PER_PART = 250  # synthesized, written and backfilled at once: memory stays that of one part
-HEADROOM = 1.5  # on the predicted synthesis and backfill time: a shared machine slows down unevenly
+HEADROOM = 1.5  # on the backfill time predicted from the first part: a shared machine slows down unevenly
 
 
 @dataclass(frozen=True)
@@ -34,27 +32,28 @@ class Backfill:
 
 
 def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> list[Backfill]:
-    """Synthesize `spec` and backfill one copy per gap, each ending `gap` seconds after the previous
-    one; the first ends `gaps[0]` seconds after all copies are predicted to be written. The cluster is
-    streamed a part at a time (`cluster.parts`), each part its own blocks (Prometheus merges overlapping
-    blocks), and synthesized again for each copy rather than kept."""
+    """Simulate `spec`'s templates and backfill one copy of the cluster per gap, each ending `gap`
+    seconds after the previous one; the first ends `gaps[0]` seconds after all copies are predicted to
+    be written. The cluster is streamed a part at a time (`Cluster.parts`), each part its own blocks
+    (Prometheus merges overlapping blocks), and renamed again for each copy rather than kept."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = replace(spec, end=0.0)
+    c = cluster.Cluster(spec)
     began = time.monotonic()
-    first = next(cluster.parts(spec, PODS_PER_PART))  # the first part predicts the whole cluster's size
+    first = next(c.parts(PODS_PER_PART, time.time()))  # the first part, written once to time the rest
+    _write_blocks(first, out_dir / "part.om", out_dir / "timing")
+    shutil.rmtree(out_dir / "timing")
     first_samples = sum(len(s) for _, s in first)
-    per_sample = (time.monotonic() - began) / max(1, first_samples) + SECONDS_PER_SAMPLE  # synthesis + writing
-    first_pods = len({labels.get("pod") for labels, _ in first if labels.get("pod")}) or 1
+    per_sample = (time.monotonic() - began) / max(1, first_samples)  # renaming, writing, promtool
+    first_pods = len({labels.get("pod") for labels, _ in first if labels.get("job") != "dcgm-exporter"}) or 1
     predicted = first_samples * spec.pods / first_pods
+    del first
     last = round(time.time() + HEADROOM * len(gaps) * predicted * per_sample)
     out = []
     for i, gap in enumerate(gaps):
         last += round(gap)
         blocks = out_dir / f"blocks-{i}"
         n_series = n_samples = 0
-        for n, part in enumerate(cluster.parts(spec, PODS_PER_PART)):
-            for _, points in part:  # in place: a shifted copy of every series would double the memory
-                points[:] = [(t + last, v) for t, v in points]
+        for n, part in enumerate(c.parts(PODS_PER_PART, float(last))):
             _write_blocks(part, out_dir / "part.om", blocks / f"part-{n}")
             n_series += len(part)
             n_samples += sum(len(p) for _, p in part)

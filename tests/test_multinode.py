@@ -44,13 +44,15 @@ def silent_pod(pod: str, workload: str, backend: str, instance: str) -> list:
 
 
 def gpus(pod: str, node: str, first: int, active: float) -> list:
-    """Two GPUs of a pod, as dcgm-exporter (Kubernetes mode, honorLabels off) reports them."""
+    """Two GPUs of a pod, as dcgm-exporter (Kubernetes mode, honorLabels off) reports them: utilization and
+    the temperature every counters CSV it ships exports (what tells the records a GPU exists)."""
     out = []
     for i in range(2):
         labels = {"gpu": str(i), "UUID": f"GPU-{node}-{first + i}", "modelName": "NVIDIA H100 80GB HBM3",
                   "Hostname": node, "exported_pod": pod, "exported_namespace": "llm", "namespace": "gpu-operator",
                   "pod": f"dcgm-exporter-{node}", "job": "dcgm-exporter"}
         out.append(({"__name__": "DCGM_FI_DEV_GPU_UTIL", **labels}, [(T0, active), (T1, active)]))
+        out.append(({"__name__": "DCGM_FI_DEV_GPU_TEMP", **labels}, [(T0, 60.0), (T1, 61.0)]))
     return out
 
 

@@ -13,9 +13,9 @@ import promql_parser
 import pytest
 import yaml
 
-from inferwatch.core.promql import (At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, check, inline,
-                                   label_replace, matchers_from, narrow, number, rate, regex_escape, selectors,
-                                   set_label, sift, transform)
+from inferwatch.core.promql import (At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, aggregate_once,
+                                   check, inline, label_replace, matchers_from, narrow, number, rate, regex_escape,
+                                   selectors, set_label, sift, transform)
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 
 HOSTILE = [
@@ -184,6 +184,26 @@ def test_set_label_keeps_dollar_signs_literal_in_prometheus(tmp_path, value):
 def test_regex_escape_matches_exactly_the_value():
     for value in ["a.b", "x|y", "(p)", "back\\slash", "$1", "[]{}^*+?"]:
         assert re.fullmatch(regex_escape(value), value) and not re.fullmatch(regex_escape(value), value + "x")
+
+
+def test_aggregate_once_sums_a_single_source_alternative_straight_to_the_outer_keys():
+    """An engine whose signal has one source is summed to the model at once; an engine with two metric
+    names (an `or` of sources) stays per pod, so each pod keeps its own name."""
+    pod, model = ("namespace", "backend", "pod", "le"), ("namespace", "backend", "le")
+    fill = lambda e, b: label_replace(e, "backend", b, "backend", "")  # noqa: E731
+    two_names = fill(agg("sum", rate(Selector("sglang:x_bucket"), "5m"), pod).or_(
+        agg("sum", rate(Selector("sglang_x_bucket"), "5m"), pod)), "sglang")
+    one_name = fill(agg("sum", rate(Selector("vllm:x_bucket"), "5m"), pod), "vllm")
+    got = aggregate_once(agg("sum", two_names.or_(one_name), model)).render()
+    assert got == ('sum by (namespace, backend, le) (label_replace(sum by (namespace, backend, pod, le) '
+                   '(rate(sglang:x_bucket[5m])) or sum by (namespace, backend, pod, le) (rate(sglang_x_bucket[5m])), '
+                   '"backend", "sglang", "backend", "") or label_replace(sum by (namespace, backend, le) '
+                   '(rate(vllm:x_bucket[5m])), "backend", "vllm", "backend", ""))')
+    # a label_replace that writes a label the outer sum drops, or another operator, is left alone
+    other = label_replace(agg("sum", Selector("x"), pod), "pod", "p", "pod", "")
+    assert aggregate_once(agg("sum", other, model)) == agg("sum", other, model)
+    assert aggregate_once(agg("sum", agg("max", Selector("x"), pod), model)) == agg("sum", agg("max", Selector("x"), pod), model)
+    assert aggregate_once(agg("max", agg("max", Selector("x"), pod), model)) == agg("max", Selector("x"), model)
 
 
 # ---- filters applied early: same answer from a real Prometheus --------------------------------------

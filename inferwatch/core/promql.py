@@ -339,6 +339,61 @@ def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
     return expr if out is None else out
 
 
+_NESTABLE = ("sum", "max", "min")  # op by (A) (op by (B) (x)) == op by (A) (x) for A within B
+
+
+def aggregate_once(expr: Expr) -> Expr:
+    """Aggregate once where an inlined record aggregated to finer keys first: in
+    `sum by (M) (A or label_replace(sum by (P) (x), "l", ...))`, with M within P and `l` in M, the
+    alternative becomes `label_replace(sum by (M) (x), ...)`. Same values; Prometheus builds a label set
+    per M group instead of one per pod and bucket. An alternative that is itself an `or` (an engine's
+    metric names across versions) stays per pod, so each pod still picks its own name; a narrowed one has
+    no pod label, so it never shadows a per-pod alternative (those of other engines carry their own
+    `backend`, so they do not meet either)."""
+    def swap(node: Expr) -> Expr | None:
+        if not _plain_agg(node):
+            return None
+        alternatives = _or_chain(node.expr)
+        narrowed = [_aggregated_once(a, node) for a in alternatives]
+        if all(n is None for n in narrowed):
+            return None
+        if len(narrowed) == 1 and isinstance(narrowed[0], Agg):
+            return narrowed[0]  # op by (M) (op by (M) (x)): once is enough
+        return replace(node, expr=any_of([n or a for n, a in zip(narrowed, alternatives)]))
+    return transform(expr, swap)
+
+
+def _aggregated_once(alternative: Expr, outer: Agg) -> Expr | None:
+    body, fill = _bare(alternative), None
+    if isinstance(body, Call) and body.func == "label_replace" and all(isinstance(a, Str) for a in body.args[1:]):
+        if not {body.args[1].value, body.args[3].value} <= set(outer.by or ()):
+            return None
+        fill, body = body, _bare(body.args[0])
+    if not (_plain_agg(body) and body.op == outer.op and set(outer.by) < set(body.by)):
+        return None
+    narrowed: Expr = replace(body, by=outer.by)
+    return replace(fill, args=(narrowed, *fill.args[1:])) if fill is not None else narrowed
+
+
+def _or_chain(expr: Expr) -> list[Expr]:
+    """The alternatives of `a or b or c` (plain `or`, no vector matching), in order."""
+    expr = _bare(expr)
+    if isinstance(expr, BinOp) and expr.op == "or" and expr.on is None and expr.ignoring is None:
+        return _or_chain(expr.lhs) + _or_chain(expr.rhs)
+    return [expr]
+
+
+def _plain_agg(node: Expr) -> bool:
+    return (isinstance(node, Agg) and node.op in _NESTABLE and node.by is not None and node.without is None
+            and node.param is None)
+
+
+def _bare(node: Expr) -> Expr:
+    while isinstance(node, Paren):
+        node = node.expr
+    return node
+
+
 @dataclass(frozen=True)
 class Paren(Expr):
     expr: Expr

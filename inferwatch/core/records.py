@@ -19,7 +19,7 @@ from dataclasses import replace
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
 from .promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, histogram_quantile, inline,
-                     label_replace, over_time, positive, rate, set_label)
+                     label_replace, aggregate_once, over_time, positive, rate, set_label)
 from .rules import RecordingRule, RuleGroup, record_index
 from .signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
@@ -275,19 +275,25 @@ def instance_rules(cfg: Config) -> list[RecordingRule]:
     return [RecordingRule(names["pod_instance"], agg("group", scraped, jk + (lb.instance,)))]
 
 
-def via_instance(cfg: Config, gpu: Expr) -> Expr:
-    """GPUs of pods that export no engine metrics (multi-node workers), recorded under the engine pod of
-    their instance: a LeaderWorkerSet leader is named like its group (`<name>-<index>`, the instance
-    label). The holder stays in `gpu_pod`. Reads `llm_pod:instance:info`, which diagnose leaves as is
-    on raw series: absent there, the whole branch is pruned (diagnose/queries.py)."""
+def gpu_holders(cfg: Config) -> Expr:
+    """One row per pod that may hold GPUs, naming the model it serves (workload, backend, role): an
+    engine pod from `llm_gpu:owner:info`; a pod that exports no engine metrics (a multi-node worker) from
+    the engine pod of its instance (a LeaderWorkerSet leader is named like its group, `<name>-<index>`,
+    the instance label), named in `engine_pod`, the worker itself in `gpu_pod`. Engine rows win, so the
+    per-GPU join stays many-to-one. Per pod, so the GPUs are read once (`gpu_info`). Reads
+    `llm_pod:instance:info`, which diagnose leaves as is on raw series: absent there, the worker rows are
+    pruned (diagnose/planner.py)."""
     lb, names = cfg.labels, info_names()
     jk = lb.join_keys()
-    workers = BinOp("unless", gpu, Selector(names["pod"]), on=jk)
-    engine_of = label_replace(Selector(names["pod_instance"]), "engine_pod", "$1", lb.instance, "(.*)")
-    moved = label_replace(BinOp("*", workers, engine_of, on=jk, group_left=("engine_pod", lb.instance)),
+    served = (lb.workload, lb.backend, lb.role)
+    engines = agg("group", Selector(names["gpu_owner"]), jk + served)
+    workers = label_replace(BinOp("unless", Selector(names["pod_instance"]), Selector(names["pod"]), on=jk),
+                            "engine_pod", "$1", lb.instance, "(.*)")
+    engine_info = label_replace(Selector(names["pod"]), "engine_pod", "$1", lb.pod, "(.*)")
+    on_engine = tuple(k for k in jk if k != lb.pod) + ("engine_pod",)
+    moved = label_replace(BinOp("*", workers, engine_info, on=on_engine, group_left=served),
                           "gpu_pod", "$1", lb.pod, "(.*)")
-    moved = label_replace(label_replace(moved, lb.pod, "$1", "engine_pod", "(.+)"), "engine_pod", "", "", "")
-    return BinOp("*", moved, Selector(names["pod"]), on=jk, group_left=(lb.workload, lb.backend, lb.role))
+    return BinOp("or", engines, moved, on=jk)
 
 
 def gpu_id(cfg: Config) -> tuple[str, ...]:
@@ -296,8 +302,10 @@ def gpu_id(cfg: Config) -> tuple[str, ...]:
     return tuple(k for k in (cfg.labels.cluster, "UUID", "GPU_I_ID") if k)
 
 
-# Fields that tell a GPU exists: the default CSV has all of them, a custom one keeps at least one.
-GPU_PRESENCE = ("temperature_celsius", "xid_last", "engine_active")
+# The field that tells a GPU exists: in every counters CSV dcgm-exporter ships (default and DCP), and read
+# alone because the inventory reads every GPU each cycle (an `or` of several fields cost four times as
+# much: docs/benchmarks.md). A custom CSV must keep it (docs/alerts.md).
+GPU_PRESENCE = "temperature_celsius"
 
 
 def gpus_present(cfg: Config, keys: tuple[str, ...]) -> Expr:
@@ -306,8 +314,7 @@ def gpus_present(cfg: Config, keys: tuple[str, ...]) -> Expr:
     once per GPU or pod, not once per field and GPU."""
     g = cfg.gpu
     raw_keys = tuple(dict.fromkeys(keys + g.namespace_labels + g.pod_labels + g.hostname_labels))
-    held = agg("group", any_of([s.selector() for sig in GPU_PRESENCE for s in load_catalog("dcgm").of(sig)]),
-               raw_keys)
+    held = agg("group", any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)]), raw_keys)
     return agg("group", gpu_relabel(cfg)(held), keys)
 
 
@@ -328,30 +335,43 @@ def gpu_owner(cfg: Config) -> RecordingRule:
 
 
 def gpu_info(cfg: Config) -> RecordingRule:
-    """One series per GPU naming the pod, workload, backend and role using it (GPUs of multi-node workers
-    under their engine pod, `via_instance`): the labels every GPU field gets by joining it on `gpu_id`."""
+    """One series per GPU naming the pod, workload, backend and role using it (a multi-node worker's GPUs
+    under their engine pod, the worker in `gpu_pod`: `gpu_holders`): the labels every GPU field gets by
+    joining it on `gpu_id`."""
     lb = cfg.labels
-    owner = agg("group", Selector(info_names()["gpu_owner"]), lb.pod_identity())
     gpus = gpus_present(cfg, tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg))))
-    joined = BinOp("*", gpus, owner, on=lb.join_keys(), group_left=(lb.workload, lb.backend, lb.role))
-    return RecordingRule(info_names()["gpu"], joined.or_(via_instance(cfg, gpus)))
+    joined = BinOp("*", gpus, gpu_holders(cfg), on=lb.join_keys(),
+                   group_left=(lb.workload, lb.backend, lb.role, "engine_pod", "gpu_pod", lb.instance))
+    moved = label_replace(joined, lb.pod, "$1", "engine_pod", "(.+)")
+    return RecordingRule(info_names()["gpu"], label_replace(moved, "engine_pod", "", "", ""))
 
 
-def gpu_field(cfg: Config, sig: Signal) -> Expr:
-    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`; a
-    derived field (the framebuffer ratio) is computed on the raw fields and joined once."""
-    lb, w, ids = cfg.labels, cfg.recording.rate_window, gpu_id(cfg)
-    labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
-                                                            lb.instance)) if k not in ids)
+def gpu_value(cfg: Config, sig: Signal) -> Expr:
+    """A dcgm-exporter field per GPU, keyed by `gpu_id` only; a derived field (the framebuffer ratio) is
+    computed on the raw fields."""
+    ids, w = gpu_id(cfg), cfg.recording.rate_window
 
     def raw(name: str) -> Expr:
         return any_of([source_expr(s, signal(name), ids, w) for s in load_catalog("dcgm").of(name)])
     if sig.derived:
         used, free = (raw(i) for i in sig.inputs)
-        value: Expr = used / positive(used + free)
-    else:
-        value = raw(sig.name)
+        return used / positive(used + free)
+    return raw(sig.name)
+
+
+def gpu_join(cfg: Config, value: Expr) -> Expr:
+    """`value` (keyed by `gpu_id`) labelled with its GPU's pod and model from `llm_gpu:info`. A filter on
+    the value may come before or after: `llm_gpu:info` is 1, so the join keeps the value either way, and
+    filtering first labels only the GPUs that pass (what alerts do)."""
+    lb, ids = cfg.labels, gpu_id(cfg)
+    labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
+                                                            lb.instance)) if k not in ids)
     return BinOp("*", value, Selector(info_names()["gpu"]), on=ids, group_left=labels)
+
+
+def gpu_field(cfg: Config, sig: Signal) -> Expr:
+    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`."""
+    return gpu_join(cfg, gpu_value(cfg, sig))
 
 
 def gpu_group(cfg: Config) -> RuleGroup:
@@ -413,7 +433,7 @@ def recording_groups(cfg: Config) -> list[RuleGroup]:
     later = query_time_index(cfg)
     groups = []
     for g in layered_groups(cfg):
-        rules = tuple(replace(r, expr=inline(r.expr, later)) for r in g.rules if r.record not in later)
+        rules = tuple(replace(r, expr=aggregate_once(inline(r.expr, later))) for r in g.rules if r.record not in later)
         if rules:
             groups.append(replace(g, rules=rules))
     return groups

@@ -8,11 +8,11 @@ the query reads exactly the vLLM / SGLang version that is running.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import Agg, BinOp, Call, Expr, Num, Paren, Selector, Str
+from ..core.promql import Agg, BinOp, Expr, Num, Selector
 from ..core.schema import records
 from ..core.signals import info_names
 
@@ -54,7 +54,7 @@ class Planner:
         # Only what this Prometheus lacks is rebuilt: a GPU field computed at query time still joins the
         # recorded owner inventory when the rules are deployed.
         absent = {k: v for k, v in self._raw.items() if k not in self.present}
-        raw = collapse(prune(promql.inline(expr, absent), self.present))
+        raw = promql.aggregate_once(prune(promql.inline(expr, absent), self.present))
         metrics = tuple(dict.fromkeys(m for m in (own or [s.metric for s in promql.selectors(raw)])
                                       if m in self.present))
         if not metrics or empty(raw, self.present):
@@ -97,40 +97,3 @@ def prune(expr: Expr, present: set[str]) -> Expr:
                 return node.lhs
         return None
     return promql.transform(expr, swap)
-
-
-_NESTABLE = ("sum", "max", "min")  # op by (A) (op by (B) (x)) == op by (A) (x) for A within B
-
-
-def collapse(expr: Expr) -> Expr:
-    """Aggregate once to the outer keys where an inlined record aggregated to finer ones first: a model's
-    quantile rebuilt from raw buckets sums per pod, then per model; per step, the per-pod sum (and a
-    `label_replace` over its output, which only fills a label the outer keys keep) costs Prometheus
-    a label set per pod and bucket, the narrowed one a label set per bucket. Same values."""
-    def swap(node: Expr) -> Expr | None:
-        if not _plain(node):
-            return None
-        body = _bare(node.expr)
-        fill = None
-        if isinstance(body, Call) and body.func == "label_replace" and all(isinstance(a, Str) for a in body.args[1:]):
-            if not {body.args[1].value, body.args[3].value} <= set(node.by):
-                return None
-            fill, body = body, _bare(body.args[0])
-        if not (_plain(body) and body.op == node.op and set(node.by) < set(body.by)):
-            return None
-        narrowed: Expr = replace(body, by=node.by)
-        if fill is not None:
-            narrowed = replace(fill, args=(narrowed, *fill.args[1:]))
-        return replace(node, expr=narrowed)
-    return promql.transform(expr, swap)
-
-
-def _plain(node: Expr) -> bool:
-    return (isinstance(node, Agg) and node.op in _NESTABLE and node.by is not None and node.without is None
-            and node.param is None)
-
-
-def _bare(node: Expr) -> Expr:
-    while isinstance(node, Paren):
-        node = node.expr
-    return node

@@ -23,8 +23,8 @@ from ..core.catalog import load_catalog, parent
 from ..core.records import pod_signal_exprs
 from ..core.labels import BURN_TIER, BURN_TIERS, SLO, contract
 from ..core.config import BACKENDS, SLO_KINDS, BurnWindow, Config, ConfigError, ModelSLO, Objective, duration_seconds
-from ..core.promql import (BinOp, Expr, Matcher, Num, Selector, agg, any_of, label_replace, number, over_time,
-                           positive, regex_escape, transform)
+from ..core.promql import (BinOp, Expr, Matcher, Num, Selector, agg, any_of, label_replace, aggregate_once, number,
+                           over_time, positive, regex_escape, transform)
 from ..core.rules import AlertingRule, RecordingRule, RuleGroup
 from ..core.signals import MODEL, record_names, signal
 
@@ -262,7 +262,7 @@ def short_rate(cfg: Config, sig_name: str, window: str, role: str, les: tuple[fl
             expr = transform(expr, only_le)
         parts.append(label_replace(expr, lb.backend, b, lb.backend, ""))
     keep = sig.keep + (("le",) if role == "bucket" else ())
-    return agg("sum", any_of(parts), lb.model_keys() + keep)
+    return aggregate_once(agg("sum", any_of(parts), lb.model_keys() + keep))
 
 
 def _errors_rule(cfg: Config, window: str | None = None) -> RecordingRule:
