@@ -129,11 +129,14 @@ def explore_hint(prom: LocalPrometheus, sc: scenario.Scenario) -> str:
 
 
 def keep_alive(hint: str) -> None:
-    """Print `hint`, then block until Ctrl-C or SIGTERM. The handler is in place before the hint
-    appears, so an interrupt sent as soon as it is read still ends here (and Prometheus is stopped)."""
+    """Print `hint`, then block until Ctrl-C or SIGTERM. The handlers are in place before the hint
+    appears, so an interrupt sent as soon as it is read still ends here (and Prometheus is stopped); SIGINT
+    gets one too, because a process started in the background (nohup, `cmd &` in a script) inherits it
+    ignored and would otherwise never stop on it."""
     def interrupt(*_):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     try:
         print(hint, file=sys.stderr, flush=True)
         while True:
