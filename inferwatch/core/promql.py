@@ -579,8 +579,7 @@ def sift(expr: Expr, op: str, value: float) -> Expr:
 def _grouped(expr: Expr) -> tuple[Selector, tuple[str, ...]] | None:
     """(selector, labels) when `expr` aggregates one instant selector by those labels: it has an output
     series for a label set exactly when the selector has a series with those labels."""
-    while isinstance(expr, Paren):
-        expr = expr.expr
+    expr = _bare(expr)
     if isinstance(expr, Agg) and expr.by is not None and expr.param is None and isinstance(expr.expr, Selector) \
             and not expr.expr.range and expr.op in ("max", "min", "sum", "avg", "group", "count"):
         return expr.expr, expr.by
