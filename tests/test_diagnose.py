@@ -29,6 +29,7 @@ from inferwatch.core.prometheus import Unreachable
 from inferwatch.sandbox.localprom import free_port
 from inferwatch.diagnose.planner import Planner
 from inferwatch.diagnose.queries import node_query
+from inferwatch.diagnose.engine import SCREEN
 from inferwatch.diagnose.scope import Scope, Window
 from inferwatch.sandbox import scenario
 from inferwatch.cli import main as inferwatch_main
@@ -82,6 +83,24 @@ def test_scenario_diagnosis_matches_expectation(scenario_prometheus, name):
         late = [r for r in roots if r["cause"] == cause]
         assert late and late[0]["onset_vs_symptom"] == "after" and named(late[0]) == set(pods)
         assert late[0]["rank"] > 1
+
+
+@pytest.mark.parametrize("name", ["diag-vllm-0.8-gpu-hardware-fault", "diag-vllm-0.8-gpu-throttling",
+                                  "diag-vllm-gpu-memory-pressure", "diag-sglang-gpu-compute-saturation",
+                                  "diag-sglang-host-bottleneck", "diag-healthy"])
+def test_gpu_screens_drop_no_gpu_the_range_queries_find(scenario_prometheus, name, monkeypatch):
+    """The instant screens (diagnose/screen.py) are a necessary condition: every GPU node reads the same
+    with them as when its range query reads every GPU, and the screens did screen."""
+    prom = scenario_prometheus(name)
+    screened = diagnose(prom, name)
+    ran = {n[:-len(SCREEN)] for n in screened.timings if n.endswith(SCREEN)}
+    assert ran >= {"gpu_hardware_fault", "gpu_memory_pressure", "gpu_compute_saturation"} - {
+        n for n, r in screened.nodes.items() if r.state == "no_data"}
+    monkeypatch.setattr(engine, "screen_query", lambda cfg, q: None)
+    plain = diagnose(prom, name)
+    assert not any(n.endswith(SCREEN) for n in plain.timings)
+    assert screened.to_dict()["nodes"] == plain.to_dict()["nodes"]
+    assert screened.to_dict()["root_causes"] == plain.to_dict()["root_causes"]
 
 
 def test_evidence_carries_numbers_against_references(scenario_prometheus):
@@ -151,9 +170,14 @@ def test_scope_limits_the_diagnosis_to_one_model(scenario_prometheus):
 
 
 def test_query_count_does_not_depend_on_pods(scenario_prometheus):
-    two = diagnose(scenario_prometheus("vllm-kv-cache-pressure"), "vllm-kv-cache-pressure")
-    three = diagnose(scenario_prometheus("diag-two-faults"), "diag-two-faults")
-    assert two.queries == three.queries <= len(graph.NODES) + 2
+    """One request per node (a GPU node's screen), one more per GPU node whose screen kept GPUs, and a
+    fixed few: the number of pods and GPUs never adds requests."""
+    fixed = []
+    for name in ("vllm-kv-cache-pressure", "diag-two-faults"):
+        report = diagnose(scenario_prometheus(name), name)
+        screened = [n for n in report.timings if n + SCREEN in report.timings]
+        fixed.append(report.queries - len(screened))
+    assert fixed[0] == fixed[1] <= len(graph.NODES) + 2
 
 
 # ---- renderings ----------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from .planner import Planner
 from .queries import GPU_UUID, NODE, PART, NodeQuery, followup_query, inventory_query, node_query
 from .scope import Key, Scope, Window, pod_key
 from .ranking import walk
+from .screen import screen_query
 from .report import Report
 
 __all__ = ["run", "Scope", "Report", "Unreachable"]
@@ -77,7 +78,7 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         queries = {n.id: node_query(cfg, planner, n, node_frame(win, n)) for n in graph.NODES}
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
-        results, errors, timings = _run_nodes(client, queries, win, cfg, deadline)
+        results, errors, timings = _run_nodes(client, cfg, planner, queries, win, deadline)
     except BaseException:
         client.close()
         raise
@@ -135,25 +136,51 @@ def _inventory(client: PromClient, planner: Planner, win: Window, cfg: Config) -
     return client.query(text, win.at, cfg.diagnose.query_timeout.seconds()) if text else []
 
 
-def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, cfg: Config, deadline: float):
-    """Every node's query, then one follow-up for the checks they left for their candidate pods.
-    Returns (results by node, errors by node, seconds by request name)."""
-    texts = {n: q.text for n, q in queries.items() if q.text is not None}
-    results, errors, timings = _execute(client, texts, win, cfg, deadline,
-                                        {n: q.window.step for n, q in queries.items()})
+def _run_nodes(client: PromClient, cfg: Config, planner: Planner, queries: dict[str, NodeQuery], win: Window,
+               deadline: float):
+    """Every node's query (a GPU node's screen instead, where it has one: diagnose/screen.py), then in
+    one more round the screened GPU nodes' queries for the GPUs their screens kept and one follow-up
+    for the checks the other nodes left for their candidate pods. Returns (results by node, errors by
+    node, seconds by request name); `queries` ends with the query each node's results came from."""
+    screens = {n: text for n, q in queries.items() if (text := screen_query(cfg, q)) is not None}
+    texts = {n: q.text for n, q in queries.items() if q.text is not None and n not in screens}
+    steps: dict[str, float | None] = {n: q.window.step for n, q in queries.items()}
+    for n, text in screens.items():
+        texts[n + SCREEN], steps[n + SCREEN] = text, None
+    results, errors, timings = _execute(client, texts, win, cfg, deadline, steps)
+    second: dict[str, str] = {}
+    for n in screens:
+        if n + SCREEN in errors:
+            errors[n] = errors.pop(n + SCREEN)
+            continue
+        gpus = {s["metric"][GPU_UUID] for s in results.pop(n + SCREEN) if GPU_UUID in s["metric"]}
+        if not gpus:  # no GPU can hold a check anywhere in the frame
+            results[n] = []
+            continue
+        queries[n] = node_query(cfg, planner, queries[n].node, queries[n].window, gpus)
+        second[n] = queries[n].text
     todo = [(q, _candidates(cfg, q, results[n])) for n, q in queries.items()
-            if n in results and (q.deferred or q.baselines)]
+            if n in results and n not in second and (q.deferred or q.baselines)]
     gpus = {q.node.id: _gpus(results[q.node.id]) for q, _ in todo if q.node.tier == "gpu"}
     text = followup_query(cfg, todo, gpus)
-    if text is None:
+    if text is not None:
+        second[FOLLOWUP] = text
+    if not second:
         return results, errors, timings
     try:
-        more, failed, spent = _execute(client, {FOLLOWUP: text}, win, cfg, deadline)
+        more, failed, spent = _execute(client, second, win, cfg, deadline, steps)
         timings.update(spent)
     except Unreachable as exc:  # the first answers still stand
-        more, failed = {}, {FOLLOWUP: str(exc)}
+        more, failed = {}, {name: str(exc) for name in second}
+    for n in set(second) - {FOLLOWUP}:
+        if n in failed:
+            errors[n] = failed[n]
+        else:
+            results[n] = more[n]
+    if FOLLOWUP not in second:
+        return results, errors, timings
     asked = [q.node.id for q, pods in todo if pods]
-    if failed:
+    if FOLLOWUP in failed:
         for n in asked:
             errors[n] = f"follow-up query: {failed[FOLLOWUP]}"
             results.pop(n, None)
@@ -164,6 +191,7 @@ def _run_nodes(client: PromClient, queries: dict[str, NodeQuery], win: Window, c
     return results, errors, timings
 
 
+SCREEN = " screen"  # a GPU node's screen is the request "<node> screen"
 FOLLOWUP = "follow-up"
 
 
@@ -184,9 +212,9 @@ def _gpus(result: list[dict]) -> set[str]:
 
 
 def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float,
-             steps: dict[str, float] | None = None):
+             steps: dict[str, float | None] | None = None):
     """Run range queries concurrently until `deadline` (monotonic), each at its step in `steps` (default
-    the window's); returns (results by name, errors by name, seconds by name as the client saw them).
+    the window's; None: an instant query at the window's end); returns (results by name, errors by name, seconds by name as the client saw them).
     Daemon threads, so a stuck request never keeps the process alive past the deadline (a
     ThreadPoolExecutor's threads are joined at exit)."""
     d = cfg.diagnose
@@ -206,7 +234,8 @@ def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config
             t0 = time.monotonic()
             try:
                 step = (steps or {}).get(name, win.step)
-                answers[name] = client.query_range(text, win.start, win.at, step, timeout)
+                answers[name] = (client.query(text, win.at, timeout) if step is None
+                                 else client.query_range(text, win.start, win.at, step, timeout))
             except PrometheusError as exc:
                 answers[name] = exc
             timings[name] = time.monotonic() - t0

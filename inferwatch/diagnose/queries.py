@@ -50,15 +50,16 @@ def _tag(expr: Expr, value: str) -> Expr:
     return set_label(expr, PART, value)
 
 
-def _value(cfg: Config, spec: str | float, section: object) -> float:
+def setting(cfg: Config, spec: str | float, section: object) -> float:
     return float(getattr(section, spec)) if isinstance(spec, str) else float(spec)
 
 
 def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Window,
-                baseline: bool = True) -> list[Expr]:
+                baseline: bool = True, peers: Expr | None = None) -> list[Expr]:
     """The condition of check i (and its reference) as tagged expressions; `baseline=False` leaves the
-    baseline reference out (it is fetched later for the anomalous entities only, see `followup_query`)."""
-    factor = _value(cfg, check.factor, cfg.diagnose)
+    baseline reference out (it is fetched later for the anomalous entities only, see `followup_query`).
+    `peers`: the series a siblings' median is taken over, when `s` is restricted to a few entities."""
+    factor = setting(cfg, check.factor, cfg.diagnose)
     op = check.op
     if check.against == "threshold":
         return [_tag(threshold(cfg, check, s), f"c{i}")]
@@ -69,7 +70,7 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
         return [_tag(BinOp("unless", before, s), f"c{i}")]
     if check.against == "baseline":
         ref = baseline_median(s, win)
-        cond = BinOp(op, s, _shift(ref, op, factor, check.delta))
+        cond = BinOp(op, s, shift(ref, op, factor, check.delta))
         if not baseline:
             return [_tag(cond, f"c{i}")]
         if node_tier_of(check) == "model":  # a few series: every model's reference costs less than
@@ -77,15 +78,15 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
         held = Call("max_over_time", (recent(cond),))  # entities anomalous lately
         return [_tag(cond, f"c{i}"), _tag(BinOp("and", ref, held), f"b{i}")]
     group = sibling_keys(cfg.labels, node_tier_of(check))
-    ref = Agg("quantile", s, by=group, param=Num(0.5))
-    cond = BinOp(op, s, _shift(ref, op, factor, check.delta), on=group, group_left=())
+    ref = Agg("quantile", s if peers is None else peers, by=group, param=Num(0.5))
+    cond = BinOp(op, s, shift(ref, op, factor, check.delta), on=group, group_left=())
     return [_tag(cond, f"c{i}"), _tag(Call("avg_over_time", (recent(ref),)), f"s{i}")]
 
 
 def threshold(cfg: Config, check: Check, s: Expr) -> Expr:
     """The points of `s` beyond the check's threshold, filtered before the joins and aggregations that
     do not change them (`promql.sift`: a GPU field is compared per GPU before it is joined to its pod)."""
-    return promql.sift(s, check.op, _value(cfg, check.threshold, cfg.diagnose.thresholds))
+    return promql.sift(s, check.op, setting(cfg, check.threshold, cfg.diagnose.thresholds))
 
 
 def baseline_median(s: Expr, win: Window) -> Expr:
@@ -94,7 +95,7 @@ def baseline_median(s: Expr, win: Window) -> Expr:
                                                     win.window_start)))
 
 
-def _shift(ref: Expr, op: str, factor: float, delta: float) -> Expr:
+def shift(ref: Expr, op: str, factor: float, delta: float) -> Expr:
     if op == ">":
         out = ref * factor if factor != 1 else ref
         return out + delta if delta else out
@@ -122,19 +123,25 @@ class NodeQuery:
     baselines: tuple[int, ...] = ()
 
 
-def node_query(cfg: Config, planner: Planner, node: Node, win: Window) -> NodeQuery:
+def node_query(cfg: Config, planner: Planner, node: Node, win: Window, gpus: set[str] | None = None) -> NodeQuery:
+    """`gpus`: read only these GPUs (UUIDs a screen kept, diagnose/screen.py), with every check and
+    baseline in this one query (they are few); their siblings' median still reads every GPU."""
     leaves = list(checks(node.detector))
     sources = {c.signal: planner.source(c.signal) for c in leaves}
-    later = {i for i, c in enumerate(leaves)
-             if c.against == "baseline" and _restrictable(sources[c.signal], SIGNALS[c.signal].tier)}
+    read = {name: src.expr for name, src in sources.items()}
+    if gpus is not None:
+        only = (Matcher(GPU_UUID, "|".join(regex_escape(u) for u in sorted(gpus)), "=~"),)
+        read = {name: e if e is None or SIGNALS[name].tier != "gpu" else restrict(e, only) for name, e in read.items()}
+    later = {i for i, c in enumerate(leaves) if gpus is None
+             and c.against == "baseline" and _restrictable(sources[c.signal], SIGNALS[c.signal].tier)}
     deferred = tuple(sorted(i for i, limits in gates(node.detector).items() if i in later
                             and any(sources[leaves[g].signal].expr is not None for g in limits)))
     parts: list[Expr] = []
     for i, c in enumerate(leaves):
-        src = sources[c.signal]
-        if src.expr is not None and i not in deferred:
-            parts += check_parts(cfg, node, i, c, _narrowed(cfg, node, leaves, sources, i, src.expr), win,
-                                 baseline=i not in later)
+        s = read[c.signal]
+        if s is not None and i not in deferred:
+            parts += check_parts(cfg, node, i, c, _narrowed(cfg, node, leaves, sources, i, s), win,
+                                 baseline=i not in later, peers=sources[c.signal].expr)
     if not parts:
         return NodeQuery(node, None, sources, win)
     return NodeQuery(node, promql.check(any_of(parts)), sources, win, deferred, tuple(sorted(later)))

@@ -84,7 +84,6 @@ SIGNALS: dict[str, SignalSpec] = {s.name: s for s in (
     _record("kv_usage", "pod", "ratio", "max", "kv_cache_usage", POD, "value"),
     _record("preemptions", "pod", "1/s", "sum", "preemptions", POD, "rate"),
     _record("prefix_hit", "pod", "ratio", "max", "prefix_cache_hit", POD, "ratio"),
-    _record("prompt_length", "pod", "tokens", "max", "prompt_length_tokens", POD, "mean"),
     _record("prompt_per_request", "pod", "tokens", "max", "prompt_tokens_per_request", POD, "ratio"),
     _record("arrival_rate", "pod", "requests/s", "sum", "requests_arrived", POD, "rate"),
     SignalSpec("present", "pod", "", _present),
