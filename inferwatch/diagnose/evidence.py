@@ -123,11 +123,14 @@ def detect(cfg: Config, node: Node, win: Window, result: list[dict], available: 
     in_window = [t for t in grid if t > win.window_start]
     hits = {i: parts.get(f"c{i}", {}) for i in range(len(leaves))}
     candidates = {k for i, c in enumerate(leaves) if SIGNALS[c.signal].tier == node.tier for k in hits[i]}
+    # Unless the detector can hold where no check does (a `Not`), only the steps where one held can count.
+    blind = evaluate(node.detector, lambda i: False if has_data[i] else None) is True
     findings = []
     for key in sorted(candidates):
         labels = dict(key)
-        leaf_at = _leaf_lookup(cfg, node, leaves, hits, has_data, labels, models_of_pod)
-        anomalous = [t for t in grid if evaluate(node.detector, lambda i, t=t: leaf_at(i, t)) is True]
+        leaf_at, seen = _leaf_lookup(cfg, node, leaves, hits, has_data, labels, models_of_pod)
+        steps = grid if blind else [t for t in grid if t in seen]
+        anomalous = [t for t in steps if evaluate(node.detector, lambda i, t=t: leaf_at(i, t)) is True]
         window_hits = [t for t in anomalous if t > win.window_start]
         persistence = len(window_hits) / max(1, len(in_window))
         if not window_hits or (persistence < cfg.diagnose.min_persistence
@@ -145,7 +148,8 @@ def _grid(win: Window) -> list[int]:
 
 
 def _leaf_lookup(cfg, node: Node, leaves: list[Check], hits, has_data, labels, models_of_pod):
-    """leaf(i, t): does check i hold for this entity (or, for another tier, a related entity) at t."""
+    """(leaf, seen): leaf(i, t) says whether check i holds for this entity (or, for another tier, a
+    related entity) at t; `seen` holds every step where some check does."""
     related: dict[int, list[dict[int, float]]] = {}
     for i, c in enumerate(leaves):
         tier = SIGNALS[c.signal].tier
@@ -159,7 +163,7 @@ def _leaf_lookup(cfg, node: Node, leaves: list[Check], hits, has_data, labels, m
         if not has_data[i]:
             return None
         return any(t in pts for pts in related[i])
-    return leaf
+    return leaf, {t for found in related.values() for pts in found for t in pts}
 
 
 def _onset(anomalous: list[int], last: int, step: float) -> float:

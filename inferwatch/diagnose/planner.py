@@ -39,8 +39,14 @@ class Planner:
         # Multi-node GPU attribution reads the instance inventory as recorded: without the rules
         # deployed it is absent and `prune` drops that branch (raw GPU queries stay short).
         self._raw = {k: v for k, v in self._records.items() if k != info_names()["pod_instance"]}
+        self._sources: dict[str, Source] = {}  # by signal: every node reading it asks again
 
     def source(self, name: str) -> Source:
+        if name not in self._sources:
+            self._sources[name] = self._source(name)
+        return self._sources[name]
+
+    def _source(self, name: str) -> Source:
         spec = SIGNALS[name]
         expr = promql.transform(spec.build(self.cfg), self._scoped)
         recorded = [s.metric for s in promql.selectors(expr)]
@@ -68,26 +74,37 @@ class Planner:
         return None
 
 
-def empty(expr: Expr, present: set[str]) -> bool:
+def empty(expr: Expr, present: set[str], memo: dict[int, bool] | None = None) -> bool:
     """True when the expression can return nothing here: a selector of an absent metric, or an operation
-    one of whose required operands is empty (a LoRA info gauge joined with the pod's models)."""
+    one of whose required operands is empty (a LoRA info gauge joined with the pod's models). `memo`:
+    answers by node identity, for callers that ask about every subtree of one tree."""
+    memo = {} if memo is None else memo
+    if id(expr) in memo:
+        return memo[id(expr)]
     if isinstance(expr, Selector):
-        return expr.metric not in present
-    if isinstance(expr, BinOp):
+        out = expr.metric not in present
+    elif isinstance(expr, BinOp):
         if expr.op == "or":
-            return empty(expr.lhs, present) and empty(expr.rhs, present)
-        if expr.op == "unless":
-            return empty(expr.lhs, present)
-        sides = [e for e in (expr.lhs, expr.rhs) if not isinstance(e, Num)]
-        return any(empty(e, present) for e in sides)
-    children = [c for c in promql.children(expr) if not isinstance(c, Num)]
-    return bool(children) and any(empty(c, present) for c in children if promql.selectors(c))
+            out = empty(expr.lhs, present, memo) and empty(expr.rhs, present, memo)
+        elif expr.op == "unless":
+            out = empty(expr.lhs, present, memo)
+        else:
+            out = any(empty(e, present, memo) for e in (expr.lhs, expr.rhs) if not isinstance(e, Num))
+    else:
+        children = [c for c in promql.children(expr) if not isinstance(c, Num)]
+        out = bool(children) and any(empty(c, present, memo) for c in children if promql.selectors(c))
+    memo[id(expr)] = out
+    return out
 
 
 def prune(expr: Expr, present: set[str]) -> Expr:
     """Drop `or` alternatives that cannot return data here (see `empty`)."""
+    memo: dict[int, bool] = {}
+    keep = [expr]  # the rewritten nodes stay alive, so no id in `memo` is reused by another node
+
     def dead(e: Expr) -> bool:
-        return empty(e, present)
+        keep.append(e)
+        return empty(e, present, memo)
 
     def swap(node: Expr) -> Expr | None:
         if isinstance(node, BinOp) and node.op == "or":

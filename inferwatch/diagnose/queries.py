@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import (Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, Subquery, any_of, regex_escape,
+from ..core.promql import (Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, any_of, regex_escape,
                            set_label)
 from ..core.schema import Tier, sibling_keys
 from ..core.signals import GPU, POD
@@ -66,7 +66,7 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
     # References come back once per entity, from the last third of the window (cheap: pinned with @).
     recent = lambda e: At(e, _dur(max(win.step, win.window / 3)), _dur(win.step), win.at)  # noqa: E731
     if check.against == "vanished":
-        before = Call("max_over_time", (At(s, _dur(win.baseline), _dur(win.baseline_step), win.window_start),))
+        before = ever(s, win.baseline, win.baseline_step, win.window_start)
         return [_tag(BinOp("unless", before, s), f"c{i}")]
     if check.against == "baseline":
         ref = baseline_median(s, win)
@@ -212,5 +212,12 @@ def inventory_query(planner: Planner, win: Window) -> str | None:
     src = planner.source("present")
     if src.expr is None:
         return None
-    return promql.check(Call("max_over_time", (Subquery(src.expr, _dur(win.at - win.lookback_start),
-                                                        _dur(win.baseline_step)),)))
+    return promql.check(ever(src.expr, win.at - win.lookback_start, win.baseline_step, win.at))
+
+
+def ever(s: Expr, seconds: float, step: float, at: float) -> Expr:
+    """The series `s` had at some point of the `seconds` before `at`. The group of one selector reads the
+    selector's samples once (`last_over_time`) instead of grouping it again at every subquery step."""
+    if isinstance(s, Agg) and s.op == "group" and isinstance(s.expr, Selector) and not s.expr.range:
+        return Agg("group", Call("last_over_time", (At(s.expr, _dur(seconds), "", at),)), s.by, s.without)
+    return Call("max_over_time", (At(s, _dur(seconds), _dur(step), at),))
