@@ -338,11 +338,14 @@ def _healthy_at() -> float:
     return sc.start + sc.incident_at
 
 
-def test_failed_gpu_queries_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
+SYMPTOM = "time_to_first_token"  # the raw TTFT histogram the ttft_high symptom reads
+
+
+def test_failed_symptom_queries_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
     import json
 
-    def answer(path, form):  # the GPU queries fail on the server; everything else is real
-        if "DCGM" in form.get("query", ""):
+    def answer(path, form):  # the TTFT queries fail on the server; everything else is real
+        if SYMPTOM in form.get("query", ""):
             return 422, b'{"status":"error","errorType":"execution","error":"too many samples"}', None
         return None
 
@@ -355,19 +358,38 @@ def test_failed_gpu_queries_make_a_healthy_diagnosis_partial(scenario_prometheus
     report = json.loads(runs["json"][1])
     assert {c for c, *_ in runs.values()} == {5}
     failed = sorted(e["node"] for e in report["errors"])
-    assert report["status"] == "partial" and "gpu_hardware_fault" in failed and "ttft_high" not in failed
+    assert report["status"] == "partial" and "ttft_high" in failed and "error_rate_high" not in failed
     assert sorted(u["node"] for u in report["unchecked"]) == failed
     assert "too many samples" in report["unchecked"][0]["reason"]
+    # what an unchecked symptom could hide is checked: the causes below it were queried
+    assert report["nodes"]["gpu_hardware_fault"] == report["nodes"]["queue_backlog"] == "normal"
     for fmt in ("text", "markdown"):
         shown = runs[fmt][1]
         assert shown.startswith(("PARTIAL", "### inferwatch diagnose: PARTIAL")) and "Not checked" in shown
         assert all(n in shown for n in failed)
 
 
-def test_unfinished_nodes_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
+def test_a_healthy_diagnosis_asks_nothing_below_its_symptoms(scenario_prometheus, tmp_path):
+    """No symptom holds: no cause could explain one, so failing GPU queries are never sent."""
     import json
 
     with FakePrometheus(hang_on_gpu_queries, scenario_prometheus(HEALTHY).url) as fake:
+        code, out, _, _ = run_diagnose(fake.url, "--at", str(_healthy_at()), "--format", "json",
+                                       config="diagnose: {deadline: 4s}", tmp_path=tmp_path)
+    report = json.loads(out)
+    assert code == 0 and report["status"] == "healthy" and report["errors"] == []
+    assert {report["nodes"][n] for n in ("gpu_hardware_fault", "queue_backlog")} == {"skipped"}
+
+
+def test_unfinished_symptoms_make_a_healthy_diagnosis_partial(scenario_prometheus, tmp_path):
+    import json
+
+    def hang(path, form):
+        if SYMPTOM in form.get("query", ""):
+            return 200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}' * 4, 3.0
+        return None
+
+    with FakePrometheus(hang, scenario_prometheus(HEALTHY).url) as fake:
         code, out, _, _ = run_diagnose(fake.url, "--at", str(_healthy_at()), "--format", "json",
                                        config="diagnose: {deadline: 4s}", tmp_path=tmp_path)
     report = json.loads(out)

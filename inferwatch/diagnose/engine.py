@@ -1,12 +1,16 @@
 """The diagnosis API: `run(prometheus_url, scope, at, window, cfg, **connection) -> Report`.
 
 One request lists the metric names that exist (recorded series or raw engine metrics, which vLLM or
-SGLang names), then one range query per graph node and one inventory query run concurrently with a
-per-query timeout and one overall deadline (`diagnose.deadline`, from the start of `run`; the client ends
-any request still running then, so `run` returns by it), then at most one follow-up for the pods they named
-(queries.followup_query). A failed or late query marks its node `error` and lands in
-`errors`; the rest of the diagnosis still comes back. Only when Prometheus cannot be reached at all does
-`run` raise `Unreachable`. Last, one query for the numbers that show each root cause accounts for its
+SGLang names), one the pods in scope. Then the graph is walked from its symptoms: first the symptom
+nodes' range queries, then, for the nodes below an anomalous symptom only (a cause matters only below
+a symptom it can explain; the others are `skipped`), one range query per pod node and one instant
+screen per GPU node (diagnose/screen.py), and last the screened GPU nodes' queries for the GPUs they
+kept beside at most one follow-up for the pods the others named (queries.followup_query). Queries
+run concurrently with a per-query timeout and one overall deadline (`diagnose.deadline`, from the start
+of `run`; the client ends any request still running then, so `run` returns by it). A failed or late
+query marks its node `error` (an errored symptom's causes are still checked) and lands in `errors`;
+the rest of the diagnosis still comes back. Only when Prometheus cannot be reached at all does `run`
+raise `Unreachable`. Last, one query for the numbers that show each root cause accounts for its
 symptom (diagnose/accounting.py).
 """
 from __future__ import annotations
@@ -17,6 +21,8 @@ import time
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+
+import networkx as nx
 
 from ..core.config import Config, duration_seconds, is_duration
 
@@ -78,20 +84,43 @@ def run(prometheus_url: str, scope: Scope, at: datetime | float | None, window: 
         queries = {n.id: node_query(cfg, planner, n, node_frame(win, n)) for n in graph.NODES}
         if not inventory:  # nothing serves in this scope and time: every node is no data
             queries = {n: replace(q, text=None) for n, q in queries.items()}
-        results, errors, timings = _run_nodes(client, cfg, planner, queries, win, deadline)
+        models_of_pod = _models_of_pod(cfg, inventory)
+        available = {name for q in queries.values() for name, src in q.sources.items() if src.expr is not None}
+        nodes: dict[str, NodeResult] = {}
+        errors: dict[str, str] = {}
+        timings: dict[str, float] = {}
+
+        def judge(ids: set[str]) -> None:
+            """Query these nodes (graph order), then read each one's answer."""
+            asked = {n: queries[n] for n in queries if n in ids}
+            try:
+                results, failed, spent = _run_nodes(client, cfg, planner, asked, win, deadline)
+            except Unreachable as exc:
+                if not nodes:
+                    raise
+                results, failed, spent = {}, {n: str(exc) for n, q in asked.items() if q.text}, {}
+            queries.update(asked)  # a screened GPU node's query is the one its answer came from
+            errors.update(failed)
+            timings.update(spent)
+            for node_id, q in asked.items():
+                if node_id in failed:
+                    nodes[node_id] = NodeResult(q.node, "error", error=failed[node_id])
+                elif q.text is None:
+                    nodes[node_id] = NodeResult(q.node, "no_data")
+                else:
+                    nodes[node_id] = detect(cfg, q.node, q.window, results[node_id], available, models_of_pod)
+
+        # The graph is walked from its symptoms: a cause only matters below a symptom it can explain.
+        judge(set(graph.SYMPTOMS))
+        below = {n for s in graph.SYMPTOMS if nodes[s].state in ("anomalous", "error") for n in nx.descendants(g, s)}
+        if below:
+            judge(below)
     except BaseException:
         client.close()
         raise
-    models_of_pod = _models_of_pod(cfg, inventory)
-    available = {name for q in queries.values() for name, src in q.sources.items() if src.expr is not None}
-    nodes: dict[str, NodeResult] = {}
-    for node_id, q in queries.items():
-        if node_id in errors:
-            nodes[node_id] = NodeResult(q.node, "error", error=errors[node_id])
-        elif q.text is None:
-            nodes[node_id] = NodeResult(q.node, "no_data")
-        else:
-            nodes[node_id] = detect(cfg, q.node, q.window, results[node_id], available, models_of_pod)
+    for node_id in queries.keys() - nodes.keys():
+        nodes[node_id] = NodeResult(queries[node_id].node, "skipped")
+    nodes = {n: nodes[n] for n in queries}
     roots = walk(cfg, g, nodes, models_of_pod, win.step)
     symptoms = [(s, nodes[s].findings) for s in graph.SYMPTOMS if nodes[s].state == "anomalous"]
     drawn: list[chart_data.Chart] = []

@@ -20,7 +20,7 @@ from .queries import PART
 from .scope import Key, Window, pod_key
 from .signals import SIGNALS, keys
 
-State = Literal["anomalous", "normal", "no_data", "error"]
+State = Literal["anomalous", "normal", "no_data", "error", "skipped"]  # skipped: below no anomalous symptom
 # A condition that holds at each of the window's last ONGOING points is an incident under way, even when
 # it began too late in the window to reach `min_persistence` (a fault minutes old at the diagnosis time).
 ONGOING = 3
