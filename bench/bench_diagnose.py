@@ -40,8 +40,9 @@ _NAMED = re.compile(r"\b(chat-|gpu-node-0-)(\d+)\b")  # pod and node names in an
 _UUID = "UUID"  # dcgm-exporter's GPU id: a copy's GPUs are other GPUs (joins on it must stay one-to-one)
 
 
-def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.Series]]:
-    """The simulated template and the series of `pods` pods (copies of it, renamed)."""
+def cluster(pods: int, gpus: int, kv_every: int = 10) -> tuple[scenario.Scenario, Iterator[scenario.Series]]:
+    """The simulated template and the series of `pods` pods (copies of it, renamed); the KV capacity of
+    every `kv_every`-th pod is cut."""
     k = min(pods, TEMPLATE)
     sc = scenario.from_dict({
         "name": f"bench-{pods}", "engine": "vllm", "version": "0.33", "duration": "85m", "step": STEP,
@@ -50,7 +51,7 @@ def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.
         "pods": [{"name": f"chat-{i}", "gpus": gpus} for i in range(k)],
         "workload": {"rate": 3.0 * k, "generation": 300},
         "faults": [
-            {"kind": "kv_capacity", "at": "70m", "pods": [f"chat-{i}" for i in range(0, k, 10)], "factor": 0.3},
+            {"kind": "kv_capacity", "at": "70m", "pods": [f"chat-{i}" for i in range(0, k, kv_every)], "factor": 0.3},
             {"kind": "xid", "at": "72m", "pods": ["chat-3"], "gpus": [0], "code": 79, "errors": 0.5},
         ]})
     template = list(scenario.synthesize(sc))
@@ -68,8 +69,9 @@ def cluster(pods: int, gpus: int) -> tuple[scenario.Scenario, Iterator[scenario.
     return sc, copies()
 
 
-def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool = False) -> list[dict]:
-    sc, copies = cluster(pods, gpus)
+def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool = False,
+            kv_every: int = 10) -> list[dict]:
+    sc, copies = cluster(pods, gpus, kv_every)
     series = list(copies)  # label dicts only: the copies share their samples
     cfg = load_config(None)
     rows = []
@@ -133,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="measured runs per size (median reported)")
     p.add_argument("--modes", default="recorded,raw", help="recorded and/or raw (default both)")
     p.add_argument("--timings", action="store_true", help="print the seconds of every request of the last run")
+    p.add_argument("--kv-every", type=int, default=10, choices=(1, 2, 5, 10),
+                   help="cut the KV capacity of every N-th pod (default 10: the model's errors are the symptom; "
+                        "2: its latency too, so every cause node is queried)")
     args = p.parse_args(argv)
     modes = args.modes.split(",")
     print("| pods | GPUs | raw series | raw samples | series read | setup s | diagnose wall s (min / median / max) "
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
           "| slowest request (s, last run) |")
     print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|")
     for n in args.pods.split(","):
-        for r in measure(int(n), args.gpus, args.repeat, modes, args.timings):
+        for r in measure(int(n), args.gpus, args.repeat, modes, args.timings, args.kv_every):
             print(f"| {r['pods']} | {r['gpus']} | {r['series']:,} | {r['samples']:,} | {r['mode']} | {r['setup_s']:.0f} "
                   f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['cpu_s']:.2f} "
                   f"| {r['queries']} | {r['errors']} | {r['status']} "
