@@ -10,11 +10,18 @@ and one sample of every other raw series they read, and the instant floor (every
 
     python -m bench.rule_cpu                          # 100 pods, SGLang worst case (8 ranks)
     python -m bench.rule_cpu --pods 100 --sglang-ranks 1 --top 10
+    git archive 0271c34 rules/prometheus/rules | tar -x -C /tmp/before
+    python -m bench.rule_cpu --pods 1000 --sglang-ranks 1 --compare /tmp/before/rules/prometheus/rules
+
+`--compare` times another rule set's version of every rule whose expression differs right after ours, on
+the same TSDB: a change is judged side by side, since two profiles on this shared machine differ by a
+third between runs (docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import yaml
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +29,7 @@ from pathlib import Path
 
 from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.core.config import Config, duration_seconds
+from inferwatch.core.promql import Expr
 from inferwatch.core.rules import RuleGroup
 
 from . import cluster, measure, rulesets, tsdb
@@ -35,6 +43,32 @@ class RuleCpu:
     group: str
     rule: str  # record or alert name, with its quantile label if any
     seconds: float  # Prometheus CPU per evaluation
+    compared: float | None = None  # the --compare rule set's version of the rule, where it differs
+
+
+@dataclass(frozen=True)
+class Text(Expr):
+    """A rule expression as another rule set's file holds it."""
+    text: str
+
+    def render(self) -> str:
+        return f"({self.text})"
+
+
+def rule_key(group: str, name: str, labels: dict) -> tuple:
+    """A rule's identity across rule sets: group, name and static labels (a -pd group records names of its
+    engine's group; burn tiers share the alert name)."""
+    return (group, name, tuple(sorted((labels or {}).items())))
+
+
+def load_rules(folder: Path) -> dict[tuple, str]:
+    """Rule key -> expression of every rule in a folder of Prometheus rule files."""
+    out = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for g in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
+            for r in g.get("rules", []):
+                out[rule_key(g["name"], r.get("record") or r["alert"], r.get("labels") or {})] = r["expr"]
+    return out
 
 
 @dataclass(frozen=True)
@@ -48,7 +82,7 @@ class Profile:
 
 
 def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path, repeat: int,
-            window: str, rounds: int = 1, fill: float = FILL_SECONDS) -> Profile:
+            window: str, rounds: int = 1, fill: float = FILL_SECONDS, other: dict[tuple, str] | None = None) -> Profile:
     data = tsdb.backfill(spec, root, gaps=[5.0])[0]
     time.sleep(max(0.0, data.last_sample - time.time()))
     workdir = root / "prom"
@@ -69,9 +103,11 @@ def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path
         for g in groups:
             for r in g.rules:
                 name = getattr(r, "record", None) or r.alert
+                theirs = (other or {}).get(rule_key(g.name, name, r.labels))
                 if "quantile" in r.labels:
                     name += f'{{quantile="{r.labels["quantile"]}"}}'
-                out.append(RuleCpu(g.name, name, cost(r.expr)))
+                differs = theirs is not None and theirs.strip() != r.expr.render()
+                out.append(RuleCpu(g.name, name, cost(r.expr), cost(Text(theirs)) if differs else None))
         floor = sum(cost(e) for e in rulesets.floor(groups, window).exprs())
         instant = cost(rulesets.RAW_SERIES)
     return Profile(out, floor, instant, data.series, int(totals.get("prometheus_tsdb_head_series", 0)),
@@ -93,6 +129,10 @@ def report(p: Profile, top: int) -> str:
              f"{p.instant * 1000:,.0f} | {total / max(p.instant, 1e-3):.1f}x |", "",
              "| group | CPU ms | share |", "|---|---:|---:|"]
     lines += [f"| {g} | {s * 1000:,.0f} | {s / total:.0%} |" for g, s in sorted(by_group.items(), key=lambda x: -x[1])]
+    changed = [r for r in rows if r.compared is not None]
+    if changed:
+        lines += ["", "| rule (expression differs) | group | ours CPU ms | compared CPU ms |", "|---|---|---:|---:|"]
+        lines += [f"| `{r.rule}` | {r.group} | {r.seconds * 1000:,.1f} | {r.compared * 1000:,.1f} |" for r in changed]
     lines += ["", "| rule | group | CPU ms |", "|---|---|---:|"]
     lines += [f"| `{r.rule}` | {r.group} | {r.seconds * 1000:,.1f} |"
               for r in sorted(rows, key=lambda r: -r.seconds)[:top]]
@@ -114,7 +154,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "only adds CPU)")
     p.add_argument("--fill", type=float, default=FILL_SECONDS,
                    help=f"seconds of rule cycles before measuring (default: {FILL_SECONDS:.0f}; 180 at 5,000 pods)")
+    p.add_argument("--compare", type=Path, metavar="DIR",
+                   help="a folder of Prometheus rule files (another version of ours): every rule of the same name "
+                        "whose expression differs is timed right after ours, on the same TSDB")
     args = p.parse_args(argv)
+    if args.compare is not None and not args.compare.is_dir():
+        p.error(f"--compare {args.compare}: not a folder")
     if args.pods < 2 or min(args.repeat, args.rounds) < 1 or args.top < 0 or args.fill <= 0:
         p.error("--pods must be at least 2, --repeat, --rounds and --fill positive, --top not negative")
     return args
@@ -122,12 +167,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        other = load_rules(args.compare) if args.compare else None
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"--compare {args.compare}: not a folder of Prometheus rule files ({type(e).__name__}: {first})",
+              file=sys.stderr)
+        return 2
     spec = cluster.ClusterSpec(pods=args.pods, models=max(2, args.pods // 25),
                                sglang_ranks=args.sglang_ranks)
     cfg = Config()
     groups = rulesets.layered(cfg, f"{INTERVAL}s").groups
     with tempfile.TemporaryDirectory(prefix="inferwatch-rule-cpu-") as tmp:
-        rows = profile(spec, groups, Path(tmp), args.repeat, cfg.recording.rate_window, args.rounds, args.fill)
+        rows = profile(spec, groups, Path(tmp), args.repeat, cfg.recording.rate_window, args.rounds, args.fill,
+                       other)
     print(f"{args.pods} pods, {args.sglang_ranks} SGLang rank(s) reporting; {args.repeat} evaluations per rule, "
           f"least of {args.rounds} round(s)\n")
     print(report(rows, args.top))

@@ -7,11 +7,16 @@ chart's default `exported_pod`, `pod` with honorLabels), and stop once the pod i
 """
 from __future__ import annotations
 
+import subprocess
 from dataclasses import replace
 
 import pytest
+import yaml
 
 from test_alerts import DEFAULT, alert_rules, promtool, render_template, write_rules
+from inferwatch.core.config import Config
+from inferwatch.core.promql import Agg
+from inferwatch.core.records import gpu_passing
 from inferwatch.sandbox import scenario
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -51,3 +56,29 @@ def test_gpu_alerts_keep_their_pod_and_model_while_the_engine_is_down(tmp_path, 
               {"eval_time": "1h7m", "alertname": "LLMGPUEccOrRowRemapFailure", "exp_alerts": [ecc]}]
     res = promtool(tmp_path, write_rules(DEFAULT, tmp_path), DEFAULT, sc, series, tests)
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]
+
+
+def test_fields_tested_series_by_series_keep_fallbacks_and_parts(tmp_path):
+    """`gpu_passing`: a fallback source (GPU_UTIL) counts only on GPUs without the source before it, even
+    when the fallback passes and the first source does not; sources that set a label (throttle reasons)
+    are parts, so a GPU with only thermal violation time passes."""
+    cfg = Config()
+    labels = lambda uuid: f'{{UUID="{uuid}", GPU_I_ID="", gpu="0"}}'  # noqa: E731
+    series = [("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "GPU-both", "0.5x20"), ("DCGM_FI_DEV_GPU_UTIL", "GPU-both", "100x20"),
+              ("DCGM_FI_DEV_GPU_UTIL", "GPU-util", "99x20"), ("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "GPU-busy", "0.99x20"),
+              ("DCGM_FI_DEV_GPU_UTIL", "GPU-busy", "10x20"),
+              ("DCGM_FI_DEV_THERMAL_VIOLATION", "GPU-hot", "0+6e9x20"), ("DCGM_FI_DEV_POWER_VIOLATION", "GPU-cool", "0x20")]
+    busy = Agg("max", gpu_passing(cfg, "engine_active", lambda v: v > 0.95), by=("UUID",))
+    throttled = Agg("max", gpu_passing(cfg, "throttle", lambda v: v > 0.05), by=("UUID",))
+    test = {"interval": "1m",
+            "input_series": [{"series": name + labels(uuid), "values": values} for name, uuid, values in series],
+            "promql_expr_test": [
+                {"expr": busy.render(), "eval_time": "10m",
+                 "exp_samples": [{"labels": '{UUID="GPU-util"}', "value": 0.99},
+                                 {"labels": '{UUID="GPU-busy"}', "value": 0.99}]},
+                {"expr": throttled.render(), "eval_time": "10m",
+                 "exp_samples": [{"labels": '{UUID="GPU-hot"}', "value": 0.1}]}]}
+    (tmp_path / "t.yaml").write_text(yaml.dump({"rule_files": [], "tests": [test]}, sort_keys=False))
+    res = subprocess.run(["promtool", "test", "rules", "t.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]

@@ -15,6 +15,7 @@ the records and alerts that read them, the dashboard and `diagnose` into their q
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Callable
 
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
@@ -309,13 +310,18 @@ GPU_PRESENCE = "temperature_celsius"
 
 
 def gpus_present(cfg: Config, keys: tuple[str, ...]) -> Expr:
-    """One series per `keys` (a GPU, or a pod holding GPUs) dcgm-exporter reports, with the configured
+    """One series per `keys` (a GPU, or a pod holding GPUs) dcgm-exporter reports (`gpu_keyed`)."""
+    presence = any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)])
+    return gpu_keyed(cfg, presence, keys, "group")
+
+
+def gpu_keyed(cfg: Config, value: Expr, keys: tuple[str, ...], op: str) -> Expr:
+    """`value` (series with dcgm-exporter's own labels) aggregated by `op` per `keys`, with the configured
     pod/namespace/hostname labels: grouped on the exporter's own labels first, so each label_replace runs
     once per GPU or pod, not once per field and GPU."""
     g = cfg.gpu
     raw_keys = tuple(dict.fromkeys(keys + g.namespace_labels + g.pod_labels + g.hostname_labels))
-    held = agg("group", any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)]), raw_keys)
-    return agg("group", gpu_relabel(cfg)(held), keys)
+    return agg(op, gpu_relabel(cfg)(agg(op, value, raw_keys)), keys)
 
 
 def gpu_owner(cfg: Config) -> RecordingRule:
@@ -335,15 +341,52 @@ def gpu_owner(cfg: Config) -> RecordingRule:
 
 
 def gpu_info(cfg: Config) -> RecordingRule:
-    """One series per GPU naming the pod, workload, backend and role using it (a multi-node worker's GPUs
-    under their engine pod, the worker in `gpu_pod`: `gpu_holders`): the labels every GPU field gets by
-    joining it on `gpu_id`."""
+    """One series per GPU naming the pod, workload, backend and role using it: the labels every GPU field
+    gets by joining it on `gpu_id`."""
+    presence = any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)])
+    return RecordingRule(info_names()["gpu"], gpu_attributed(cfg, presence, "group"))
+
+
+def gpu_attributed(cfg: Config, value: Expr, op: str = "max") -> Expr:
+    """`value` (dcgm-exporter series) aggregated by `op` per GPU, labelled with the pod, workload, backend
+    and role using the GPU (a multi-node worker's GPUs under their engine pod, the worker in `gpu_pod`:
+    `gpu_holders`). `llm_gpu:info` is this for every GPU; an alert calls it on the series that pass its
+    test (`gpu_passing`), so it groups and joins a handful of GPUs instead of every GPU of the fleet."""
     lb = cfg.labels
-    gpus = gpus_present(cfg, tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg))))
+    gpus = gpu_keyed(cfg, value, tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg))), op)
     joined = BinOp("*", gpus, gpu_holders(cfg), on=lb.join_keys(),
                    group_left=(lb.workload, lb.backend, lb.role, "engine_pod", "gpu_pod", lb.instance))
     moved = label_replace(joined, lb.pod, "$1", "engine_pod", "(.+)")
-    return RecordingRule(info_names()["gpu"], label_replace(moved, "engine_pod", "", "", ""))
+    return label_replace(moved, "engine_pod", "", "", "")
+
+
+def gpu_passing(cfg: Config, name: str, test: Callable[[Expr], Expr]) -> Expr:
+    """The raw series of a GPU signal that pass `test`, tested one by one: no aggregation, join or
+    label_replace over every GPU before the test (what made the GPU alerts grow faster than the fleet:
+    docs/benchmarks.md). A fallback source (GPU_UTIL after GR_ENGINE_ACTIVE) counts only on GPUs without
+    the source before it; sources that set a label (throttle reasons) are parts and all count. A derived
+    signal (the framebuffer ratio) is computed per series. Duplicate series of one GPU (two exporters)
+    are tested one by one, where the records aggregate them first."""
+    sig = signal(name)
+    if sig.derived:
+        used, free = (any_of([gpu_series(s, cfg.recording.rate_window) for s in load_catalog("dcgm").of(i)])
+                      for i in sig.inputs)
+        return test(used / positive(used + free))
+    srcs = load_catalog("dcgm").of(name)
+    parts = []
+    for i, s in enumerate(srcs):
+        part = test(gpu_series(s, cfg.recording.rate_window))
+        for before in srcs[:i]:
+            if before.set_labels == s.set_labels:
+                part = part.unless(before.selector(), on=gpu_id(cfg))
+        parts.append(part)
+    return any_of(parts)
+
+
+def gpu_series(src: Source, window: str) -> Expr:
+    """One dcgm-exporter source per series, in its signal's unit: a counter's rate, a gauge as is."""
+    expr: Expr = rate(src.selector(), window) if src.kind == "counter" else src.selector()
+    return expr * src.scale if src.scale is not None else expr
 
 
 def gpu_value(cfg: Config, sig: Signal) -> Expr:

@@ -20,10 +20,10 @@ from . import slo
 from ..core.config import Config, ConfigError
 from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
 from ..core.labels import SEVERITIES, contract
-from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, inline, label_replace, number,
+from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, inline, label_replace, number,
                            over_time, positive)
 from ..core.rules import AlertingRule, RuleGroup
-from ..core.records import gpu_join, gpu_value
+from ..core.records import gpu_attributed, gpu_join, gpu_passing, gpu_value
 from ..core.schema import query_time
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
@@ -314,27 +314,31 @@ def spec_acceptance_drop(cfg: Config) -> list[tuple[Expr, str]]:
 
 # ---- GPU tier -------------------------------------------------------------------------------
 
-def raw_gpu(cfg: Config, sig: str) -> Expr:
-    """A GPU field keyed by the GPU only: alerts test it before joining its pod and model (`on_gpu`)."""
-    return gpu_value(cfg, signal(sig))
+def passing(cfg: Config, sig: str, test: Callable[[Expr], Expr]) -> Expr:
+    """The GPUs whose raw field passes `test`, with their pod and model: testing each raw series first
+    labels a handful of GPUs instead of aggregating and joining every GPU of the fleet (core/records.py
+    gpu_passing, gpu_attributed)."""
+    return gpu_attributed(cfg, gpu_passing(cfg, sig, test))
 
 
-def on_gpu(cfg: Config, condition: Expr) -> Expr:
-    """A condition on raw GPU fields, then the pod and model of the GPUs that meet it: testing first
-    labels a handful of GPUs instead of every GPU of the fleet (core/records.py gpu_join)."""
-    return gpu_join(cfg, condition)
+def engine_active(cfg: Config) -> Expr:
+    """Engine activity per GPU (GR_ENGINE_ACTIVE, else GPU_UTIL), aggregated per GPU before any test,
+    to be joined to `llm_gpu:info` after it (core/records.py gpu_join). Not tested series by series like
+    the fields of `passing`: a busy or an idle fleet has most GPUs past an activity threshold, and the
+    fallback would need a second read of GR_ENGINE_ACTIVE to tell which GPUs lack it (both measured
+    dearer at 1,000 pods: docs/benchmarks.md)."""
+    return gpu_value(cfg, signal("engine_active"))
 
 
 def xid(cfg: Config) -> list[tuple[Expr, str]]:
-    expr = with_model(cfg, on_gpu(cfg, raw_gpu(cfg, "xid_last") > 0))
+    expr = with_model(cfg, passing(cfg, "xid_last", lambda v: v > 0))
     return [(expr, f"{who(cfg, 'gpu')} reported XID {COUNT}. Look the code up in NVIDIA's XID catalog: some "
                    "need only an application restart, others a GPU reset or node drain.")]
 
 
 def ecc(cfg: Config) -> list[tuple[Expr, str]]:
-    parts = (positive(raw_gpu(cfg, "row_remap_failure")), positive(raw_gpu(cfg, "remapped_rows_uncorrectable")),
-             positive(raw_gpu(cfg, "ecc_dbe_errors")))
-    expr = with_model(cfg, on_gpu(cfg, parts[0].or_(parts[1]).or_(parts[2])))
+    fields = ("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors")
+    expr = with_model(cfg, gpu_attributed(cfg, any_of([gpu_passing(cfg, f, positive) for f in fields])))
     return [(expr, f"{who(cfg, 'gpu')} has uncorrectable memory errors (double-bit ECC, rows remapped after "
                    "uncorrectable errors, or a failed row remap): the GPU needs a reset and possibly service.")]
 
@@ -344,7 +348,7 @@ def throttled(cfg: Config) -> list[tuple[Expr, str]]:
     clock = rec(cfg, "sm_clock_mhz", GPU)
     dropped = held(cfg, clock, "min") < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
     hot = held(cfg, rec(cfg, "temperature_celsius", GPU)) >= a.gpu_temperature_celsius
-    counted = on_gpu(cfg, Agg("max", raw_gpu(cfg, "throttle"), without=("reason",)) > 0.05)
+    counted = passing(cfg, "throttle", lambda v: v > 0.05)
     expr = with_model(cfg, dropped.and_(hot).or_(counted))
     return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {number(round(a.gpu_clock_drop * 100, 2))}% "
                    f"below its 1h maximum at {number(a.gpu_temperature_celsius)}°C or more, or the driver reports "
@@ -352,14 +356,14 @@ def throttled(cfg: Config) -> list[tuple[Expr, str]]:
 
 
 def fb_full(cfg: Config) -> list[tuple[Expr, str]]:
-    expr = with_model(cfg, on_gpu(cfg, raw_gpu(cfg, "fb_used") > cfg.alerts.gpu_fb_used_ratio))
+    expr = with_model(cfg, passing(cfg, "fb_used", lambda v: v > cfg.alerts.gpu_fb_used_ratio))
     return [(expr, f"{who(cfg, 'gpu')} has {VALUE} of its framebuffer in use, beyond what the engine "
                    "preallocates for weights and KV cache: the next allocation (CUDA graphs, activations, "
                    "another process) can fail with out-of-memory.")]
 
 
 def compute_saturated(cfg: Config) -> list[tuple[Expr, str]]:
-    expr = with_model(cfg, on_gpu(cfg, raw_gpu(cfg, "engine_active") > cfg.alerts.gpu_compute_active))
+    expr = with_model(cfg, gpu_join(cfg, engine_active(cfg) > cfg.alerts.gpu_compute_active))
     return [(expr, f"{who(cfg, 'gpu')} is busy {VALUE} of the time: this pod has no compute headroom left, "
                    "so more traffic means more queueing.")]
 
@@ -367,7 +371,7 @@ def compute_saturated(cfg: Config) -> list[tuple[Expr, str]]:
 def idle_while_queued(cfg: Config) -> list[tuple[Expr, str]]:
     a, jk = cfg.alerts, cfg.labels.join_keys()
     queued = agg("sum", rec(cfg, "requests_waiting", POD), jk) > a.queue_waiting
-    expr = with_model(cfg, on_gpu(cfg, raw_gpu(cfg, "engine_active") < a.gpu_idle_active).and_(queued, on=jk))
+    expr = with_model(cfg, gpu_join(cfg, engine_active(cfg) < a.gpu_idle_active).and_(queued, on=jk))
     return [(expr, f"{who(cfg, 'gpu')} is busy only {VALUE} of the time while requests wait in its pod: the "
                    "engine is host-bound (scheduler, tokenizer, API server or input processing on CPU), not "
                    "short of GPU.")]
