@@ -391,7 +391,7 @@ def test_unfinished_symptoms_make_a_healthy_diagnosis_partial(scenario_prometheu
 
     with FakePrometheus(hang, scenario_prometheus(HEALTHY).url) as fake:
         code, out, _, _ = run_diagnose(fake.url, "--at", str(_healthy_at()), "--format", "json",
-                                       config="diagnose: {deadline: 4s}", tmp_path=tmp_path)
+                                       config="diagnose: {deadline: 2s}", tmp_path=tmp_path)
     report = json.loads(out)
     assert code == 5 and report["status"] == "partial"
     assert report["unchecked"] and all("deadline" in u["reason"] for u in report["unchecked"])
