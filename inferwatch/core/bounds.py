@@ -131,8 +131,9 @@ def _binop(expr: BinOp, hi: bool, frame: Frame, keep: tuple[str, ...]) -> Expr |
         return replace(expr, lhs=left, rhs=agg("group", info, tuple(expr.on or ()) + labels), group_left=labels)
     if isinstance(rhs, Num) or isinstance(lhs, Num):
         return _with_number(expr, hi, frame, keep)
-    if op == "/" and _share(lhs, rhs) is not None:  # a / (a + b) = 1 / (1 + b / a): reads a once
-        return bound(Num(1) / (Num(1) + _share(lhs, rhs) / lhs), hi, frame, keep)
+    rest = _share(lhs, rhs) if op == "/" else None
+    if rest is not None:  # a / (a + b) = 1 / (1 + b / a): reads a once
+        return bound(Num(1) / (Num(1) + rest / lhs), hi, frame, keep)
     flip = op in ("-", "/")  # the right operand's opposite bound
     a, b = bound(lhs, hi, frame, keep), bound(rhs, hi != flip, frame, keep)
     if op not in ("+", "-", "*", "/") or a is None or b is None:
@@ -144,7 +145,7 @@ def _with_number(expr: BinOp, hi: bool, frame: Frame, keep: tuple[str, ...]) -> 
     lhs, rhs, op = expr.lhs, expr.rhs, expr.op
     number, vector, left = (rhs, lhs, True) if isinstance(rhs, Num) else (lhs, rhs, False)
     k = number.value
-    if op in ("+",) or (op == "-" and left):
+    if op == "+" or (op == "-" and left):
         same = True
     elif op == "*" or (op == "/" and left):
         if k < 0:

@@ -86,6 +86,11 @@ class Matcher:
     def render(self) -> str:
         return f"{self.name}{self.op}{quote(self.value)}"
 
+    @classmethod
+    def one_of(cls, name: str, values: Iterable[str]) -> "Matcher":
+        """`name` equal to one of `values` (sorted, regex-escaped, alternatives kept apart)."""
+        return cls(name, "|".join(regex_escape(v) for v in sorted(set(values))), "=~")
+
 
 def matchers_from(spec: dict[str, str] | None) -> tuple[Matcher, ...]:
     """Matchers from a mapping; a value starting with `~` is a regex, `!` a negation, `!~` both."""

@@ -311,8 +311,12 @@ GPU_PRESENCE = "temperature_celsius"
 
 def gpus_present(cfg: Config, keys: tuple[str, ...]) -> Expr:
     """One series per `keys` (a GPU, or a pod holding GPUs) dcgm-exporter reports (`gpu_keyed`)."""
-    presence = any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)])
-    return gpu_keyed(cfg, presence, keys, "group")
+    return gpu_keyed(cfg, gpu_presence(), keys, "group")
+
+
+def gpu_presence() -> Expr:
+    """The dcgm-exporter field every GPU reports (GPU_PRESENCE), under any of its names."""
+    return any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)])
 
 
 def gpu_keyed(cfg: Config, value: Expr, keys: tuple[str, ...], op: str) -> Expr:
@@ -343,8 +347,7 @@ def gpu_owner(cfg: Config) -> RecordingRule:
 def gpu_info(cfg: Config) -> RecordingRule:
     """One series per GPU naming the pod, workload, backend and role using it: the labels every GPU field
     gets by joining it on `gpu_id`."""
-    presence = any_of([s.selector() for s in load_catalog("dcgm").of(GPU_PRESENCE)])
-    return RecordingRule(info_names()["gpu"], gpu_attributed(cfg, presence, "group"))
+    return RecordingRule(info_names()["gpu"], gpu_attributed(cfg, gpu_presence(), "group"))
 
 
 def gpu_attributed(cfg: Config, value: Expr, op: str = "max") -> Expr:

@@ -15,7 +15,7 @@ from statistics import median
 from ..core import promql
 from ..core.config import Config
 from ..core.prometheus import PromClient
-from ..core.promql import Expr, Matcher, any_of, regex_escape, set_label
+from ..core.promql import Expr, Matcher, any_of, set_label
 from ..core.schema import sibling_keys
 
 from .detectors import Check, checks
@@ -73,8 +73,7 @@ def _group_matchers(cfg: Config, tier: str, findings: list[Finding]) -> tuple[Ma
     """Regex matchers selecting the siblings' groups of these findings (each label matched on its own)."""
     out = []
     for name in sibling_keys(cfg.labels, tier):
-        values = sorted({f.labels.get(name, "") for f in findings})
-        out.append(Matcher(name, "|".join(regex_escape(v) for v in values), "=~"))
+        out.append(Matcher.one_of(name, (f.labels.get(name, "") for f in findings)))
     return tuple(out)
 
 

@@ -243,7 +243,8 @@ def _gpus(result: list[dict]) -> set[str]:
 def _execute(client: PromClient, texts: dict[str, str], win: Window, cfg: Config, deadline: float,
              steps: dict[str, float | None] | None = None):
     """Run range queries concurrently until `deadline` (monotonic), each at its step in `steps` (default
-    the window's; None: an instant query at the window's end); returns (results by name, errors by name, seconds by name as the client saw them).
+    the window's; None: an instant query at the window's end); returns (results by name, errors by
+    name, seconds by name as the client saw them).
     Daemon threads, so a stuck request never keeps the process alive past the deadline (a
     ThreadPoolExecutor's threads are joined at exit)."""
     d = cfg.diagnose

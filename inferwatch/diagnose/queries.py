@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..core import promql
 from ..core.config import Config
-from ..core.promql import (Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, any_of, regex_escape,
+from ..core.promql import (Agg, At, BinOp, Call, Expr, Matcher, Num, Selector, any_of,
                            set_label)
 from ..core.schema import Tier, sibling_keys
 from ..core.signals import GPU, POD
@@ -130,7 +130,7 @@ def node_query(cfg: Config, planner: Planner, node: Node, win: Window, gpus: set
     sources = {c.signal: planner.source(c.signal) for c in leaves}
     read = {name: src.expr for name, src in sources.items()}
     if gpus is not None:
-        only = (Matcher(GPU_UUID, "|".join(regex_escape(u) for u in sorted(gpus)), "=~"),)
+        only = (Matcher.one_of(GPU_UUID, gpus),)
         read = {name: e if e is None or SIGNALS[name].tier != "gpu" else restrict(e, only) for name, e in read.items()}
     later = {i for i, c in enumerate(leaves) if gpus is None
              and c.against == "baseline" and _restrictable(sources[c.signal], SIGNALS[c.signal].tier)}
@@ -196,7 +196,7 @@ def followup_query(cfg: Config, todo: list[tuple[NodeQuery, set[Key]]],
             continue
         only = pod_matchers(cfg, pods)
         if gpus is not None and q.node.id in gpus:
-            only += (Matcher(GPU_UUID, "|".join(regex_escape(u) for u in sorted(gpus[q.node.id])), "=~"),)
+            only += (Matcher.one_of(GPU_UUID, gpus[q.node.id]),)
         leaves = list(checks(q.node.detector))
         for i in sorted(set(q.deferred) | set(q.baselines)):
             s = restrict(q.sources[leaves[i].signal].expr, only)

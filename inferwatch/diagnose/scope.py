@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.config import Config
-from ..core.promql import Matcher, regex_escape
+from ..core.promql import Matcher
 from ..core.signals import GPU, MODEL
 
 Key = tuple[tuple[str, str], ...]
@@ -73,6 +73,5 @@ def pod_matchers(cfg: Config, pods: set[Key]) -> tuple[Matcher, ...]:
     """Regex matchers selecting these pods (or a few more: each label is matched on its own)."""
     out = []
     for name in cfg.labels.join_keys():
-        values = sorted({dict(key).get(name, "") for key in pods})
-        out.append(Matcher(name, "|".join(regex_escape(v) for v in values), "=~"))
+        out.append(Matcher.one_of(name, (dict(key).get(name, "") for key in pods)))
     return tuple(out)

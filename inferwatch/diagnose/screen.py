@@ -31,7 +31,7 @@ def screen_query(cfg: Config, q: NodeQuery) -> str | None:
     if q.text is None or q.node.tier != "gpu":
         return None
     inventory = _inventory(q)
-    frame = Frame(span=q.window.at - q.window.start, at=q.window.at)
+    frame = _frame(q.window)
 
     def mine(rule: Rule) -> bool:
         return isinstance(rule, Check) and node_tier_of(rule) == q.node.tier
@@ -100,6 +100,11 @@ def screen_query(cfg: Config, q: NodeQuery) -> str | None:
     return promql.check(out)
 
 
+def _frame(win: Window) -> Frame:
+    """The steps of the node's range query: from the window's start (with as much again before it)."""
+    return Frame(span=win.at - win.start, at=win.at)
+
+
 def _inventory(q: NodeQuery) -> Selector | None:
     """The recorded GPU inventory (`llm_gpu:info`, with the scope's matchers) the node's GPU signals
     join, or None where it is rebuilt from raw series."""
@@ -113,7 +118,7 @@ def _inventory(q: NodeQuery) -> Selector | None:
 def _chain(cfg: Config, chain: list[Check], s: Expr, win: Window) -> Expr | None:
     """Where the checks of `chain` (one signal, one direction) can all hold at some step of the window's
     frame: one bound of the signal, filtered by each check in turn (a filter keeps the bound's value)."""
-    frame = Frame(span=win.at - win.start, at=win.at)
+    frame = _frame(win)
     first = chain[0]
     up = first.op == ">"
     if first.against == "siblings":
@@ -153,7 +158,7 @@ def _changed(check: Check, s: Expr, win: Window) -> Expr | None:
     """`s != baseline` at some step: a recorded series whose highest or lowest value is not its median."""
     if not isinstance(s, Selector) or check.against != "baseline":
         return None
-    frame = Frame(span=win.at - win.start, at=win.at)
+    frame = _frame(win)
     ref = baseline_median(s, win)
     high, low = bound(s, True, frame), bound(s, False, frame)
     if high is None or low is None:
