@@ -368,13 +368,15 @@ def gpu_passing(cfg: Config, name: str, test: Callable[[Expr], Expr]) -> Expr:
     label_replace over every GPU before the test (what made the GPU alerts grow faster than the fleet:
     docs/benchmarks.md). A fallback source (GPU_UTIL after GR_ENGINE_ACTIVE) counts only on GPUs without
     the source before it; sources that set a label (throttle reasons) are parts and all count. A derived
-    signal (the framebuffer ratio) is computed per series. Duplicate series of one GPU (two exporters)
-    are tested one by one, where the records aggregate them first."""
+    signal (the framebuffer ratio) is computed per series, as `1 / (1 + free / used)`: the same value as
+    `used / (used + free)` with one read of `used` and one vector match (an empty GPU gives 0, a GPU
+    reporting 0 of 0 NaN, which no test passes). Duplicate series of one GPU (two exporters) are tested
+    one by one, where the records aggregate them first."""
     sig = signal(name)
     if sig.derived:
         used, free = (any_of([gpu_series(s, cfg.recording.rate_window) for s in load_catalog("dcgm").of(i)])
                       for i in sig.inputs)
-        return test(used / positive(used + free))
+        return test(Num(1) / (Num(1) + free / used))
     srcs = load_catalog("dcgm").of(name)
     parts = []
     for i, s in enumerate(srcs):
