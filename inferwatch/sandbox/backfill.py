@@ -4,7 +4,7 @@ Prometheus evaluates rules only from the moment it starts, so the recorded serie
 data are written with `promtool tsdb create-blocks-from rules`, in passes, since a pass cannot read its own
 output: pass 1 reads engine series, pass 2 the pod records (and the GPU owner mapping), pass 3 the records
 derived from those within a group (the per-GPU info joined to that mapping), pass 4 the GPU fields joined
-to the per-GPU info.
+to the per-GPU info. Every group is evaluated every `interval`, the GPU mapping included.
 """
 from __future__ import annotations
 
@@ -19,15 +19,17 @@ from ..core.rules import rule_file
 
 from .localprom import LocalPrometheus
 
-LAYERED = ("inferwatch-pod", "inferwatch-model", "inferwatch-gpu")
-DERIVED = ("inferwatch-model", "inferwatch-gpu")
+LAYERED = ("inferwatch-pod", "inferwatch-model", "inferwatch-gpu-info", "inferwatch-gpu")
+DERIVED = ("inferwatch-model", "inferwatch-gpu-info")
 
 
 def record_history(prom: LocalPrometheus, start: float, end: float, cfg: Config, workdir: Path,
                    interval: str) -> LocalPrometheus:
     """Write the rules' output between start and end every `interval` into the data of `prom` (whose
     workdir is `workdir`) and return it restarted on the same data."""
-    groups = recording_groups(replace(cfg, recording=replace(cfg.recording, interval=Duration(interval))))
+    every = Duration(interval)
+    groups = recording_groups(replace(cfg, recording=replace(cfg.recording, interval=every),
+                                      gpu=replace(cfg.gpu, info_interval=every)))
     engines = [g for g in groups if g.name not in LAYERED]
     later = [g for g in groups if g not in engines]
     derived = [g for g in groups if g.name in DERIVED]
