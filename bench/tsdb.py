@@ -23,7 +23,7 @@ from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 from . import cluster
 
 PODS_PER_PART = 250  # synthesized, written and backfilled at once: memory stays that of one part
-HEADROOM = 1.5  # on the backfill time predicted from the first part: a shared machine slows down unevenly
+HEADROOM = 2.0  # on the backfill time predicted from the first part: a shared machine slows down unevenly
 COMPACTION_TICK = 60.0  # seconds after start before Prometheus looks for blocks to merge (then once a minute)
 MERGE_SHARE = 0.25  # merging a copy's blocks, as a share of the time to write them (about 0.1 measured)
 COMPACTION_TIMEOUT = 1800.0
