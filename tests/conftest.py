@@ -2,12 +2,15 @@
 
 `scenario_prometheus(name)` backfills a scenario from inferwatch/sandbox/scenarios into a throwaway Prometheus
 (once per test session and scenario) and returns it; every process is stopped by PID at session end.
+`synthesized(name)` simulates a scenario once per test process: several files read the same scenario raw
+(promtool, VictoriaMetrics) and through that Prometheus, and the simulator is slow.
 `wheel` is built offline from a copy of the tracked files (the checkout stays clean); `wheel_venv` is a
 fresh venv holding only that wheel, borrowing the test venv's third-party packages through a .pth line
 (no network), so every inferwatch import comes from the wheel, never from the checkout's editable install.
 """
 from __future__ import annotations
 
+import functools
 import io
 import multiprocessing
 import os
@@ -28,14 +31,16 @@ from inferwatch.sandbox import scenario
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def openmetrics_for(sc: scenario.Scenario) -> str:
-    buf = io.StringIO()
-    write_openmetrics(scenario.synthesize(sc), buf)
-    return buf.getvalue()
+@functools.cache
+def synthesized(name: str) -> list[scenario.Series]:
+    """The series of a scenario file as it is (callers must not change them)."""
+    return scenario.synthesize(scenario.load(name))
 
 
 def openmetrics_of(name: str) -> str:
-    return openmetrics_for(scenario.load(name))
+    buf = io.StringIO()
+    write_openmetrics(synthesized(name), buf)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

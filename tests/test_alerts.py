@@ -10,6 +10,7 @@ none of that name. `test_every_alert_has_a_firing_and_a_quiet_case` fails when a
 """
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -143,6 +144,13 @@ def load_as(name: str, engine: str) -> scenario.Scenario:
     data = yaml.safe_load((scenario.FIXTURES / f"{name}.yaml").read_text())
     data.update(engine=engine, version=ENGINES[engine])
     return scenario.from_dict(data)
+
+
+@functools.cache
+def replayed(name: str, engine: str) -> list[scenario.Series]:
+    """The series of `load_as(name, engine)`, simulated once per process (read-only: the SLO-burn
+    replay and the per-model overrides test share them)."""
+    return scenario.synthesize(load_as(name, engine))
 
 
 def alert_rules(cfg: Config) -> list[AlertingRule]:
@@ -296,8 +304,7 @@ RUNS = [(name, engine) for name in sorted(CASES) for engine in ENGINES]
 
 def run_case(folder: Path, rules, name: str, engine: str, cfg: Config = DEFAULT,
              exprs: list[dict] | None = None) -> subprocess.CompletedProcess:
-    sc = load_as(name, engine)
-    series = scenario.synthesize(sc)
+    sc, series = load_as(name, engine), replayed(name, engine)
     if exprs is None:
         exprs = detection_checks(cfg) if name == SLO_BURN else near_checks() if name == NEAR_MISS else []
     cases = measured(CASES[name], sc, series, cfg)
@@ -413,8 +420,7 @@ def test_per_model_overrides_replace_the_global_objective(tmp_path):
              # ITL); chat fails every request but has no availability SLO.
              *[Fires("LLMModelErrorBudgetBurn", "42m", (model,), labels={"slo": slo, "burn_tier": tier})
                for tier in ("page-outage", "page-fast") for slo, model in (("ttft", RAG), ("itl", CODE))]]
-    sc = load_as(SLO_BURN, "vllm")
-    series = scenario.synthesize(sc)
+    sc, series = load_as(SLO_BURN, "vllm"), replayed(SLO_BURN, "vllm")
     rag_rules = [r for r in rules if 'model_name="Qwen/Qwen2.5-14B-Instruct"' in str(r.expr)
                  and "unless" not in str(r.expr)]
     tests = alert_tests(cases[:1], sc, series, rules)

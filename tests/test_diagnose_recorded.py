@@ -7,17 +7,17 @@ name the same causes, entities and numbers as the raw-series diagnosis of the sa
 """
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
+from conftest import openmetrics_of
 from test_diagnose import Proxy
 
 from inferwatch.diagnose import engine
 
 from inferwatch.diagnose import graph
 from inferwatch.sandbox.backfill import record_history
-from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.diagnose.planner import Planner
 from inferwatch.diagnose.queries import NODE, followup_query, node_query
 from inferwatch.diagnose.scope import Scope, Window
@@ -35,10 +35,8 @@ COMPUTED = {n for n, spec in SIGNALS.items()
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     sc = scenario.load(NAME)
-    buf = io.StringIO()
-    write_openmetrics(scenario.synthesize(sc), buf)
     work = tmp_path_factory.mktemp("recorded")
-    prom = record_history(LocalPrometheus(buf.getvalue(), workdir=work).start(), sc.start, sc.end, CFG, work,
+    prom = record_history(LocalPrometheus(openmetrics_of(NAME), workdir=work).start(), sc.start, sc.end, CFG, work,
                           f"{int(sc.step)}s")
     yield prom
     prom.stop()

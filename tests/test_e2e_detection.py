@@ -12,6 +12,7 @@ import re
 import time
 from datetime import datetime, timezone
 
+from conftest import synthesized
 from test_alerts import DEFAULT, load_as, promtool, write_rules
 from test_webhook import records, serve_process, wait_for
 from inferwatch.core.config import parse_config
@@ -24,10 +25,10 @@ ONSET_S = 90 * 60  # its event's `at`
 HORIZON_S = 10 * 60  # alerts that fired within the first 10 minutes go to Alertmanager
 
 
-def fired_alerts(tmp_path, sc: scenario.Scenario) -> list[tuple[float, dict[str, str]]]:
+def fired_alerts(tmp_path) -> list[tuple[float, dict[str, str]]]:
     """(seconds from the scenario start, labels) of each alert's first firing, from promtool's ALERTS."""
     expr = 'min_over_time(timestamp(ALERTS{alertstate="firing"})[2h:30s])'
-    series = scenario.synthesize(sc)
+    sc, series = scenario.load(SCENARIO), synthesized(SCENARIO)  # the series the Prometheus below holds
     res = promtool(tmp_path, write_rules(DEFAULT, tmp_path), DEFAULT, sc, series, [],
                    [{"expr": expr, "eval_time": "2h", "exp_samples": []}])
     [got] = re.findall(r"got: (.*)", res.stderr)
@@ -47,7 +48,7 @@ def top_cause(rec: dict) -> str | None:
 def test_fired_alerts_reach_serve_through_alertmanager_and_the_report_names_the_cause(scenario_prometheus,
                                                                                         tmp_path):
     sc = load_as(SCENARIO, "vllm")
-    fired = [(t, lb) for t, lb in fired_alerts(tmp_path, scenario.load(SCENARIO)) if ONSET_S <= t <= ONSET_S + HORIZON_S]
+    fired = [(t, lb) for t, lb in fired_alerts(tmp_path) if ONSET_S <= t <= ONSET_S + HORIZON_S]
     assert fired, "no alert fired within 10 minutes of the onset"
     first = fired[0][0]
     last = fired[-1][0]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import synthesized
 from inferwatch.diagnose import engine
 from inferwatch.sandbox.localprom import _find_binary, _Server
 from inferwatch.diagnose.scope import Scope
@@ -94,7 +95,7 @@ def victoria():
     def get(name: str) -> LocalVictoriaMetrics:
         if name not in started:
             started[name] = LocalVictoriaMetrics(None).start()
-            started[name].import_series(scenario.synthesize(scenario.load(name)))
+            started[name].import_series(synthesized(name))
         return started[name]
 
     yield get
