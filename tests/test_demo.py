@@ -48,7 +48,7 @@ def run():
 def test_demo_runs_quickly_shows_progress_and_stops_what_it_started(run):
     res, seconds = run
     assert res.returncode == 0, res.stderr
-    assert seconds < 30
+    assert seconds < 45  # about 15 s alone; the suite's other worker shares the two cores meanwhile
     steps = re.findall(r"^\[(\d)/5\]", res.stderr, re.M)
     assert steps == ["1", "2", "3", "4", "5"], res.stderr
     assert "Traceback" not in res.stderr
