@@ -20,12 +20,14 @@ and the CPU-seconds Prometheus spent per diagnosis (Linux /proc) is the figure o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -79,27 +81,72 @@ def cluster(pods: int, gpus: int, kv_every: int = 10) \
     return sc, parts()
 
 
+@dataclass
+class Backfilled:
+    """A cluster's Prometheus: raw series backfilled, then (`record`) the recording rules' history."""
+    sc: scenario.Scenario
+    prom: LocalPrometheus
+    series: int
+    samples: int
+    setup: dict[str, float]  # seconds by mode
+
+    def record(self, cfg) -> None:
+        t0 = time.monotonic()
+        self.prom = record_history(self.prom, self.sc.start, self.sc.end, cfg, self.prom.workdir, STEP)
+        self.setup["recorded"] = time.monotonic() - t0
+
+    def settle(self, timeout: float = 900) -> float:
+        """Wait until Prometheus has merged the overlapping blocks (the parts, the rules' passes): it does
+        so on its own a minute or so after it starts. A Prometheus that scraped the cluster has no
+        overlapping blocks, and a merge running meanwhile would share the CPU with the diagnoses. Returns
+        the seconds waited."""
+        t0 = time.monotonic()
+        while overlapping(self.prom.data_dir) and time.monotonic() - t0 < timeout:
+            time.sleep(5)
+        return time.monotonic() - t0
+
+
+def overlapping(data: Path) -> bool:
+    """Whether any two blocks in a Prometheus data folder cover overlapping times (their meta.json)."""
+    spans = []
+    for meta in data.glob("*/meta.json"):
+        try:
+            m = json.loads(meta.read_text())
+        except (OSError, ValueError):  # a block being written or deleted meanwhile
+            return True
+        spans.append((m["minTime"], m["maxTime"]))
+    spans.sort()
+    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+
+
+def backfill(pods: int, gpus: int, kv_every: int, work: Path) -> Backfilled:
+    """The cluster's raw series in a Prometheus working in `work`, a part at a time, each part its own
+    blocks (Prometheus merges overlapping blocks)."""
+    t0 = time.monotonic()
+    sc, parts = cluster(pods, gpus, kv_every)
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    n_series = samples = 0
+    for n, part in enumerate(parts):
+        samples += write_blocks(part, work / "part.om", work / "data" / f"part-{n}")
+        n_series += len(part)
+        del part
+    merge_parts(work / "data")
+    prom = LocalPrometheus(None, workdir=work).start()
+    return Backfilled(sc, prom, n_series, samples, {"raw": time.monotonic() - t0})
+
+
 def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool = False,
             kv_every: int = 10) -> list[dict]:
-    sc, parts = cluster(pods, gpus, kv_every)
     cfg = load_config(None)
     rows = []
     with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:
-        work, t0 = Path(tmp) / "prom", time.monotonic()
-        n_series = samples = 0
-        for n, part in enumerate(parts):  # each part its own blocks: Prometheus merges overlapping blocks
-            samples += write_blocks(part, Path(tmp) / "part.om", work / "data" / f"part-{n}")
-            n_series += len(part)
-            del part
-        merge_parts(work / "data")
-        prom = LocalPrometheus(None, workdir=work).start()
+        b = backfill(pods, gpus, kv_every, Path(tmp) / "prom")
         try:
-            setup = {"raw": time.monotonic() - t0}
             for mode in sorted(modes, key=lambda m: m != "raw"):  # raw first: recording adds series
                 if mode == "recorded":
-                    t0 = time.monotonic()
-                    prom = record_history(prom, sc.start, sc.end, cfg, work, STEP)
-                    setup["recorded"] = time.monotonic() - t0
+                    b.record(cfg)
+                b.setup[mode] += b.settle()
+                sc, prom = b.sc, b.prom
                 walls, cpus, loads, report = [], [], [], None
                 for _ in range(repeat + 1):  # the first run warms Prometheus' caches and is not counted
                     start, cpu = time.monotonic(), cpu_seconds(prom.pid)
@@ -108,8 +155,8 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool =
                     cpus.append(cpu_seconds(prom.pid) - cpu)
                     loads.append(os.getloadavg()[0])
                 modes_seen = sorted({v["mode"] for v in report.sources.values()} - {"missing"})
-                rows.append({"pods": pods, "gpus": pods * gpus, "series": n_series, "samples": samples,
-                             "mode": "+".join(modes_seen), "setup_s": setup[mode],
+                rows.append({"pods": pods, "gpus": pods * gpus, "series": b.series, "samples": b.samples,
+                             "mode": "+".join(modes_seen), "setup_s": b.setup[mode],
                              "min_s": min(walls[1:]), "wall_s": statistics.median(walls[1:]),
                              "max_s": max(walls[1:]), "load": f"{min(loads[1:]):.1f}-{max(loads[1:]):.1f}",
                              "cpu_s": min(cpus[1:]), "queries": report.queries, "errors": len(report.errors),
@@ -119,7 +166,7 @@ def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool =
                 if timings:
                     _print_timings(f"{pods} pods, {mode}", report)
         finally:
-            prom.stop()
+            b.prom.stop()
     return rows
 
 
