@@ -33,9 +33,13 @@ def record_history(prom: LocalPrometheus, start: float, end: float, cfg: Config,
         for g in batch:
             files.append(rules_dir / f"{g.file}.yaml")
             files[-1].write_text(rule_file([g]))
-        subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prom.url}",
-                        f"--start={int(start)}", f"--end={int(end)}", f"--output-dir={out}", *map(str, files)],
-                       check=True, capture_output=True)
+        res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prom.url}",
+                              f"--start={int(start)}", f"--end={int(end)}", f"--output-dir={out}", *map(str, files)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            prom.stop()
+            raise RuntimeError(f"promtool rules backfill, pass {n + 1} (exit {res.returncode}): "
+                               f"{(res.stderr or res.stdout).strip()[-2000:]}")
         prom.stop()
         for block in out.iterdir():
             shutil.move(str(block), prom.workdir / "data" / block.name)
