@@ -13,6 +13,10 @@ series count and shapes are those of N pods. Two modes are measured on the same 
     .venv/bin/python -m bench.bench_diagnose              # 100 and 1,000 pods, both modes
     .venv/bin/python -m bench.bench_diagnose --pods 100 --modes raw --repeat 5
     .venv/bin/python -m bench.bench_diagnose --pods 1000 --modes recorded --timings  # seconds per request
+    .venv/bin/python -m bench.bench_diagnose --pods 5000 --modes recorded  # ~25 min, under 2 GB resident
+
+The copies are backfilled PODS_PER_PART pods at a time, each part into its own blocks, and each mode is
+measured once Prometheus has merged those overlapping blocks (a minute or so after it starts).
 
 The machine's load average is printed beside each row: on a shared box the minimum is the figure to compare,
 and the CPU-seconds Prometheus spent per diagnosis (Linux /proc) is the figure other processes disturb least.
