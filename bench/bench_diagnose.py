@@ -24,7 +24,6 @@ and the CPU-seconds Prometheus spent per diagnosis (Linux /proc) is the figure o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -41,7 +40,7 @@ from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import load_config
 
-from .tsdb import merge_parts, write_blocks
+from .tsdb import merge_parts, overlapping, write_blocks
 
 STEP = "150s"
 TEMPLATE = 20  # pods simulated; a multiple of 10 keeps "every tenth pod" true in the copies
@@ -108,19 +107,6 @@ class Backfilled:
         while overlapping(self.prom.data_dir) and time.monotonic() - t0 < timeout:
             time.sleep(5)
         return time.monotonic() - t0
-
-
-def overlapping(data: Path) -> bool:
-    """Whether any two blocks in a Prometheus data folder cover overlapping times (their meta.json)."""
-    spans = []
-    for meta in data.glob("*/meta.json"):
-        try:
-            m = json.loads(meta.read_text())
-        except (OSError, ValueError):  # a block being written or deleted meanwhile
-            return True
-        spans.append((m["minTime"], m["maxTime"]))
-    spans.sort()
-    return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
 
 
 def backfill(pods: int, gpus: int, kv_every: int, work: Path) -> Backfilled:

@@ -144,7 +144,13 @@ class Cluster:
         shift = end - self.duration
         shifted = {key: [[(t + shift, v) for t, v in s.samples] for s in series]
                    for key, series in self.templates.items()}
-        per_model = max(1, self.spec.pods // self.spec.models)
-        size = max(1, pods_per_part // per_model)
+        size = self._models_per_part(pods_per_part)
         for part in range(0, self.spec.models, size):
             yield [s for m in range(part, min(part + size, self.spec.models)) for s in self.model(m, shifted)]
+
+    def part_count(self, pods_per_part: int) -> int:
+        """How many parts `parts` writes (each its own blocks, which overlap in time)."""
+        return -(-self.spec.models // self._models_per_part(pods_per_part))
+
+    def _models_per_part(self, pods_per_part: int) -> int:
+        return max(1, pods_per_part // max(1, self.spec.pods // self.spec.models))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from inferwatch.core.config import Config
+from inferwatch.core.config import Config, duration_seconds
 from inferwatch.generate.writer import rule_groups
 from inferwatch.core.promql import Call, Expr, Matcher, PromQLError, Selector, inline, rate, walk
 from inferwatch.core.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
@@ -39,7 +39,10 @@ class RuleSet:
 
 
 def layered(cfg: Config, interval: str) -> RuleSet:
-    groups = tuple(replace(g, interval=interval) for g in rule_groups(cfg))
+    """The shipped groups, `recording.interval` scaled to `interval` and the others in proportion (the GPU
+    mapping, every `gpu.info_interval`)."""
+    scale = duration_seconds(interval) / duration_seconds(cfg.recording.interval)
+    groups = tuple(replace(g, interval=f"{duration_seconds(g.interval) * scale:g}s") for g in rule_groups(cfg))
     return RuleSet("layered", groups, _compared(groups))
 
 

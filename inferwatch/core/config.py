@@ -135,6 +135,11 @@ class GPU:
     pod_labels: tuple[LabelName, ...] = (LabelName("exported_pod"), LabelName("pod"))
     hostname_labels: tuple[LabelName, ...] = (LabelName("hostname"), LabelName("Hostname"))
     owner_memory: Duration = Duration("10m")  # gaps the remembered GPU -> pod -> model mapping bridges
+    # How often that mapping (`llm_gpu:owner:info`, `llm_gpu:info`) is recomputed: it changes only when
+    # pods are scheduled, and recomputing it for every GPU each cycle was the GPU tier's largest cost
+    # (docs/benchmarks.md). A new pod's GPUs are attributed within this; under Prometheus' 5-minute
+    # lookback, so the mapping is always there between evaluations.
+    info_interval: Duration = Duration("2m")
 
 
 @dataclass(frozen=True)
@@ -404,6 +409,11 @@ class Config:
                                   "(it is written into Go templates and YAML verbatim)")
         self._check_kubernetes()
         self._check_numbers()
+        info, each = duration_seconds(self.gpu.info_interval), duration_seconds(self.recording.interval)
+        if not each <= info < min(300.0, duration_seconds(self.gpu.owner_memory)):
+            raise ConfigError(f"gpu.info_interval: {self.gpu.info_interval} must be at least recording.interval "
+                              f"({self.recording.interval}) and shorter than 5m (Prometheus' lookback) and "
+                              f"gpu.owner_memory ({self.gpu.owner_memory})")
         rc = self.receiver
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", rc.name):
             raise ConfigError(f"receiver.name: {rc.name!r} is not a Kubernetes Service name (DNS-1035 label)")

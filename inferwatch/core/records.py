@@ -4,9 +4,10 @@ Groups, evaluated in this order of dependency:
   inferwatch-<engine>     pod tier from one engine's raw series (vllm, sglang; -pd adds transfer signals)
   inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
-  inferwatch-gpu          dcgm-exporter series joined to the inference pod that uses the GPU (through
-                          `llm_gpu:info`, one series per GPU built on `llm_gpu:owner:info`, which
-                          outlives the engine while the pod holds the GPU)
+  inferwatch-gpu-info     every `gpu.info_interval`: `llm_gpu:info`, one series per GPU naming the
+                          inference pod that uses it, built on `llm_gpu:owner:info`, which outlives the
+                          engine while the pod holds the GPU
+  inferwatch-gpu          dcgm-exporter series joined to that pod through `llm_gpu:info`
 
 Not every record is written: those that cost a series per bucket or per GPU field and that no alert
 reads over time are computed where they are read (`query_time_names`): the rule files inline them into
@@ -368,13 +369,15 @@ def gpu_passing(cfg: Config, name: str, test: Callable[[Expr], Expr]) -> Expr:
     label_replace over every GPU before the test (what made the GPU alerts grow faster than the fleet:
     docs/benchmarks.md). A fallback source (GPU_UTIL after GR_ENGINE_ACTIVE) counts only on GPUs without
     the source before it; sources that set a label (throttle reasons) are parts and all count. A derived
-    signal (the framebuffer ratio) is computed per series. Duplicate series of one GPU (two exporters)
-    are tested one by one, where the records aggregate them first."""
+    signal (the framebuffer ratio) is computed per series, as `1 / (1 + free / used)`: the same value as
+    `used / (used + free)` with one read of `used` and one vector match (an empty GPU gives 0, a GPU
+    reporting 0 of 0 NaN, which no test passes). Duplicate series of one GPU (two exporters) are tested
+    one by one, where the records aggregate them first."""
     sig = signal(name)
     if sig.derived:
         used, free = (any_of([gpu_series(s, cfg.recording.rate_window) for s in load_catalog("dcgm").of(i)])
                       for i in sig.inputs)
-        return test(used / positive(used + free))
+        return test(Num(1) / (Num(1) + free / used))
     srcs = load_catalog("dcgm").of(name)
     parts = []
     for i, s in enumerate(srcs):
@@ -420,14 +423,18 @@ def gpu_field(cfg: Config, sig: Signal) -> Expr:
     return gpu_join(cfg, gpu_value(cfg, sig))
 
 
-def gpu_group(cfg: Config) -> RuleGroup:
+def gpu_groups(cfg: Config) -> list[RuleGroup]:
+    """The GPU -> pod -> model mapping every `gpu.info_interval`, and the GPU fields joined to it every
+    cycle."""
     w = cfg.recording.rate_window
-    rules = instance_rules(cfg) + [gpu_owner(cfg), gpu_info(cfg)]
+    mapping = RuleGroup("inferwatch-gpu-info", cfg.gpu.info_interval, (gpu_owner(cfg), gpu_info(cfg)),
+                        "inferwatch-gpu-info")
+    rules = instance_rules(cfg)
     for sig in SIGNALS:
         if sig.tier == "gpu":
             role = {"counter": "rate", "ratio": "ratio"}.get(sig.kind, "value")
             rules.append(RecordingRule(record_names(sig, GPU, w)[role], gpu_field(cfg, sig)))
-    return RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")
+    return [mapping, RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")]
 
 
 # ---- all recording groups ----------------------------------------------------------------
@@ -444,7 +451,7 @@ def layered_groups(cfg: Config) -> list[RuleGroup]:
     groups.append(derived_pod_group(cfg, catalogs))
     groups.append(model_group(cfg, catalogs + pd))
     if cfg.gpu.enabled:
-        groups.append(gpu_group(cfg))
+        groups += gpu_groups(cfg)
     return groups
 
 
