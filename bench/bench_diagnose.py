@@ -7,12 +7,16 @@ TTFT), and an XID on one GPU of one more pod (failing requests). The simulator's
 pods, so `TEMPLATE` pods are simulated and the cluster repeats them under new pod and node names: the
 series count and shapes are those of N pods. Two modes are measured on the same data:
   recorded  the inferwatch recording rules are deployed: their history is backfilled with
-            `promtool tsdb create-blocks-from rules` (three passes: rules read earlier rules' output)
+            `promtool tsdb create-blocks-from rules` (in passes: rules read earlier rules' output)
   raw       no recording rules: every query rebuilds the normalized series from engine metrics
 
     .venv/bin/python -m bench.bench_diagnose              # 100 and 1,000 pods, both modes
     .venv/bin/python -m bench.bench_diagnose --pods 100 --modes raw --repeat 5
     .venv/bin/python -m bench.bench_diagnose --pods 1000 --modes recorded --timings  # seconds per request
+    .venv/bin/python -m bench.bench_diagnose --pods 5000 --modes recorded  # ~25 min, under 2 GB resident
+
+The copies are backfilled PODS_PER_PART pods at a time, each part into its own blocks, and each mode is
+measured once Prometheus has merged those overlapping blocks (a minute or so after it starts).
 
 The machine's load average is printed beside each row: on a shared box the minimum is the figure to compare,
 and the CPU-seconds Prometheus spent per diagnosis (Linux /proc) is the figure other processes disturb least.
@@ -22,27 +26,34 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from inferwatch.diagnose import engine
 from inferwatch.sandbox.backfill import record_history
-from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
+from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import load_config
+
+from .tsdb import merge_parts, overlapping, write_blocks
 
 STEP = "150s"
 TEMPLATE = 20  # pods simulated; a multiple of 10 keeps "every tenth pod" true in the copies
 _NAMED = re.compile(r"\b(chat-|gpu-node-0-)(\d+)\b")  # pod and node names in any label value
+PODS_PER_PART = 240  # copied, written and backfilled at once (a multiple of TEMPLATE): memory of one part
 _UUID = "UUID"  # dcgm-exporter's GPU id: a copy's GPUs are other GPUs (joins on it must stay one-to-one)
 
 
-def cluster(pods: int, gpus: int, kv_every: int = 10) -> tuple[scenario.Scenario, Iterator[scenario.Series]]:
-    """The simulated template and the series of `pods` pods (copies of it, renamed); the KV capacity of
-    every `kv_every`-th pod is cut."""
+def cluster(pods: int, gpus: int, kv_every: int = 10) \
+        -> tuple[scenario.Scenario, Iterator[list[scenario.Series]]]:
+    """The simulated template and the series of `pods` pods (copies of it, renamed), a part of about
+    PODS_PER_PART pods at a time (only one part's label dicts exist at once); the KV capacity of every
+    `kv_every`-th pod is cut."""
     k = min(pods, TEMPLATE)
     sc = scenario.from_dict({
         "name": f"bench-{pods}", "engine": "vllm", "version": "0.33", "duration": "85m", "step": STEP,
@@ -56,59 +67,107 @@ def cluster(pods: int, gpus: int, kv_every: int = 10) -> tuple[scenario.Scenario
         ]})
     template = list(scenario.synthesize(sc))
 
-    def copies() -> Iterator[scenario.Series]:
-        for c in range(0, pods, k):
-            shift = lambda m: f"{m[1]}{int(m[2]) + c}"  # noqa: E731
-            for labels, samples in template:
-                first = _NAMED.search(labels.get("pod", "") + " " + labels.get("exported_pod", ""))
-                if (c == 0) if first is None else int(first[2]) + c < pods:
-                    renamed = {k_: _NAMED.sub(shift, v) for k_, v in labels.items()}
-                    if c and _UUID in renamed:
-                        renamed[_UUID] += f"-{c}"
-                    yield renamed, samples
-    return sc, copies()
+    def copy(c: int) -> Iterator[scenario.Series]:
+        shift = lambda m: f"{m[1]}{int(m[2]) + c}"  # noqa: E731
+        for labels, samples in template:
+            first = _NAMED.search(labels.get("pod", "") + " " + labels.get("exported_pod", ""))
+            if (c == 0) if first is None else int(first[2]) + c < pods:
+                renamed = {k_: _NAMED.sub(shift, v) for k_, v in labels.items()}
+                if c and _UUID in renamed:
+                    renamed[_UUID] += f"-{c}"
+                yield renamed, samples
+
+    def parts() -> Iterator[list[scenario.Series]]:
+        size = k * max(1, PODS_PER_PART // k)
+        for first in range(0, pods, size):
+            yield [s for c in range(first, min(pods, first + size), k) for s in copy(c)]
+    return sc, parts()
+
+
+@dataclass
+class Backfilled:
+    """A cluster's Prometheus: raw series backfilled, then (`record`) the recording rules' history."""
+    sc: scenario.Scenario
+    prom: LocalPrometheus
+    series: int
+    samples: int
+    setup: dict[str, float]  # seconds by mode
+
+    def record(self, cfg) -> None:
+        t0 = time.monotonic()
+        self.prom = record_history(self.prom, self.sc.start, self.sc.end, cfg, self.prom.workdir, STEP)
+        self.setup["recorded"] = time.monotonic() - t0
+
+    def settle(self, timeout: float = 900) -> float:
+        """Wait until Prometheus has merged the overlapping blocks (the parts, the rules' passes): it does
+        so on its own a minute or so after it starts. A Prometheus that scraped the cluster has no
+        overlapping blocks, and a merge running meanwhile would share the CPU with the diagnoses. Returns
+        the seconds waited."""
+        t0 = time.monotonic()
+        while overlapping(self.prom.data_dir) and time.monotonic() - t0 < timeout:
+            time.sleep(5)
+        return time.monotonic() - t0
+
+
+def backfill(pods: int, gpus: int, kv_every: int, work: Path) -> Backfilled:
+    """The cluster's raw series in a Prometheus working in `work`, a part at a time, each part its own
+    blocks (Prometheus merges overlapping blocks)."""
+    t0 = time.monotonic()
+    sc, parts = cluster(pods, gpus, kv_every)
+    (work / "data").mkdir(parents=True, exist_ok=True)
+    n_series = samples = 0
+    for n, part in enumerate(parts):
+        samples += write_blocks(part, work / "part.om", work / "data" / f"part-{n}")
+        n_series += len(part)
+        del part
+    merge_parts(work / "data")
+    prom = LocalPrometheus(None, workdir=work).start()
+    return Backfilled(sc, prom, n_series, samples, {"raw": time.monotonic() - t0})
 
 
 def measure(pods: int, gpus: int, repeat: int, modes: list[str], timings: bool = False,
             kv_every: int = 10) -> list[dict]:
-    sc, copies = cluster(pods, gpus, kv_every)
-    series = list(copies)  # label dicts only: the copies share their samples
     cfg = load_config(None)
     rows = []
     with tempfile.TemporaryDirectory(prefix="inferwatch-bench-") as tmp:
-        path = Path(tmp) / "cluster.om"
-        with path.open("w") as out:
-            samples = write_openmetrics(series, out)
-        n_series = len(series)
-        del series
-        t0 = time.monotonic()
-        prom = LocalPrometheus(path, workdir=Path(tmp) / "prom").start()
+        b = backfill(pods, gpus, kv_every, Path(tmp) / "prom")
         try:
-            setup = {"raw": time.monotonic() - t0}
             for mode in sorted(modes, key=lambda m: m != "raw"):  # raw first: recording adds series
                 if mode == "recorded":
-                    t0 = time.monotonic()
-                    prom = record_history(prom, sc.start, sc.end, cfg, Path(tmp) / "prom", STEP)
-                    setup["recorded"] = time.monotonic() - t0
-                walls, cpus, report = [], [], None
+                    b.record(cfg)
+                b.setup[mode] += b.settle()
+                sc, prom = b.sc, b.prom
+                walls, cpus, loads, report = [], [], [], None
                 for _ in range(repeat + 1):  # the first run warms Prometheus' caches and is not counted
                     start, cpu = time.monotonic(), cpu_seconds(prom.pid)
                     report = engine.run(prom.url, engine.Scope(), sc.start + sc.incident_at, "15m", cfg)
                     walls.append(time.monotonic() - start)
                     cpus.append(cpu_seconds(prom.pid) - cpu)
+                    loads.append(os.getloadavg()[0])
                 modes_seen = sorted({v["mode"] for v in report.sources.values()} - {"missing"})
-                rows.append({"pods": pods, "gpus": pods * gpus, "series": n_series, "samples": samples,
-                             "mode": "+".join(modes_seen), "setup_s": setup[mode],
+                rows.append({"pods": pods, "gpus": pods * gpus, "series": b.series, "samples": b.samples,
+                             "mode": "+".join(modes_seen), "setup_s": b.setup[mode],
                              "min_s": min(walls[1:]), "wall_s": statistics.median(walls[1:]),
-                             "max_s": max(walls[1:]), "load": os.getloadavg()[0], "cpu_s": min(cpus[1:]),
-                             "queries": report.queries, "errors": len(report.errors), "status": report.status,
+                             "max_s": max(walls[1:]), "load": f"{min(loads[1:]):.1f}-{max(loads[1:]):.1f}",
+                             "cpu_s": min(cpus[1:]), "queries": report.queries, "errors": len(report.errors),
+                             "status": report.status, "rss": peak_rss_gb(prom.pid),
                              "top": ", ".join(f"{r.cause}({len(r.findings)})" for r in report.root_causes[:2]),
                              "slowest": max(report.timings.items(), key=lambda kv: kv[1], default=("-", 0.0))})
                 if timings:
                     _print_timings(f"{pods} pods, {mode}", report)
         finally:
-            prom.stop()
+            b.prom.stop()
     return rows
+
+
+def peak_rss_gb(pid: int) -> tuple[float, float, float]:
+    """Peak resident memory (GB) of this process, of its largest finished child (promtool), and of the
+    Prometheus process `pid` so far (Linux /proc/<pid>/status VmHWM)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    prom = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return own / 2**20, child / 2**20, prom / 2**20  # kB
 
 
 def cpu_seconds(pid: int) -> float:
@@ -142,14 +201,15 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.modes.split(",")
     print("| pods | GPUs | raw series | raw samples | series read | setup s | diagnose wall s (min / median / max) "
           "| load | Prometheus CPU s (min) | HTTP requests | errors | status | top causes (entities) "
-          "| slowest request (s, last run) |")
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|")
+          "| slowest request (s, last run) | peak RSS GB (bench / promtool / Prometheus) |")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|---|---|")
     for n in args.pods.split(","):
         for r in measure(int(n), args.gpus, args.repeat, modes, args.timings, args.kv_every):
             print(f"| {r['pods']} | {r['gpus']} | {r['series']:,} | {r['samples']:,} | {r['mode']} | {r['setup_s']:.0f} "
-                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']:.1f} | {r['cpu_s']:.2f} "
+                  f"| {r['min_s']:.2f} / {r['wall_s']:.2f} / {r['max_s']:.2f} | {r['load']} | {r['cpu_s']:.2f} "
                   f"| {r['queries']} | {r['errors']} | {r['status']} "
-                  f"| {r['top']} | {r['slowest'][0]} {r['slowest'][1]:.2f} |", flush=True)
+                  f"| {r['top']} | {r['slowest'][0]} {r['slowest'][1]:.2f} "
+                  f"| {' / '.join(f'{g:.1f}' for g in r['rss'])} |", flush=True)
     return 0
 
 

@@ -46,7 +46,7 @@ def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> lis
     c = cluster.Cluster(spec)
     began = time.monotonic()
     first = next(c.parts(PODS_PER_PART, time.time()))  # the first part, written once to time the rest
-    _write_blocks(first, out_dir / "part.om", out_dir / "timing")
+    write_blocks(first, out_dir / "part.om", out_dir / "timing")
     shutil.rmtree(out_dir / "timing")
     first_samples = sum(len(s) for _, s in first)
     per_sample = (time.monotonic() - began) / max(1, first_samples)  # renaming, writing, promtool
@@ -63,17 +63,17 @@ def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> lis
         blocks = out_dir / f"blocks-{i}"
         n_series = n_samples = 0
         for n, part in enumerate(c.parts(PODS_PER_PART, float(last))):
-            _write_blocks(part, out_dir / "part.om", blocks / f"part-{n}")
+            write_blocks(part, out_dir / "part.om", blocks / f"part-{n}")
             n_series += len(part)
             n_samples += sum(len(p) for _, p in part)
             del part
-        _merge_parts(blocks)
+        merge_parts(blocks)
         compact(blocks)
         out.append(Backfill(blocks, n_series, n_samples, float(last)))
     return out
 
 
-def _merge_parts(blocks: Path) -> None:
+def merge_parts(blocks: Path) -> None:
     """Move every part's blocks into one data folder (block ids are unique ULIDs)."""
     for part in sorted(blocks.glob("part-*")):
         for block in part.iterdir():
@@ -103,17 +103,24 @@ def compact(blocks: Path) -> None:
 
 
 def overlapping(blocks: Path) -> bool:
-    """Whether any two blocks in a data folder cover overlapping time (meta.json: minTime, maxTime)."""
-    spans = sorted((m["minTime"], m["maxTime"]) for m in
-                   (json.loads(p.read_text()) for p in blocks.glob("*/meta.json")))
+    """Whether any two blocks in a data folder cover overlapping time (meta.json: minTime, maxTime). A
+    block that a running merge deletes meanwhile counts as overlapping (ask again)."""
+    try:
+        spans = sorted((m["minTime"], m["maxTime"]) for m in
+                       (json.loads(p.read_text()) for p in blocks.glob("*/meta.json")))
+    except (OSError, ValueError):
+        return True
     return any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
 
 
-def _write_blocks(series, om: Path, blocks: Path) -> None:
+def write_blocks(series, om: Path, blocks: Path) -> int:
+    """Backfill `series` into new blocks in `blocks` (through the OpenMetrics file `om`, removed after);
+    returns the sample count."""
     with om.open("w") as f:
-        write_openmetrics(series, f)
+        samples = write_openmetrics(series, f)
     res = subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(om),
                           str(blocks)], capture_output=True, text=True)
     om.unlink()
     if res.returncode != 0:
         raise RuntimeError(f"promtool backfill failed (exit {res.returncode}): {res.stderr.strip()}")
+    return samples

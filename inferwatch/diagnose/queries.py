@@ -67,6 +67,9 @@ def check_parts(cfg: Config, node: Node, i: int, check: Check, s: Expr, win: Win
     recent = lambda e: At(e, _dur(max(win.step, win.window / 3)), _dur(win.step), win.at)  # noqa: E731
     if check.against == "vanished":
         before = ever(s, win.baseline, win.baseline_step, win.window_start)
+        if isinstance(s, Agg) and s.op == "group" and s.by is not None and isinstance(s.expr, Selector) \
+                and not s.expr.range:  # the selector's series matched on the group's labels: no regrouping per step
+            return [_tag(BinOp("unless", before, s.expr, on=s.by), f"c{i}")]
         return [_tag(BinOp("unless", before, s), f"c{i}")]
     if check.against == "baseline":
         ref = baseline_median(s, win)
