@@ -4,7 +4,8 @@ Prometheus evaluates rules only from the moment it starts, so the recorded serie
 data are written with `promtool tsdb create-blocks-from rules`, in passes, since a pass cannot read its own
 output. Each rule is evaluated once, in the pass after every record it reads was written (its level:
 pass 1 reads engine series, pass 2 the pod records and the GPU owner mapping, ...), so a group whose later
-rules read its earlier ones is split over passes rather than evaluated again in each. Every group is evaluated every `interval`, the GPU mapping included.
+rules read its earlier ones is split over passes rather than evaluated again in each. Every group is
+evaluated every `interval`, the GPU mapping included.
 """
 from __future__ import annotations
 
