@@ -101,8 +101,9 @@ def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path
     at = time.time() - INTERVAL / 2  # after the last evaluation of every group, inside the lookback
     late = at - data.last_sample
     if late > duration_seconds(window) / 2:
-        print(f"warning: measuring {late:.0f}s after the last raw sample: rate windows are less than half full "
-              "(the backfill overran its prediction); raise --fill's headroom or rerun", file=sys.stderr)
+        why = "--fill" if late < fill + 30 else "the backfill overran its prediction"
+        print(f"warning: measuring {late:.0f}s after the last raw sample ({why}): rate windows are less than half "
+              "full, for the rules and the floors alike", file=sys.stderr)
     rules, items = [], []  # (group, name, index of ours in items, theirs differs, share); what is timed
     for g in groups:
         for r in g.rules:
