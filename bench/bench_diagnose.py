@@ -40,7 +40,7 @@ from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.sandbox import scenario
 from inferwatch.core.config import load_config
 
-from .tsdb import merge_parts, overlapping, write_blocks
+from .tsdb import merge_parts, wait_merged, write_blocks
 
 STEP = "150s"
 TEMPLATE = 20  # pods simulated; a multiple of 10 keeps "every tenth pod" true in the copies
@@ -98,15 +98,12 @@ class Backfilled:
         self.prom = record_history(self.prom, self.sc.start, self.sc.end, cfg, self.prom.workdir, STEP)
         self.setup["recorded"] = time.monotonic() - t0
 
-    def settle(self, timeout: float = 900) -> float:
+    def settle(self) -> float:
         """Wait until Prometheus has merged the overlapping blocks (the parts, the rules' passes): it does
         so on its own a minute or so after it starts. A Prometheus that scraped the cluster has no
         overlapping blocks, and a merge running meanwhile would share the CPU with the diagnoses. Returns
         the seconds waited."""
-        t0 = time.monotonic()
-        while overlapping(self.prom.data_dir) and time.monotonic() - t0 < timeout:
-            time.sleep(5)
-        return time.monotonic() - t0
+        return wait_merged(self.prom.data_dir)
 
 
 def backfill(pods: int, gpus: int, kv_every: int, work: Path) -> Backfilled:

@@ -46,9 +46,8 @@ def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> lis
     c = cluster.Cluster(spec)
     began = time.monotonic()
     first = next(c.parts(PODS_PER_PART, time.time()))  # the first part, written once to time the rest
-    write_blocks(first, out_dir / "part.om", out_dir / "timing")
+    first_samples = write_blocks(first, out_dir / "part.om", out_dir / "timing")
     shutil.rmtree(out_dir / "timing")
-    first_samples = sum(len(s) for _, s in first)
     per_sample = (time.monotonic() - began) / max(1, first_samples)  # renaming, writing, promtool
     first_pods = len({labels.get("pod") for labels, _ in first if labels.get("job") != "dcgm-exporter"}) or 1
     predicted = first_samples * spec.pods / first_pods
@@ -63,9 +62,8 @@ def backfill(spec: cluster.ClusterSpec, out_dir: Path, gaps: list[float]) -> lis
         blocks = out_dir / f"blocks-{i}"
         n_series = n_samples = 0
         for n, part in enumerate(c.parts(PODS_PER_PART, float(last))):
-            write_blocks(part, out_dir / "part.om", blocks / f"part-{n}")
+            n_samples += write_blocks(part, out_dir / "part.om", blocks / f"part-{n}")
             n_series += len(part)
-            n_samples += sum(len(p) for _, p in part)
             del part
         merge_parts(blocks)
         compact(blocks)
@@ -91,15 +89,21 @@ def compact(blocks: Path) -> None:
     blocks.rename(workdir / "data")
     try:
         with LocalPrometheus(None, workdir=workdir):
-            deadline = time.monotonic() + COMPACTION_TIMEOUT
-            while overlapping(workdir / "data"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Prometheus did not merge the blocks in {blocks} within "
-                                       f"{COMPACTION_TIMEOUT:.0f}s")
-                time.sleep(2.0)
+            wait_merged(workdir / "data")
     finally:
         (workdir / "data").rename(blocks)
         shutil.rmtree(workdir)
+
+
+def wait_merged(data: Path, timeout: float = COMPACTION_TIMEOUT) -> float:
+    """Wait until the Prometheus running on `data` has merged its overlapping blocks (it begins a minute
+    after starting); returns the seconds waited."""
+    began = time.monotonic()
+    while overlapping(data):
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"Prometheus did not merge the blocks in {data} within {timeout:.0f}s")
+        time.sleep(2.0)
+    return time.monotonic() - began
 
 
 def overlapping(blocks: Path) -> bool:
