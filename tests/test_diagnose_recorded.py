@@ -20,6 +20,7 @@ from inferwatch.sandbox.backfill import record_history
 from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.diagnose.planner import Planner
 from inferwatch.diagnose.queries import NODE, followup_query, node_query
+from inferwatch.diagnose.screen import screen_query
 from inferwatch.diagnose.scope import Scope, Window
 from inferwatch.diagnose.signals import SIGNALS
 from inferwatch.sandbox import scenario
@@ -120,3 +121,52 @@ def test_the_rules_record_less_than_half_of_what_they_read(recorded):
     read = recorded.query('count({__name__=~"vllm:.+|sglang:.+|DCGM_.+|http_requests_total"})', at)
     assert written and read
     assert 0 < float(written[0]["value"][1]) <= 0.5 * float(read[0]["value"][1]), (written, read)
+
+
+WIN = Window(at=1_767_232_200, window=900, baseline=3600, step=60)
+
+
+def screen(node: str, present: set[str], cfg=CFG) -> str:
+    planner = Planner(cfg, Scope(), present)
+    text = screen_query(cfg, node_query(cfg, planner, graph.BY_ID[node], engine.node_frame(WIN, graph.BY_ID[node])))
+    assert text is not None
+    return text
+
+
+def test_gpu_fault_screens_read_the_sparse_records_once_the_rules_are_deployed():
+    """With the GPU records deployed (their dense `llm_gpu:sm_clock_mhz:max` seen), the hardware and memory
+    screens read the records of the GPUs past a floor (core/records.py gpu_high), even where none exist
+    (no GPU past the floor), instead of a raw field of every GPU; without them, the raw fields."""
+    raw = {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "DCGM_FI_DEV_ROW_REMAP_FAILURE",
+           "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_SM_CLOCK"}
+    deployed = raw | {"llm_gpu:info", "llm_gpu:owner:info", "llm_gpu:sm_clock_mhz:max", "llm_gpu:xid_last:high"}
+    hardware = screen("gpu_hardware_fault", deployed)
+    assert "llm_gpu:xid_last:high" in hardware and "llm_gpu:row_remap_failure:high" in hardware
+    assert "DCGM_FI_DEV" not in hardware
+    memory = screen("gpu_memory_pressure", deployed)
+    assert "llm_gpu:fb_used:high" in memory and "DCGM_FI_DEV" not in memory
+    undeployed = deployed - {"llm_gpu:sm_clock_mhz:max", "llm_gpu:xid_last:high"}  # an older release's rules
+    assert "DCGM_FI_DEV_XID_ERRORS" in screen("gpu_hardware_fault", undeployed)
+    assert "DCGM_FI_DEV_FB_USED" in screen("gpu_memory_pressure", undeployed)
+    # a diagnosis threshold below the alert's: the floor follows it down (the records keep what both test)
+    low = parse_config("diagnose: {thresholds: {fb_used_ratio: 0.9}}")
+    assert "> 0.9" in screen("gpu_memory_pressure", deployed, low)
+
+
+def test_a_recorded_memory_pressure_diagnosis_screens_on_the_fault_record(tmp_path, scenario_prometheus):
+    """The framebuffer record holds only the GPU past the floor, and the diagnosis on it names what the
+    raw one names."""
+    name = "diag-vllm-gpu-memory-pressure"
+    sc = scenario.load(name)
+    prom = record_history(LocalPrometheus(openmetrics_of(name), workdir=tmp_path).start(), sc.start, sc.end, CFG,
+                          tmp_path, f"{int(sc.step)}s")
+    try:
+        at = sc.start + sc.incident_at
+        held = prom.query("count by (exported_pod) (max_over_time(llm_gpu:fb_used:high[1h]))", at)
+        assert {s["metric"]["exported_pod"] for s in held} == {"llama-1"}
+        rec = engine.run(prom.url, Scope(), at, "15m", CFG).to_dict()
+        raw = engine.run(scenario_prometheus(name).url, Scope(), at, "15m", CFG).to_dict()
+    finally:
+        prom.stop()
+    assert rec["errors"] == [] and rec["root_causes"][0]["cause"] == "gpu_memory_pressure"
+    assert causes(rec) == causes(raw) and rec["nodes"] == raw["nodes"]

@@ -423,9 +423,35 @@ def gpu_field(cfg: Config, sig: Signal) -> Expr:
     return gpu_join(cfg, gpu_value(cfg, sig))
 
 
+def gpu_floors(cfg: Config) -> dict[str, float]:
+    """GPU signals a fault alert tests and the diagnosis screens every GPU for, each with the floor past
+    which its raw series are written (`gpu_high`): the lower of the alert's and the diagnosis' thresholds
+    (diagnose/graph.py tests the hardware counts above 0), so each still sees every value it tests."""
+    ratio = min(cfg.alerts.gpu_fb_used_ratio, cfg.diagnose.thresholds.fb_used_ratio)
+    floors = {"xid_last": 0.0, "remapped_rows_uncorrectable": 0.0, "row_remap_failure": 0.0,
+              "ecc_dbe_errors": 0.0, "fb_used": ratio}
+    dcgm = load_catalog("dcgm")
+    return {n: f for n, f in floors.items() if all(dcgm.of(i) for i in signal(n).inputs or (n,))}
+
+
+def high_name(name: str) -> str:
+    """The sparse record of a GPU signal's raw series past its floor (`gpu_high`)."""
+    return f"{GPU}:{name}:high"
+
+
+def gpu_high(cfg: Config) -> list[RecordingRule]:
+    """Each `gpu_floors` signal's raw series (dcgm-exporter's labels, tested one by one: `gpu_passing`)
+    where they are past the floor: no series on a healthy fleet, a handful during a fault. The fault
+    alerts and the diagnosis' GPU screens read these instead of a raw field of every GPU (40,000 at 5,000
+    pods: docs/benchmarks.md); the records are written once per cycle, so a value that lasts less than
+    one `recording.interval` may be missed. Written beside the dense GPU records (`GPU_HISTORY`), which
+    tell a reader that no series here means no GPU past the floor, not rules missing."""
+    return [RecordingRule(high_name(n), gpu_passing(cfg, n, lambda v, f=f: v > f)) for n, f in gpu_floors(cfg).items()]
+
+
 def gpu_groups(cfg: Config) -> list[RuleGroup]:
-    """The GPU -> pod -> model mapping every `gpu.info_interval`, and the GPU fields joined to it every
-    cycle."""
+    """The GPU -> pod -> model mapping every `gpu.info_interval`, and the GPU fields joined to it and the
+    sparse fault records every cycle."""
     w = cfg.recording.rate_window
     mapping = RuleGroup("inferwatch-gpu-info", cfg.gpu.info_interval, (gpu_owner(cfg), gpu_info(cfg)),
                         "inferwatch-gpu-info")
@@ -434,6 +460,7 @@ def gpu_groups(cfg: Config) -> list[RuleGroup]:
         if sig.tier == "gpu":
             role = {"counter": "rate", "ratio": "ratio"}.get(sig.kind, "value")
             rules.append(RecordingRule(record_names(sig, GPU, w)[role], gpu_field(cfg, sig)))
+    rules += gpu_high(cfg)
     return [mapping, RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")]
 
 

@@ -7,12 +7,12 @@ descriptions, the runbooks' matrix and docs/schema.md cannot disagree.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
 from .catalog import Source, load_catalog
-from .config import Config, Labels
+from .config import Alerts, Config, Labels
 from .promql import Expr
 from .records import layered_groups, query_time_names
 from .rules import record_index
@@ -28,7 +28,7 @@ RecordIndex = dict[str, list[tuple[dict[str, str], Expr]]]
 def records(cfg: Config) -> RecordIndex:
     """Record name -> [(static labels, expression)] for this config (built once per settings): every
     record of the schema, written or computed at query time (`query_time`), as the tiers define it."""
-    return _records(cfg.backends, cfg.labels, cfg.recording, cfg.gpu)
+    return _records(cfg.backends, cfg.labels, cfg.recording, cfg.gpu, cfg.alerts.gpu_fb_used_ratio, cfg.diagnose)
 
 
 def query_time(cfg: Config) -> RecordIndex:
@@ -38,8 +38,11 @@ def query_time(cfg: Config) -> RecordIndex:
 
 
 @lru_cache(maxsize=8)
-def _records(backends, labels, recording, gpu) -> RecordIndex:
-    return record_index(layered_groups(Config(backends=backends, labels=labels, recording=recording, gpu=gpu)))
+def _records(backends, labels, recording, gpu, fb_used_ratio, diagnose) -> RecordIndex:
+    """Keyed on the settings records read (and the thresholds of the GPU fault floors: records.gpu_floors)."""
+    alerts = replace(Alerts(), gpu_fb_used_ratio=fb_used_ratio)
+    return record_index(layered_groups(Config(backends=backends, labels=labels, recording=recording, gpu=gpu,
+                                              alerts=alerts, diagnose=diagnose)))
 
 
 # ---- entity keys ---------------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ the query reads exactly the vLLM / SGLang version that is running.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..core import promql
 from ..core.config import Config
 from ..core.promql import Agg, BinOp, Expr, Num, Selector
+from ..core.records import GPU_HISTORY, gpu_floors, high_name
 from ..core.schema import records
-from ..core.signals import info_names
+from ..core.signals import GPU, info_names, record_names, signal
 
 from .scope import Scope
 from .signals import SIGNALS
@@ -22,10 +23,14 @@ from .signals import SIGNALS
 
 @dataclass(frozen=True)
 class Source:
-    """A signal's expression for this Prometheus: `mode` recorded | raw | missing, `metrics` it reads."""
+    """A signal's expression for this Prometheus: `mode` recorded | raw | missing, `metrics` it reads;
+    for a GPU fault signal whose rules are deployed, `high`: the record of the GPUs past `floor`
+    (core/records.py gpu_high), which a screen for `> threshold` (threshold >= floor) reads instead."""
     expr: Expr | None
     mode: str
     metrics: tuple[str, ...]
+    high: Selector | None = None
+    floor: float = 0.0
 
 
 class Planner:
@@ -40,10 +45,20 @@ class Planner:
         # deployed it is absent and `prune` drops that branch (raw GPU queries stay short).
         self._raw = {k: v for k, v in self._records.items() if k != info_names()["pod_instance"]}
         self._sources: dict[str, Source] = {}  # by signal: every node reading it asks again
+        # The fault records' group writes dense GPU records too: one of them (or a fault record) here
+        # means the fault records are deployed, and no series of one means no GPU past its floor.
+        w = cfg.recording.rate_window
+        self._floors = gpu_floors(cfg)
+        group = [record_names(signal(n), GPU, w)["value"] for n in GPU_HISTORY] + [high_name(n) for n in self._floors]
+        self._faults_deployed = any(name in present for name in group)
 
     def source(self, name: str) -> Source:
         if name not in self._sources:
-            self._sources[name] = self._source(name)
+            src = self._source(name)
+            schema = SIGNALS[name].schema
+            if src.expr is not None and self._faults_deployed and schema in self._floors:
+                src = replace(src, high=Selector(high_name(schema)), floor=self._floors[schema])
+            self._sources[name] = src
         return self._sources[name]
 
     def _source(self, name: str) -> Source:

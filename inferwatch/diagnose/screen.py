@@ -7,7 +7,9 @@ increase...), combined as the detector combines the checks. It is a necessary co
 drops holds no check at any step, and the node's range query then reads only the GPUs it kept
 (`UUID=~`, queries.node_query). Where an `All` has thresholds, only they are screened (the cheapest
 and most selective checks; a pod's threshold through the GPU inventory); checks it cannot bound (a
-`Not`, a rebuilt series' baseline compared with `!=`) let every GPU through their branch.
+`Not`, a rebuilt series' baseline compared with `!=`) let every GPU through their branch. With the rules
+deployed, a threshold on a GPU fault signal is screened on its sparse record (only the GPUs past a floor:
+core/records.py gpu_high, planner.Source.high), a handful of series instead of one per GPU.
 """
 from __future__ import annotations
 
@@ -36,12 +38,24 @@ def screen_query(cfg: Config, q: NodeQuery) -> str | None:
     def mine(rule: Rule) -> bool:
         return isinstance(rule, Check) and node_tier_of(rule) == q.node.tier
 
+    def bounded(chain: list[Check]) -> Expr | str:
+        """The chain's bound, on its signal's fault record (only GPUs past a floor: core/records.py
+        gpu_high) where the chain is one threshold at or past that floor."""
+        c, src = chain[0], q.sources[chain[0].signal]
+        if src.expr is None:
+            return _NONE
+        s = src.expr
+        if (src.high is not None and len(chain) == 1 and c.against == "threshold" and c.op == ">"
+                and setting(cfg, c.threshold, cfg.diagnose.thresholds) >= src.floor):
+            s = src.high
+        return _chain(cfg, chain, s, q.window) or _ANY
+
     def leaf(check: Check) -> Expr | str:
         s = q.sources[check.signal].expr
         if s is None:
             return _NONE
         if mine(check):
-            return _chain(cfg, [check], s, q.window) or _ANY
+            return bounded([check])
         if check.against != "threshold" or inventory is None:
             return _ANY
         # another tier's threshold (requests waiting on the GPU's pod), through the GPU inventory
@@ -83,10 +97,9 @@ def screen_query(cfg: Config, q: NodeQuery) -> str | None:
         for c in rule.items:
             if mine(c) and c.against == "threshold":
                 assert isinstance(c, Check)
-                s = q.sources[c.signal].expr
                 chained = [b for b in rule.items if partnered and mine(b) and b.against == "baseline"
                            and b.signal == c.signal and b.op == c.op]
-                parts.append(_NONE if s is None else _chain(cfg, [c, *chained], s, q.window) or _ANY)
+                parts.append(bounded([c, *chained]))
             elif isinstance(c, Check) and not mine(c) and c.against == "threshold":
                 parts.append(leaf(c))
         return parts

@@ -21,6 +21,7 @@ class SignalSpec:
     unit: str
     build: Callable[[Config], Expr]  # over recorded series
     direct: bool = False  # the aggregation only restates the record's own labels: read it as is
+    schema: str | None = None  # the schema signal (core/signals.py) a one-record signal reads
 
 
 def keys(cfg: Config, tier: Tier) -> tuple[str, ...]:
@@ -38,7 +39,7 @@ def _by(op: str, tier: Tier, sel: Callable[[Config], Expr]) -> Callable[[Config]
 
 def _record(name: str, tier: Tier, unit: str, op: str, sig: str, level: str, role: str) -> SignalSpec:
     """A signal that is one recorded series, aggregated to the tier's keys when rebuilt from raw series."""
-    return SignalSpec(name, tier, unit, _by(op, tier, _rec(sig, level, role)), direct=True)
+    return SignalSpec(name, tier, unit, _by(op, tier, _rec(sig, level, role)), direct=True, schema=sig)
 
 
 def _quantile(sig: str) -> Callable[[Config], Expr]:

@@ -23,7 +23,7 @@ from ..core.labels import SEVERITIES, contract
 from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, inline, label_replace, number,
                            over_time, positive)
 from ..core.rules import AlertingRule, RuleGroup
-from ..core.records import gpu_attributed, gpu_join, gpu_passing, gpu_value
+from ..core.records import gpu_attributed, gpu_floors, gpu_join, gpu_passing, gpu_value, high_name
 from ..core.schema import query_time
 from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
 
@@ -330,15 +330,24 @@ def engine_active(cfg: Config) -> Expr:
     return gpu_value(cfg, signal("engine_active"))
 
 
+def past(cfg: Config, names: tuple[str, ...], threshold: float = 0.0) -> Expr:
+    """The GPUs whose signals (any of `names`) are past `threshold`, with their pod and model, from the
+    sparse records of the GPUs past each signal's floor (core/records.py gpu_high): a handful of series,
+    where the raw fields are one per GPU of the fleet."""
+    floors = gpu_floors(cfg)
+    parts = [Selector(high_name(n)) if threshold <= floors[n] else Selector(high_name(n)) > threshold
+             for n in names if n in floors]
+    return gpu_attributed(cfg, any_of(parts))
+
+
 def xid(cfg: Config) -> list[tuple[Expr, str]]:
-    expr = with_model(cfg, passing(cfg, "xid_last", lambda v: v > 0))
+    expr = with_model(cfg, past(cfg, ("xid_last",)))
     return [(expr, f"{who(cfg, 'gpu')} reported XID {COUNT}. Look the code up in NVIDIA's XID catalog: some "
                    "need only an application restart, others a GPU reset or node drain.")]
 
 
 def ecc(cfg: Config) -> list[tuple[Expr, str]]:
-    fields = ("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors")
-    expr = with_model(cfg, gpu_attributed(cfg, any_of([gpu_passing(cfg, f, positive) for f in fields])))
+    expr = with_model(cfg, past(cfg, ("row_remap_failure", "remapped_rows_uncorrectable", "ecc_dbe_errors")))
     return [(expr, f"{who(cfg, 'gpu')} has uncorrectable memory errors (double-bit ECC, rows remapped after "
                    "uncorrectable errors, or a failed row remap): the GPU needs a reset and possibly service.")]
 
@@ -356,7 +365,7 @@ def throttled(cfg: Config) -> list[tuple[Expr, str]]:
 
 
 def fb_full(cfg: Config) -> list[tuple[Expr, str]]:
-    expr = with_model(cfg, passing(cfg, "fb_used", lambda v: v > cfg.alerts.gpu_fb_used_ratio))
+    expr = with_model(cfg, past(cfg, ("fb_used",), cfg.alerts.gpu_fb_used_ratio))
     return [(expr, f"{who(cfg, 'gpu')} has {VALUE} of its framebuffer in use, beyond what the engine "
                    "preallocates for weights and KV cache: the next allocation (CUDA graphs, activations, "
                    "another process) can fail with out-of-memory.")]

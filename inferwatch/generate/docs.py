@@ -12,10 +12,10 @@ from pathlib import Path
 
 from ..core.catalog import Catalog, Source, load_catalog
 from ..core.config import BACKENDS, Config
-from ..core.promql import Selector
-from ..core.records import gpu_id
+from ..core.promql import Selector, number
+from ..core.records import gpu_floors, gpu_id, high_name
 from ..core.schema import GPU_SOURCE, query_time, records, tier_keys
-from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names
+from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
 DEFAULT_OUTPUT = Path("docs/schema.md")
 LEVELS = {"pod": (POD, MODEL), "gpu": (GPU,)}
@@ -27,7 +27,7 @@ def render_schema(cfg: Config | None = None) -> str:
     catalogs = {name: load_catalog(name) for name in BACKENDS + (GPU_SOURCE,)}
     recorded = set(records(cfg))
     parts = [_intro(cfg, catalogs), _schema_table(cfg, catalogs, recorded, set(query_time(cfg))), _info_table(cfg),
-             _matrix(catalogs)]
+             _fault_table(cfg), _matrix(catalogs)]
     return "\n".join(parts)
 
 
@@ -130,6 +130,17 @@ def _info_table(cfg: Config) -> str:
     ]
     body = "\n".join(f"| `{n}` | {', '.join(f'`{k}`' for k in keys)} | {meaning} |" for n, keys, meaning in rows)
     return f"## Inventory series\n\n| series | labels | meaning |\n|---|---|---|\n{body}\n"
+
+
+def _fault_table(cfg: Config) -> str:
+    rows = "\n".join(f"| `{high_name(n)}` | `{n}` > {number(floor)} | {signal(n).help} |"
+                     for n, floor in gpu_floors(cfg).items())
+    return ("## GPU fault series\n\nWritten only for the GPUs past a floor (no series on a healthy fleet), with "
+            "dcgm-exporter's own labels: the XID, ECC and framebuffer alerts and the GPU screens of `diagnose` read "
+            "them instead of a raw field of every GPU. A floor is the lower of the alert's and the diagnosis' "
+            "thresholds (`alerts.gpu_fb_used_ratio`, `diagnose.thresholds.fb_used_ratio`; the hardware counts "
+            "above 0). Written once per `recording.interval`: a value that lasts less than one interval may be "
+            "missed.\n\n| series | written while | meaning |\n|---|---|---|\n" + rows + "\n")
 
 
 def _cell(srcs: tuple[Source, ...], sig: Signal) -> str:
