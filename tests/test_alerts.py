@@ -119,9 +119,9 @@ NEAR = {
     "kv-full: a preemption now and then, a tenth of the storm rate at most":
         'max_over_time(llm_pod:preemptions:rate5m{pod="kv-full-0"}[1h29m]) < 0.05',
     "near-clock: the clock is capped below 80% of its maximum":
-        gpu_of("near-clock", "min_over_time(llm_gpu:sm_clock_mhz:max[3m]) < max_over_time(llm_gpu:sm_clock_mhz:max[1h]) * 0.8"),
+        gpu_of("near-clock", "min_over_time(llm_gpu_id:sm_clock_mhz:max[3m]) < max_over_time(llm_gpu_id:sm_clock_mhz:max[1h]) * 0.8"),
     "near-clock: the GPU runs over 80 degrees":
-        gpu_of("near-clock", "max_over_time(llm_gpu:temperature_celsius:max[30m]) > 80"),
+        gpu_of("near-clock", "max by (UUID, GPU_I_ID) (max_over_time(DCGM_FI_DEV_GPU_TEMP[30m])) > 80"),
     "near-fb: the framebuffer is over 95% used":
         gpu_of("near-fb", f"{max_gpu('DCGM_FI_DEV_FB_USED')} / ({max_gpu('DCGM_FI_DEV_FB_USED')} + "
                           f"{max_gpu('DCGM_FI_DEV_FB_FREE')}) > 0.95"),

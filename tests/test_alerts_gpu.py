@@ -16,7 +16,7 @@ import yaml
 from test_alerts import DEFAULT, alert_rules, promtool, render_template, write_rules
 from inferwatch.core.config import Config
 from inferwatch.core.promql import Agg
-from inferwatch.core.records import gpu_passing
+from inferwatch.core.records import gpu_past
 from inferwatch.sandbox import scenario
 
 MODEL = "Qwen/Qwen2.5-7B-Instruct"
@@ -59,11 +59,11 @@ def test_gpu_alerts_keep_their_pod_and_model_while_the_engine_is_down(tmp_path, 
 
 
 def test_fields_tested_series_by_series_keep_fallbacks_and_parts(tmp_path):
-    """`gpu_passing`: a fallback source (GPU_UTIL) counts only on GPUs without the source before it, even
+    """`gpu_past`: a fallback source (GPU_UTIL) counts only on GPUs without the source before it, even
     when the fallback passes and the first source does not; sources that set a label (throttle reasons)
-    are parts, so a GPU with only thermal violation time passes. The framebuffer ratio, computed as
-    `1 / (1 + free / used)`, is `used / (used + free)`: an empty GPU reads 0, one reporting 0 of 0 passes
-    no test (NaN)."""
+    are parts, so a GPU with only thermal violation time passes. The framebuffer ratio, tested as
+    `free / used < 1 / floor - 1` and computed as `1 / (1 + free / used)`, is `used / (used + free)` on
+    either side of the floor; an empty GPU and one reporting 0 of 0 never pass."""
     cfg = Config()
     labels = lambda uuid: f'{{UUID="{uuid}", GPU_I_ID="", gpu="0"}}'  # noqa: E731
     series = [("DCGM_FI_PROF_GR_ENGINE_ACTIVE", "GPU-both", "0.5x20"), ("DCGM_FI_DEV_GPU_UTIL", "GPU-both", "100x20"),
@@ -74,9 +74,11 @@ def test_fields_tested_series_by_series_keep_fallbacks_and_parts(tmp_path):
               ("DCGM_FI_DEV_FB_USED", "GPU-empty", "0x20"), ("DCGM_FI_DEV_FB_FREE", "GPU-empty", "80000x20"),
               ("DCGM_FI_DEV_FB_USED", "GPU-none", "0x20"), ("DCGM_FI_DEV_FB_FREE", "GPU-none", "0x20"),
               ("DCGM_FI_DEV_FB_USED", "GPU-half", "40000x20"), ("DCGM_FI_DEV_FB_FREE", "GPU-half", "40000x20")]
-    busy = Agg("max", gpu_passing(cfg, "engine_active", lambda v: v > 0.95), by=("UUID",))
-    throttled = Agg("max", gpu_passing(cfg, "throttle", lambda v: v > 0.05), by=("UUID",))
-    fb = Agg("max", gpu_passing(cfg, "fb_used", lambda v: v >= 0), by=("UUID",))
+    busy = Agg("max", gpu_past(cfg, "engine_active", 0.95), by=("UUID",))
+    throttled = Agg("max", gpu_past(cfg, "throttle", 0.05), by=("UUID",))
+    fb = Agg("max", gpu_past(cfg, "fb_used", 0.4), by=("UUID",))
+    fb_near = Agg("max", gpu_past(cfg, "fb_used", 0.79), by=("UUID",))
+    fb_over = Agg("max", gpu_past(cfg, "fb_used", 0.8), by=("UUID",))
     test = {"interval": "1m",
             "input_series": [{"series": name + labels(uuid), "values": values} for name, uuid, values in series],
             "promql_expr_test": [
@@ -87,8 +89,10 @@ def test_fields_tested_series_by_series_keep_fallbacks_and_parts(tmp_path):
                  "exp_samples": [{"labels": '{UUID="GPU-hot"}', "value": 0.1}]},
                 {"expr": fb.render(), "eval_time": "10m",
                  "exp_samples": [{"labels": '{UUID="GPU-full"}', "value": 0.8},
-                                 {"labels": '{UUID="GPU-empty"}', "value": 0},
-                                 {"labels": '{UUID="GPU-half"}', "value": 0.5}]}]}
+                                 {"labels": '{UUID="GPU-half"}', "value": 0.5}]},
+                {"expr": fb_near.render(), "eval_time": "10m",
+                 "exp_samples": [{"labels": '{UUID="GPU-full"}', "value": 0.8}]},
+                {"expr": fb_over.render(), "eval_time": "10m", "exp_samples": []}]}
     (tmp_path / "t.yaml").write_text(yaml.dump({"rule_files": [], "tests": [test]}, sort_keys=False))
     res = subprocess.run(["promtool", "test", "rules", "t.yaml"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=60)

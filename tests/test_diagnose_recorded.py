@@ -134,18 +134,18 @@ def screen(node: str, present: set[str], cfg=CFG) -> str:
 
 
 def test_gpu_fault_screens_read_the_sparse_records_once_the_rules_are_deployed():
-    """With the GPU records deployed (their dense `llm_gpu:sm_clock_mhz:max` seen), the hardware and memory
+    """With the GPU records deployed (their dense `llm_gpu_id:sm_clock_mhz:max` seen), the hardware and memory
     screens read the records of the GPUs past a floor (core/records.py gpu_high), even where none exist
     (no GPU past the floor), instead of a raw field of every GPU; without them, the raw fields."""
     raw = {"DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_UNCORRECTABLE_REMAPPED_ROWS", "DCGM_FI_DEV_ROW_REMAP_FAILURE",
            "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_SM_CLOCK"}
-    deployed = raw | {"llm_gpu:info", "llm_gpu:owner:info", "llm_gpu:sm_clock_mhz:max", "llm_gpu:xid_last:high"}
+    deployed = raw | {"llm_gpu:info", "llm_gpu:owner:info", "llm_gpu_id:sm_clock_mhz:max", "llm_gpu:xid_last:high"}
     hardware = screen("gpu_hardware_fault", deployed)
     assert "llm_gpu:xid_last:high" in hardware and "llm_gpu:row_remap_failure:high" in hardware
     assert "DCGM_FI_DEV" not in hardware
     memory = screen("gpu_memory_pressure", deployed)
     assert "llm_gpu:fb_used:high" in memory and "DCGM_FI_DEV" not in memory
-    undeployed = deployed - {"llm_gpu:sm_clock_mhz:max", "llm_gpu:xid_last:high"}  # an older release's rules
+    undeployed = deployed - {"llm_gpu_id:sm_clock_mhz:max", "llm_gpu:xid_last:high"}  # an older release's rules
     assert "DCGM_FI_DEV_XID_ERRORS" in screen("gpu_hardware_fault", undeployed)
     assert "DCGM_FI_DEV_FB_USED" in screen("gpu_memory_pressure", undeployed)
     # a diagnosis threshold below the alert's: the floor follows it down (the records keep what both test)

@@ -69,8 +69,9 @@ def test_record_names_follow_the_convention_and_never_use_engine_prefixes():
     assert records
     assert not [r for r in records if r.startswith(("vllm:", "sglang:"))]
     normalized = {r.record for g in recording_groups(Config()) for r in g.rules}
+    # levels: a pod, a model, a GPU with its pod and model labels, a GPU by its own id (core/records.py GPU_BY_ID)
     assert not [r for r in normalized if not RECORD_NAME.match(r) or not r.startswith(("llm_pod:", "llm_model:",
-                                                                                          "llm_gpu:"))]
+                                                                                          "llm_gpu:", "llm_gpu_id:"))]
 
 
 def test_no_written_rule_reads_a_record_computed_at_query_time():
@@ -83,7 +84,7 @@ def test_no_written_rule_reads_a_record_computed_at_query_time():
 
 def test_subqueries_only_replay_recorded_series():
     """A subquery re-evaluates its body at every step: over raw series (an inlined record read over time)
-    it would cost a rule that many evaluations each cycle; GPU_HISTORY fields are recorded for that."""
+    it would cost a rule that many evaluations each cycle; GPU_BY_ID fields are recorded for that."""
     groups = rule_groups(Config())
     written = {r.record for g in groups for r in g.rules if isinstance(r, RecordingRule)}
     subqueries = []

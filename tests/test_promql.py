@@ -245,7 +245,7 @@ def _range(prom, t0, expr) -> dict:
 
 
 IDS = ("UUID", "GPU_I_ID")
-FIELDS = {  # a GPU field joined to its pod, as core/records.py gpu_field builds it; with a fallback field
+FIELDS = {  # a GPU field joined to its pod, as core/records.py gpu_join(gpu_value) builds it; with a fallback field
     "one": agg("max", Selector("raw"), IDS),
     "fallback": BinOp("or", agg("max", Selector("raw"), IDS), BinOp("*", agg("max", Selector("raw_percent"), IDS),
                                                                       Num(0.01))),

@@ -16,7 +16,6 @@ the records and alerts that read them, the dashboard and `diagnose` into their q
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Callable
 
 from .catalog import Catalog, Source, load_catalog, parent
 from .config import Config, duration_seconds
@@ -355,7 +354,7 @@ def gpu_attributed(cfg: Config, value: Expr, op: str = "max") -> Expr:
     """`value` (dcgm-exporter series) aggregated by `op` per GPU, labelled with the pod, workload, backend
     and role using the GPU (a multi-node worker's GPUs under their engine pod, the worker in `gpu_pod`:
     `gpu_holders`). `llm_gpu:info` is this for every GPU; an alert calls it on the series that pass its
-    test (`gpu_passing`), so it groups and joins a handful of GPUs instead of every GPU of the fleet."""
+    test (`gpu_past`), so it groups and joins a handful of GPUs instead of every GPU of the fleet."""
     lb = cfg.labels
     gpus = gpu_keyed(cfg, value, tuple(dict.fromkeys(lb.gpu_keys() + gpu_id(cfg))), op)
     joined = BinOp("*", gpus, gpu_holders(cfg), on=lb.join_keys(),
@@ -364,24 +363,26 @@ def gpu_attributed(cfg: Config, value: Expr, op: str = "max") -> Expr:
     return label_replace(moved, "engine_pod", "", "", "")
 
 
-def gpu_passing(cfg: Config, name: str, test: Callable[[Expr], Expr]) -> Expr:
-    """The raw series of a GPU signal that pass `test`, tested one by one: no aggregation, join or
+def gpu_past(cfg: Config, name: str, floor: float) -> Expr:
+    """The raw series of a GPU signal above `floor`, tested one by one: no aggregation, join or
     label_replace over every GPU before the test (what made the GPU alerts grow faster than the fleet:
     docs/benchmarks.md). A fallback source (GPU_UTIL after GR_ENGINE_ACTIVE) counts only on GPUs without
     the source before it; sources that set a label (throttle reasons) are parts and all count. A derived
-    signal (the framebuffer ratio) is computed per series, as `1 / (1 + free / used)`: the same value as
-    `used / (used + free)` with one read of `used` and one vector match (an empty GPU gives 0, a GPU
-    reporting 0 of 0 NaN, which no test passes). Duplicate series of one GPU (two exporters) are tested
-    one by one, where the records aggregate them first."""
+    signal (the framebuffer ratio `used / (used + free)`) is tested as `free / used < 1 / floor - 1`, the
+    same condition with one vector match, and its ratio, `1 / (1 + free / used)`, computed for the GPUs
+    that pass only (an empty GPU or one reporting 0 of 0 never passes). Duplicate series of one GPU (two
+    exporters) are tested one by one, where the records aggregate them first."""
     sig = signal(name)
     if sig.derived:
         used, free = (any_of([gpu_series(s, cfg.recording.rate_window) for s in load_catalog("dcgm").of(i)])
                       for i in sig.inputs)
-        return test(Num(1) / (Num(1) + free / used))
+        if floor <= 0:
+            return Num(1) / (Num(1) + free / used) > floor
+        return Num(1) / (Num(1) + BinOp("<", free / used, Num(1 / floor - 1)))
     srcs = load_catalog("dcgm").of(name)
     parts = []
     for i, s in enumerate(srcs):
-        part = test(gpu_series(s, cfg.recording.rate_window))
+        part = gpu_series(s, cfg.recording.rate_window) > floor
         for before in srcs[:i]:
             if before.set_labels == s.set_labels:
                 part = part.unless(before.selector(), on=gpu_id(cfg))
@@ -408,19 +409,19 @@ def gpu_value(cfg: Config, sig: Signal) -> Expr:
     return raw(sig.name)
 
 
-def gpu_join(cfg: Config, value: Expr) -> Expr:
+def gpu_join(cfg: Config, value: Expr, pods: Expr | None = None) -> Expr:
     """`value` (keyed by `gpu_id`) labelled with its GPU's pod and model from `llm_gpu:info`. A filter on
     the value may come before or after: `llm_gpu:info` is 1, so the join keeps the value either way, and
-    filtering first labels only the GPUs that pass (what alerts do)."""
+    filtering first labels only the GPUs that pass (what alerts do). `pods` (series keyed by the join
+    keys) keeps only their pods' GPUs, filtering `llm_gpu:info` before the join (a handful of GPUs to
+    match instead of every GPU)."""
     lb, ids = cfg.labels, gpu_id(cfg)
     labels = tuple(k for k in dict.fromkeys(lb.gpu_keys() + (lb.workload, lb.backend, lb.role, "gpu_pod",
                                                             lb.instance)) if k not in ids)
-    return BinOp("*", value, Selector(info_names()["gpu"]), on=ids, group_left=labels)
-
-
-def gpu_field(cfg: Config, sig: Signal) -> Expr:
-    """A dcgm-exporter field per GPU, labelled with the GPU's pod and model from `llm_gpu:info`."""
-    return gpu_join(cfg, gpu_value(cfg, sig))
+    info: Expr = Selector(info_names()["gpu"])
+    if pods is not None:
+        info = info.and_(pods, on=lb.join_keys())
+    return BinOp("*", value, info, on=ids, group_left=labels)
 
 
 def gpu_floors(cfg: Config) -> dict[str, float]:
@@ -440,13 +441,13 @@ def high_name(name: str) -> str:
 
 
 def gpu_high(cfg: Config) -> list[RecordingRule]:
-    """Each `gpu_floors` signal's raw series (dcgm-exporter's labels, tested one by one: `gpu_passing`)
+    """Each `gpu_floors` signal's raw series (dcgm-exporter's labels, tested one by one: `gpu_past`)
     where they are past the floor: no series on a healthy fleet, a handful during a fault. The fault
     alerts and the diagnosis' GPU screens read these instead of a raw field of every GPU (40,000 at 5,000
     pods: docs/benchmarks.md); the records are written once per cycle, so a value that lasts less than
-    one `recording.interval` may be missed. Written beside the dense GPU records (`GPU_HISTORY`), which
+    one `recording.interval` may be missed. Written beside the dense GPU records (`GPU_BY_ID`), which
     tell a reader that no series here means no GPU past the floor, not rules missing."""
-    return [RecordingRule(high_name(n), gpu_passing(cfg, n, lambda v, f=f: v > f)) for n, f in gpu_floors(cfg).items()]
+    return [RecordingRule(high_name(n), gpu_past(cfg, n, f)) for n, f in gpu_floors(cfg).items()]
 
 
 def gpu_groups(cfg: Config) -> list[RuleGroup]:
@@ -459,7 +460,11 @@ def gpu_groups(cfg: Config) -> list[RuleGroup]:
     for sig in SIGNALS:
         if sig.tier == "gpu":
             role = {"counter": "rate", "ratio": "ratio"}.get(sig.kind, "value")
-            rules.append(RecordingRule(record_names(sig, GPU, w)[role], gpu_field(cfg, sig)))
+            value = gpu_value(cfg, sig)
+            if sig.name in GPU_BY_ID:
+                rules.append(RecordingRule(id_name(sig), value))
+                value = Selector(id_name(sig))
+            rules.append(RecordingRule(record_names(sig, GPU, w)[role], gpu_join(cfg, value)))
     rules += gpu_high(cfg)
     return [mapping, RuleGroup("inferwatch-gpu", cfg.recording.interval, tuple(rules), "inferwatch-gpu")]
 
@@ -482,9 +487,17 @@ def layered_groups(cfg: Config) -> list[RuleGroup]:
     return groups
 
 
-# GPU fields alerts compare with their own past (a clock against its hour, a temperature over minutes):
-# recorded, since a query-time version would re-read the raw field at every step of that history.
-GPU_HISTORY = ("sm_clock_mhz", "temperature_celsius")
+# GPU fields written once per GPU, keyed by `gpu_id` alone (`id_name`): the clock, which an alert compares
+# with its hour (1h of raw samples at every evaluation cost more than the record), and engine activity,
+# which two alerts test (read once, where each alert read GR_ENGINE_ACTIVE and its GPU_UTIL fallback).
+# Their series with the pod and model labels join them to `llm_gpu:info` where read (query time): an
+# alert joins only the GPUs that pass.
+GPU_BY_ID = ("sm_clock_mhz", "engine_active")
+
+
+def id_name(sig: Signal) -> str:
+    """The record of a GPU field per GPU (`gpu_id` labels only): `llm_gpu_id:<signal>:<aggregation>`."""
+    return f"{GPU}_id:{sig.name}:{sig.agg}"
 
 
 def query_time_names(cfg: Config) -> frozenset[str]:
@@ -492,13 +505,12 @@ def query_time_names(cfg: Config) -> frozenset[str]:
     and pod: only `recording.model_histograms` are written, at the model tier (what latency SLOs read over
     hours), summed straight from the engine's buckets; pod quantiles and means, and the other histograms,
     are computed by the panel, alert or diagnosis that reads them, scoped to one model or pod. A GPU field
-    costs a series per GPU: alerts and panels join the raw field to `llm_gpu:owner:info` (one series per
-    pod) where they read it."""
+    costs a series per GPU: alerts and panels join the raw field (or its `GPU_BY_ID` record) to
+    `llm_gpu:info` where they read it."""
     w, kept = cfg.recording.rate_window, cfg.recording.model_histograms
     names = [n for s in SIGNALS if s.kind == "histogram" for level in (POD, MODEL)
              if level == POD or s.name not in kept for n in record_names(s, level, w).values()]
-    names += [n for s in SIGNALS if s.tier == "gpu" and s.name not in GPU_HISTORY
-              for n in record_names(s, GPU, w).values()]
+    names += [n for s in SIGNALS if s.tier == "gpu" for n in record_names(s, GPU, w).values()]
     return frozenset(names)
 
 

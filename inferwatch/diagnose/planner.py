@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from ..core import promql
 from ..core.config import Config
 from ..core.promql import Agg, BinOp, Expr, Num, Selector
-from ..core.records import GPU_HISTORY, gpu_floors, high_name
+from ..core.records import GPU_BY_ID, gpu_floors, high_name, id_name
 from ..core.schema import records
-from ..core.signals import GPU, info_names, record_names, signal
+from ..core.signals import info_names, signal
 
 from .scope import Scope
 from .signals import SIGNALS
@@ -47,9 +47,8 @@ class Planner:
         self._sources: dict[str, Source] = {}  # by signal: every node reading it asks again
         # The fault records' group writes dense GPU records too: one of them (or a fault record) here
         # means the fault records are deployed, and no series of one means no GPU past its floor.
-        w = cfg.recording.rate_window
         self._floors = gpu_floors(cfg)
-        group = [record_names(signal(n), GPU, w)["value"] for n in GPU_HISTORY] + [high_name(n) for n in self._floors]
+        group = [id_name(signal(n)) for n in GPU_BY_ID] + [high_name(n) for n in self._floors]
         self._faults_deployed = any(name in present for name in group)
 
     def source(self, name: str) -> Source:

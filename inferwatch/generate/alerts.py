@@ -17,15 +17,16 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import slo
+from ..core.catalog import load_catalog
 from ..core.config import Config, ConfigError
 from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
 from ..core.labels import SEVERITIES, contract
 from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, inline, label_replace, number,
-                           over_time, positive)
+                           over_time, positive, sift)
 from ..core.rules import AlertingRule, RuleGroup
-from ..core.records import gpu_attributed, gpu_floors, gpu_join, gpu_passing, gpu_value, high_name
+from ..core.records import gpu_attributed, gpu_floors, gpu_id, gpu_join, gpu_past, high_name, id_name
 from ..core.schema import query_time
-from ..core.signals import GPU, MODEL, POD, info_names, record_names, signal
+from ..core.signals import MODEL, POD, info_names, record_names, signal
 
 
 
@@ -314,20 +315,26 @@ def spec_acceptance_drop(cfg: Config) -> list[tuple[Expr, str]]:
 
 # ---- GPU tier -------------------------------------------------------------------------------
 
-def passing(cfg: Config, sig: str, test: Callable[[Expr], Expr]) -> Expr:
-    """The GPUs whose raw field passes `test`, with their pod and model: testing each raw series first
+def passing(cfg: Config, sig: str, floor: float) -> Expr:
+    """The GPUs whose raw field is above `floor`, with their pod and model: testing each raw series first
     labels a handful of GPUs instead of aggregating and joining every GPU of the fleet (core/records.py
-    gpu_passing, gpu_attributed)."""
-    return gpu_attributed(cfg, gpu_passing(cfg, sig, test))
+    gpu_past, gpu_attributed)."""
+    return gpu_attributed(cfg, gpu_past(cfg, sig, floor))
 
 
-def engine_active(cfg: Config) -> Expr:
-    """Engine activity per GPU (GR_ENGINE_ACTIVE, else GPU_UTIL), aggregated per GPU before any test,
-    to be joined to `llm_gpu:info` after it (core/records.py gpu_join). Not tested series by series like
-    the fields of `passing`: a busy or an idle fleet has most GPUs past an activity threshold, and the
-    fallback would need a second read of GR_ENGINE_ACTIVE to tell which GPUs lack it (both measured
-    dearer at 1,000 pods: docs/benchmarks.md)."""
-    return gpu_value(cfg, signal("engine_active"))
+def held_raw(cfg: Config, name: str) -> Expr:
+    """A raw GPU gauge's highest value over `alerts.hold` per GPU (`gpu_id`), for a field read by one alert
+    only, over minutes: cheaper than recording it for the alert to read (docs/benchmarks.md)."""
+    def one(src) -> Expr:
+        held_src = agg("max", over_time("max", src.selector(), cfg.alerts.hold), gpu_id(cfg))
+        return held_src * src.scale if src.scale is not None else held_src
+    return any_of([one(s) for s in load_catalog("dcgm").of(name)])
+
+
+def by_id(name: str) -> Selector:
+    """A GPU field's record per GPU (core/records.py GPU_BY_ID), keyed by `gpu_id`: tested first, then
+    joined to `llm_gpu:info` (gpu_join) for the GPUs that pass."""
+    return Selector(id_name(signal(name)))
 
 
 def past(cfg: Config, names: tuple[str, ...], threshold: float = 0.0) -> Expr:
@@ -354,11 +361,11 @@ def ecc(cfg: Config) -> list[tuple[Expr, str]]:
 
 def throttled(cfg: Config) -> list[tuple[Expr, str]]:
     a = cfg.alerts
-    clock = rec(cfg, "sm_clock_mhz", GPU)
+    clock = by_id("sm_clock_mhz")
     dropped = held(cfg, clock, "min") < over_time("max", clock, "1h") * (1 - a.gpu_clock_drop)
-    hot = held(cfg, rec(cfg, "temperature_celsius", GPU)) >= a.gpu_temperature_celsius
-    counted = passing(cfg, "throttle", lambda v: v > 0.05)
-    expr = with_model(cfg, dropped.and_(hot).or_(counted))
+    hot = sift(held_raw(cfg, "temperature_celsius"), ">=", a.gpu_temperature_celsius)  # tested before grouping
+    counted = passing(cfg, "throttle", 0.05)
+    expr = with_model(cfg, gpu_join(cfg, dropped.and_(hot)).or_(counted))
     return [(expr, f"{who(cfg, 'gpu')} is throttled: its SM clock fell over {number(round(a.gpu_clock_drop * 100, 2))}% "
                    f"below its 1h maximum at {number(a.gpu_temperature_celsius)}°C or more, or the driver reports "
                    "thermal/power violation time. Every request on this GPU slows down.")]
@@ -372,7 +379,7 @@ def fb_full(cfg: Config) -> list[tuple[Expr, str]]:
 
 
 def compute_saturated(cfg: Config) -> list[tuple[Expr, str]]:
-    expr = with_model(cfg, gpu_join(cfg, engine_active(cfg) > cfg.alerts.gpu_compute_active))
+    expr = with_model(cfg, gpu_join(cfg, by_id("engine_active") > cfg.alerts.gpu_compute_active))
     return [(expr, f"{who(cfg, 'gpu')} is busy {VALUE} of the time: this pod has no compute headroom left, "
                    "so more traffic means more queueing.")]
 
@@ -380,7 +387,7 @@ def compute_saturated(cfg: Config) -> list[tuple[Expr, str]]:
 def idle_while_queued(cfg: Config) -> list[tuple[Expr, str]]:
     a, jk = cfg.alerts, cfg.labels.join_keys()
     queued = agg("sum", rec(cfg, "requests_waiting", POD), jk) > a.queue_waiting
-    expr = with_model(cfg, gpu_join(cfg, engine_active(cfg) < a.gpu_idle_active).and_(queued, on=jk))
+    expr = with_model(cfg, gpu_join(cfg, by_id("engine_active") < a.gpu_idle_active, pods=queued))
     return [(expr, f"{who(cfg, 'gpu')} is busy only {VALUE} of the time while requests wait in its pod: the "
                    "engine is host-bound (scheduler, tokenizer, API server or input processing on CPU), not "
                    "short of GPU.")]

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..core.catalog import Catalog, Source, load_catalog
 from ..core.config import BACKENDS, Config
 from ..core.promql import Selector, number
-from ..core.records import gpu_floors, gpu_id, high_name
+from ..core.records import GPU_BY_ID, gpu_floors, gpu_id, high_name, id_name
 from ..core.schema import GPU_SOURCE, query_time, records, tier_keys
 from ..core.signals import GPU, MODEL, POD, SIGNALS, Signal, info_names, record_names, signal
 
@@ -133,9 +133,15 @@ def _info_table(cfg: Config) -> str:
 
 
 def _fault_table(cfg: Config) -> str:
+    ids = ", ".join(f"`{k}`" for k in gpu_id(cfg))
+    by_id = "\n".join(f"| `{id_name(signal(n))}` | {ids} | {signal(n).help} |" for n in GPU_BY_ID)
     rows = "\n".join(f"| `{high_name(n)}` | `{n}` > {number(floor)} | {signal(n).help} |"
                      for n, floor in gpu_floors(cfg).items())
-    return ("## GPU fault series\n\nWritten only for the GPUs past a floor (no series on a healthy fleet), with "
+    return ("## GPU series by GPU id\n\nThe GPU fields alerts read over their own past or test twice, written once "
+            "per GPU with dcgm-exporter's GPU id alone: the `llm_gpu:` series of the same field join them to "
+            "`llm_gpu:info` where they are read (query time), and an alert joins only the GPUs that pass its test."
+            "\n\n| series | labels | meaning |\n|---|---|---|\n" + by_id + "\n\n"
+            "## GPU fault series\n\nWritten only for the GPUs past a floor (no series on a healthy fleet), with "
             "dcgm-exporter's own labels: the XID, ECC and framebuffer alerts and the GPU screens of `diagnose` read "
             "them instead of a raw field of every GPU. A floor is the lower of the alert's and the diagnosis' "
             "thresholds (`alerts.gpu_fb_used_ratio`, `diagnose.thresholds.fb_used_ratio`; the hardware counts "
