@@ -7,7 +7,9 @@ Groups, evaluated in this order of dependency:
   inferwatch-gpu-info     every `gpu.info_interval`: `llm_gpu:info`, one series per GPU naming the
                           inference pod that uses it, built on `llm_gpu:owner:info`, which outlives the
                           engine while the pod holds the GPU
-  inferwatch-gpu          dcgm-exporter series joined to that pod through `llm_gpu:info`
+  inferwatch-gpu          dcgm-exporter fields per GPU id (`GPU_BY_ID`) and the fault conditions of the
+                          GPUs past a floor (`gpu_high`); every field with its pod's labels (joined
+                          through `llm_gpu:info`) is computed at query time
 
 Not every record is written: those that cost a series per bucket or per GPU field and that no alert
 reads over time are computed where they are read (`query_time_names`): the rule files inline them into

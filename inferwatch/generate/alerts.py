@@ -17,14 +17,13 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from . import slo
-from ..core.catalog import load_catalog
 from ..core.config import Config, ConfigError
 from ..core.failures import BY_ALERT, SGLANG_KV, VLLM_KV, FailureMode
 from ..core.labels import SEVERITIES, contract
 from ..core.promql import (Agg, BinOp, Call, Expr, Matcher, Num, Selector, agg, any_of, inline, label_replace, number,
-                           over_time, positive, sift)
+                           over_time, positive, sift, transform)
 from ..core.rules import AlertingRule, RuleGroup
-from ..core.records import gpu_attributed, gpu_floors, gpu_id, gpu_join, gpu_past, high_name, id_name
+from ..core.records import gpu_attributed, gpu_floors, gpu_join, gpu_past, gpu_value, high_name, id_name
 from ..core.schema import query_time
 from ..core.signals import MODEL, POD, info_names, record_names, signal
 
@@ -323,12 +322,12 @@ def passing(cfg: Config, sig: str, floor: float) -> Expr:
 
 
 def held_raw(cfg: Config, name: str) -> Expr:
-    """A raw GPU gauge's highest value over `alerts.hold` per GPU (`gpu_id`), for a field read by one alert
-    only, over minutes: cheaper than recording it for the alert to read (docs/benchmarks.md)."""
-    def one(src) -> Expr:
-        held_src = agg("max", over_time("max", src.selector(), cfg.alerts.hold), gpu_id(cfg))
-        return held_src * src.scale if src.scale is not None else held_src
-    return any_of([one(s) for s in load_catalog("dcgm").of(name)])
+    """A raw GPU gauge per GPU (core/records.py gpu_value) at its highest over `alerts.hold`, for a field
+    read by one alert only, over minutes: cheaper than recording it for the alert to read
+    (docs/benchmarks.md)."""
+    def held_selector(node: Expr) -> Expr | None:
+        return over_time("max", node, cfg.alerts.hold) if isinstance(node, Selector) else None
+    return transform(gpu_value(cfg, signal(name)), held_selector)
 
 
 def by_id(name: str) -> Selector:
@@ -342,9 +341,8 @@ def past(cfg: Config, names: tuple[str, ...], threshold: float = 0.0) -> Expr:
     sparse records of the GPUs past each signal's floor (core/records.py gpu_high): a handful of series,
     where the raw fields are one per GPU of the fleet."""
     floors = gpu_floors(cfg)
-    parts = [Selector(high_name(n)) if threshold <= floors[n] else Selector(high_name(n)) > threshold
-             for n in names if n in floors]
-    return gpu_attributed(cfg, any_of(parts))
+    records = [(Selector(high_name(n)), floors[n]) for n in names if n in floors]
+    return gpu_attributed(cfg, any_of([r if threshold <= floor else r > threshold for r, floor in records]))
 
 
 def xid(cfg: Config) -> list[tuple[Expr, str]]:

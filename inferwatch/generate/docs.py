@@ -27,7 +27,7 @@ def render_schema(cfg: Config | None = None) -> str:
     catalogs = {name: load_catalog(name) for name in BACKENDS + (GPU_SOURCE,)}
     recorded = set(records(cfg))
     parts = [_intro(cfg, catalogs), _schema_table(cfg, catalogs, recorded, set(query_time(cfg))), _info_table(cfg),
-             _fault_table(cfg), _matrix(catalogs)]
+             _gpu_written_tables(cfg), _matrix(catalogs)]
     return "\n".join(parts)
 
 
@@ -132,7 +132,8 @@ def _info_table(cfg: Config) -> str:
     return f"## Inventory series\n\n| series | labels | meaning |\n|---|---|---|\n{body}\n"
 
 
-def _fault_table(cfg: Config) -> str:
+def _gpu_written_tables(cfg: Config) -> str:
+    """The GPU series the rules write besides the inventory: per GPU id, and the sparse fault series."""
     ids = ", ".join(f"`{k}`" for k in gpu_id(cfg))
     by_id = "\n".join(f"| `{id_name(signal(n))}` | {ids} | {signal(n).help} |" for n in GPU_BY_ID)
     rows = "\n".join(f"| `{high_name(n)}` | `{n}` > {number(floor)} | {signal(n).help} |"
