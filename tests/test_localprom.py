@@ -104,6 +104,20 @@ def test_recording_rule_loaded_and_reload(prom, rules):
     assert len(groups[0]["rules"]) == 2
 
 
+def test_env_and_unloading_rules(rules):
+    """`env` reaches the process (a benchmark's GOGC), and `load_rules([])` stops evaluating without a
+    restart (a benchmark's floor, measured on the head it has just filled)."""
+    with LocalPrometheus(None, rule_files=[rules], evaluation_interval="1s", env={"GOGC": "400"}) as p:
+        environ = Path(f"/proc/{p.pid}/environ").read_bytes().split(b"\0")
+        assert b"GOGC=400" in environ
+        listed = lambda: [g["name"] for g in  # noqa: E731
+                          requests.get(p.url + "/api/v1/rules", timeout=5).json()["data"]["groups"]]
+        assert listed() == ["test"]
+        pid = p.pid
+        p.load_rules([])
+        assert listed() == [] and p.pid == pid
+
+
 def test_query_error_is_clear(prom):
     with pytest.raises(RuntimeError, match="bad_data"):
         prom.query("rate(")

@@ -108,6 +108,7 @@ class _Server:
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._binary = ""
+        self.env: dict[str, str] = {}  # set on top of ours (e.g. GOGC for a benchmark)
 
     @property
     def url(self) -> str:
@@ -149,7 +150,8 @@ class _Server:
             with open(self.log_path, "wb") as log:
                 self._proc = subprocess.Popen(
                     self._command(self.port), stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, cwd=self.workdir)
+                    stdin=subprocess.DEVNULL, cwd=self.workdir,
+                    env={**os.environ, **self.env} if self.env else None)
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
                 if self._proc.poll() is not None:
@@ -225,8 +227,10 @@ class LocalPrometheus(_Server):
 
     def __init__(self, openmetrics: str | Path | None = None, rule_files: Sequence[Path] = (),
                  evaluation_interval: str = "15s", retention: str = "100y",
-                 extra_args: Sequence[str] = (), workdir: Path | None = None) -> None:
+                 extra_args: Sequence[str] = (), workdir: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         super().__init__(workdir)
+        self.env = dict(env or {})
         self.openmetrics = openmetrics
         self.rule_files = [Path(p).resolve() for p in rule_files]
         self.evaluation_interval = evaluation_interval
@@ -247,9 +251,13 @@ class LocalPrometheus(_Server):
         self.data_dir.mkdir(exist_ok=True)
         if self.openmetrics is not None:
             self._backfill(_find_binary("promtool"))
+        self._write_config()
+
+    def _write_config(self) -> None:
+        assert self.workdir is not None
         config = {"global": {"evaluation_interval": self.evaluation_interval},
                   "rule_files": [str(p) for p in self.rule_files]}
-        (workdir / "prometheus.yml").write_text(json.dumps(config, indent=1))  # JSON is YAML
+        (self.workdir / "prometheus.yml").write_text(json.dumps(config, indent=1))  # JSON is YAML
 
     def _after_ready(self) -> None:
         if self.openmetrics is not None:
@@ -287,6 +295,12 @@ class LocalPrometheus(_Server):
                 raise RuntimeError(f"backfilled data not queryable after {READY_TIMEOUT:.0f}s "
                                    f"(empty input?); log tail:\n{self._log_tail()}")
             time.sleep(0.1)
+
+    def load_rules(self, rule_files: Sequence[Path]) -> None:
+        """Evaluate `rule_files` from now on instead (none: stop evaluating); a reload, not a restart."""
+        self.rule_files = [Path(p).resolve() for p in rule_files]
+        self._write_config()
+        self.reload()
 
     def reload(self) -> None:
         """Re-read prometheus.yml and the rule files (POST /-/reload)."""
