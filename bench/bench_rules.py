@@ -1,17 +1,20 @@
 """What inferwatch's rules cost at scale, measured by a real Prometheus on a synthetic cluster.
 
 For each cluster size: simulate N pods (vLLM and SGLang, 8 GPUs each; bench/cluster.py), backfill them into a TSDB
-whose last sample is "now", then run two Prometheus processes one after the other on copies of it:
-the raw rule set (the same conditions inlined onto engine metrics) and the layered set inferwatch ships.
-Prints markdown tables: per group, then one summary row per size. Not a test: it takes minutes.
+whose last sample is "now" (or, with --storage head, write them into the running Prometheus' head, their
+samples running past the measurement), then run two Prometheus processes one after the other on copies
+of it: the raw rule set (the same conditions inlined onto engine metrics) and the layered set inferwatch
+ships. Prints markdown tables: per group, then one summary row per size. Not a test: it takes minutes.
 
     python -m bench.bench_rules                   # 100 and 1,000 pods, SGLang worst case and default
     python -m bench.bench_rules --pods 1000 --sglang-ranks 1 --skip-raw --interval 30
+    python -m bench.bench_rules --pods 1000 --sglang-ranks 1 --skip-raw --interval 30 --storage head --profile 60
     python -m bench.bench_rules --pods 100 --with-5000
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import signal
@@ -27,6 +30,10 @@ from inferwatch.core.config import Config, duration_seconds
 from . import cluster, measure, rulesets, tsdb
 
 STARTUP_SECONDS = 15.0  # Prometheus start on the copied blocks, with headroom
+# --storage head: simulating and writing a cluster took 55 s at 1,000 pods and 232 s at 5,000 on 2 cores;
+# the data runs this far ahead of the load, so a slower load does not empty the measured windows
+LOAD_SECONDS, LOAD_SECONDS_PER_POD = 60.0, 0.08
+STORAGE = {"blocks": "backfilled blocks", "head": "the head (remote write)"}
 
 
 @dataclass(frozen=True)
@@ -44,26 +51,45 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
     sets = (rulesets.layered(cfg, interval), rulesets.raw(cfg, interval))
     phase = STARTUP_SECONDS + (args.warmup + args.cycles + 2) * args.interval
     name = f"{spec.pods} pods, {spec.sglang_ranks} SGLang rank(s)"
-    log(f"{name}: synthesizing and backfilling")
-    began = time.monotonic()
-    copies = tsdb.backfill(spec, root, gaps=[STARTUP_SECONDS] + ([] if args.skip_raw else [phase]))
-    log(f"{name}: {copies[0].series:,} series, {copies[0].samples:,} samples, "
-        f"{time.monotonic() - began:.0f}s")
     window = duration_seconds(cfg.recording.rate_window)
     floors = {"rate": rulesets.floor(sets[0].groups, cfg.recording.rate_window).exprs(), "instant": (rulesets.RAW_SERIES,)}
+    env = {"GOGC": str(args.gogc)} if args.gogc else None
+    copies: list[tsdb.Backfill] = []
+    if args.storage == "blocks":
+        log(f"{name}: synthesizing and backfilling")
+        began = time.monotonic()
+        copies = tsdb.backfill(spec, root, gaps=[STARTUP_SECONDS] + ([] if args.skip_raw else [phase]))
+        log(f"{name}: {copies[0].series:,} series, {copies[0].samples:,} samples, "
+            f"{time.monotonic() - began:.0f}s")
     costs = []
-    for rs, data in zip(sets, copies):
-        # Prometheus accepts rule results only after the newest backfilled sample: start just before it.
-        time.sleep(max(0.0, data.last_sample - STARTUP_SECONDS / 3 - time.time()))
-        log(f"{name}: {rs.name} run")
+    for i, rs in enumerate(sets[:1] if args.skip_raw else sets):
         layered = rs is sets[0]  # the raw set has no recording chains to fill: no warm-up
-        costs.append(measure.run(data.blocks, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
-                                 interval=args.interval, not_before=max(time.time(), data.last_sample + 1),
-                                 last_sample=data.last_sample, window=window,
-                                 warmup=args.warmup if layered else 0,
-                                 cycles=args.cycles if layered else args.raw_cycles,
-                                 timeout=600.0 if layered else args.raw_timeout,
-                                 floors=floors if layered else None))
+        run = dict(interval=args.interval, window=window, warmup=args.warmup if layered else 0,
+                   cycles=args.cycles if layered else args.raw_cycles,
+                   timeout=600.0 if layered else args.raw_timeout, floors=floors if layered else None, env=env,
+                   profile_seconds=args.profile if layered else 0)
+        if args.storage == "blocks":
+            data = copies[i]
+            # Prometheus accepts rule results only after the newest backfilled sample: start just before it.
+            time.sleep(max(0.0, data.last_sample - STARTUP_SECONDS / 3 - time.time()))
+            log(f"{name}: {rs.name} run")
+            costs.append(measure.run(data.blocks, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
+                                     not_before=max(time.time(), data.last_sample + 1),
+                                     last_sample=data.last_sample, **run))
+            continue
+        # head: the samples run on past the measurement, so every rate window it reads is full
+        ahead = LOAD_SECONDS + LOAD_SECONDS_PER_POD * spec.pods + phase + (run["timeout"] if not layered else 0)
+        end = time.time() + ahead
+        timed = replace(spec, duration=f"{math.ceil(window + 120 + ahead)}s")
+
+        def load(url: str, timed: cluster.ClusterSpec = timed, end: float = end) -> None:
+            log(f"{name}: writing {timed.pods} pods into the head (remote write)")
+            began = time.monotonic()
+            copies.append(tsdb.load_head(timed, url, end))
+            log(f"{name}: {copies[-1].series:,} series, {copies[-1].samples:,} samples, "
+                f"{time.monotonic() - began:.0f}s; {rs.name} run")
+        costs.append(measure.run(None, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
+                                 not_before=time.time(), last_sample=end, load=load, **run))
     return SizeResult(spec, copies[0], costs[0], costs[1] if len(costs) > 1 else None, *sets)
 
 
@@ -83,6 +109,11 @@ def group_table(r: SizeResult) -> str:
                     f"**{_ms(cost.seconds, cost.finished)}** | {cost.samples:,} | {cost.samples / r.spec.pods:.1f} |")
     rows += ["", "Slowest layered rules (last evaluation):", ""]
     rows += [f"- {seconds * 1000:,.0f} ms `{rule}`" for rule, seconds in r.layered.slowest]
+    if r.layered.profile:
+        seconds, shares = r.layered.profile
+        rows += ["", f"Where the layered process' CPU went ({seconds:.1f} CPU-s profiled, bench/profile.py):", "",
+                 "| category | share |", "|---|---:|"]
+        rows += [f"| {cat} | {share:.0%} |" for cat, share in shares]
     return "\n".join(rows)
 
 
@@ -155,6 +186,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sglang-ranks", default="8,1",
                    help="SGLang scheduler ranks reporting per TP=8 pod, one run each (default: 8,1): 8 is "
                         "--enable-metrics-for-all-schedulers (worst case), 1 is SGLang's default")
+    p.add_argument("--storage", choices=("blocks", "head"), default="blocks",
+                   help="where the simulated series live: 'blocks' (backfilled with promtool, rate windows partly "
+                        "filled) or 'head' (written through remote write, as a live Prometheus holds its last hours: "
+                        "full rate windows; about 3x the samples and 6x the memory)")
+    p.add_argument("--gogc", type=int, default=0, metavar="PERCENT",
+                   help="GOGC for every Prometheus started (rules and floors alike; default: Prometheus' own, 100 "
+                        "in 2.42): the garbage collector's trade of memory for CPU")
+    p.add_argument("--profile", type=int, default=0, metavar="SECONDS",
+                   help="after measuring, take a CPU profile of the layered run this long and print where the "
+                        "CPU went (garbage collection, selecting series, operators, ...)")
     p.add_argument("--skip-raw", action="store_true",
                    help="measure only the layered rules (no raw comparison; about half the time)")
     args = p.parse_args(argv)
@@ -170,6 +211,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--sglang-ranks: expected numbers separated by commas, got {args.sglang_ranks!r}")
     if not args.ranks or not all(1 <= n <= 8 for n in args.ranks):
         p.error("--sglang-ranks: every value must be 1 to 8 (the bench's SGLang pods run TP=8)")
+    if args.profile < 0:
+        p.error("--profile: seconds, 0 (no profile) or more")
+    if args.gogc < 0:
+        p.error("--gogc: a percentage, 1 or more (0 keeps Prometheus' default)")
     if min(args.interval, args.cycles, args.raw_cycles, args.pods_per_model) < 1 or args.warmup < 0:
         p.error("--interval, --cycles and --pods-per-model must be positive, --warmup not negative")
     return args
@@ -191,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(group_table(results[-1]) + "\n", flush=True)
     print(f"Machine: {machine()}\n")
     print(f"Raw side re-implements the {results[0].raw_set.compared}; evaluation interval {args.interval}s, "
-          f"median of {args.cycles} evaluations per group.\n")
+          f"median of {args.cycles} evaluations per group; series in {STORAGE[args.storage]}; "
+          f"GOGC={args.gogc or 'default (100)'}.\n")
     for note in results[0].raw_set.skipped:
         print(f"- not in the raw set (cannot be inlined): {note}")
     print()

@@ -12,11 +12,14 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import requests
 
 from inferwatch.sandbox.localprom import LocalPrometheus
 from inferwatch.core.promql import Expr, agg, check
+
+from . import profile
 
 _LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
 GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",
@@ -49,6 +52,8 @@ class RunCost:
     # group evaluations skipped while measuring (one still running when the next was due): cpu_per_cycle
     # divides by the intervals elapsed, so it reads low when this is not 0
     missed: int = 0
+    # CPU seconds profiled after measuring, with the rules running, and each category's share (bench/profile.py)
+    profile: tuple[float, list[tuple[str, float]]] | None = None
 
     @property
     def seconds(self) -> float:
@@ -81,21 +86,31 @@ def scrape(url: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     return groups, totals
 
 
-def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, not_before: float,
+def run(blocks: Path | None, rule_files: list[Path], workdir: Path, interval: float, not_before: float,
         last_sample: float, window: float = 300.0, warmup: int = 3, cycles: int = 4,
-        timeout: float = 600.0, floors: dict[str, tuple[Expr, ...]] | None = None) -> RunCost:
-    """Evaluate `rule_files` on `blocks` (moved into `workdir`); measure `cycles` evaluations of every
-    group (of a slower group, those that fall in as many intervals) that start at least `warmup` intervals
-    after `not_before` (when recording chains are filled).
+        timeout: float = 600.0, floors: dict[str, tuple[Expr, ...]] | None = None,
+        load: Callable[[str], object] | None = None, env: dict[str, str] | None = None,
+        profile_seconds: int = 0) -> RunCost:
+    """Evaluate `rule_files` on `blocks` (moved into `workdir`), or on what `load(url)` writes into the
+    running Prometheus (remote write: the head, as a live Prometheus holds recent data); measure `cycles`
+    evaluations of every group (of a slower group, those that fall in as many intervals) that start at
+    least `warmup` intervals after `not_before` or the load, whichever is later (when recording chains
+    are filled).
     A group still in its first evaluation at `timeout` is reported with the time it has taken so far.
     `floors` name the expressions whose CPU (summed) a rule set reading the same raw series cannot go
-    below; each is measured on the same TSDB once the rules are stopped."""
+    below; each is measured on the same TSDB once the rules are stopped. `profile_seconds` > 0: a CPU
+    profile of that long is taken after measuring, the rules still running."""
     workdir.mkdir(parents=True, exist_ok=True)
-    blocks.rename(workdir / "data")
+    if blocks is not None:
+        blocks.rename(workdir / "data")
     seen: dict[str, dict[float, tuple[float, int]]] = {}
-    first = not_before + warmup * interval
+    floor_cpu = None
+    receiver = ["--web.enable-remote-write-receiver"] if load else []
     with LocalPrometheus(None, rule_files=rule_files, evaluation_interval=f"{int(interval)}s",
-                         workdir=workdir) as prom:
+                         workdir=workdir, extra_args=receiver, env=env) as prom:
+        if load:
+            load(prom.url)
+        first = max(not_before, time.time()) + warmup * interval
         deadline = time.monotonic() + timeout
         before = None  # totals and wall time when measuring starts
         while True:
@@ -114,10 +129,14 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
             time.sleep(min(1.0, interval / 4))
         stopped = time.time()
         slowest = slowest_rules(prom.url)
-    floor_cpu = None
-    if floors:  # on the same TSDB without rules, so no evaluation competes with it
-        with LocalPrometheus(None, workdir=workdir) as idle:
-            floor_cpu = {name: sum(query_cpu(idle, e, last_sample) for e in exprs) for name, exprs in floors.items()}
+        cpu_profile = profile.breakdown(profile.fetch(prom.url, profile_seconds)) if profile_seconds else None
+        if floors and load:  # the head would take minutes to replay in a new process: unload the rules
+            prom.load_rules([])
+            time.sleep(max((g.get(GROUP_METRICS[0], 0.0) for g in groups.values()), default=0.0) + 1)  # last ones end
+            floor_cpu = _floors(prom, floors, min(last_sample, stopped))
+    if floors and not load:  # on the same TSDB without rules, so no evaluation competes with it
+        with LocalPrometheus(None, workdir=workdir, env=env) as idle:
+            floor_cpu = _floors(idle, floors, last_sample)
     costs = tuple(_cost(name, evals, stopped - first) for name, evals in sorted(seen.items()))
     last_eval = max((max(v) for v in seen.values() if v), default=stopped)
     fill = max(0.0, min(1.0, 1 - (last_eval - last_sample) / window))
@@ -126,7 +145,11 @@ def run(blocks: Path, rule_files: list[Path], workdir: Path, interval: float, no
     cycles_run = max(1.0, (stopped - start_time) / interval)
     return RunCost(costs, int(totals.get(PROCESS_METRICS[0], 0)), int(totals.get(PROCESS_METRICS[1], 0)),
                    int(delta[PROCESS_METRICS[2]]), delta[PROCESS_METRICS[3]] / cycles_run, slowest, fill,
-                   floor_cpu, _missed(groups) - start_missed)
+                   floor_cpu, _missed(groups) - start_missed, cpu_profile)
+
+
+def _floors(prom: LocalPrometheus, floors: dict[str, tuple[Expr, ...]], at: float) -> dict[str, float]:
+    return {name: sum(query_cpu(prom, e, at) for e in exprs) for name, exprs in floors.items()}
 
 
 def _needed(cycles: int, interval: float, group: dict[str, float]) -> int:

@@ -8,6 +8,8 @@ create-blocks-from`, a part of the cluster at a time (5,000 pods fit in memory).
 no run measures half-empty windows. The parts' blocks overlap in time, and Prometheus merges overlapping
 blocks a minute after it starts (6 CPU-seconds at 1,000 pods): `compact` has that done before anything is
 measured, or the merge lands inside a measurement and every query before it reads each part's index.
+`load_head` writes the cluster into a running Prometheus' head instead (remote write), as a live
+Prometheus holds its last hours (bench_rules --storage head).
 """
 from __future__ import annotations
 
@@ -18,6 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
+from inferwatch.sandbox import remote_write
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
 
 from . import cluster
@@ -31,7 +36,7 @@ COMPACTION_TIMEOUT = 1800.0
 
 @dataclass(frozen=True)
 class Backfill:
-    blocks: Path
+    blocks: Path | None  # None: loaded into a running Prometheus' head (load_head)
     series: int
     samples: int
     last_sample: float  # unix seconds
@@ -128,3 +133,18 @@ def write_blocks(series, om: Path, blocks: Path) -> int:
     if res.returncode != 0:
         raise RuntimeError(f"promtool backfill failed (exit {res.returncode}): {res.stderr.strip()}")
     return samples
+
+
+def load_head(spec: cluster.ClusterSpec, url: str, end: float) -> Backfill:
+    """Write the cluster, its last sample at `end` (may lie ahead: the head takes future samples, and a
+    run measured before `end` sees full rate windows), into the running Prometheus at `url` through
+    remote write, a part at a time. The returned `blocks` is None: the data is that Prometheus' head."""
+    c = cluster.Cluster(spec)
+    n_series = n_samples = 0
+    encoded: dict = {}  # the templates' sample lists, encoded once for every copy
+    with requests.Session() as http:
+        for part in c.parts(PODS_PER_PART, end):
+            n_samples += remote_write.push(url, part, http, encoded)
+            n_series += len(part)
+            del part
+    return Backfill(None, n_series, n_samples, end)
