@@ -25,6 +25,7 @@ _LINE = re.compile(r'^(\w+)(?:\{rule_group="([^"]*)"\})? (\S+)$')
 GROUP_METRICS = ("prometheus_rule_group_last_duration_seconds", "prometheus_rule_group_last_evaluation_samples",
                  "prometheus_rule_group_last_evaluation_timestamp_seconds",
                  "prometheus_rule_group_iterations_missed_total", "prometheus_rule_group_interval_seconds")
+SCRAPE_TIMEOUT = 30.0  # a 5,000-pod process answers in well under a second unless something is wrong
 QUERY_TIMEOUT = 600.0  # every raw series of 5,000 pods at once takes 19 CPU-seconds, longer on a busy machine
 PROCESS_METRICS = ("process_resident_memory_bytes", "prometheus_tsdb_head_series",
                    "prometheus_rule_evaluation_failures_total", "process_cpu_seconds_total")
@@ -72,7 +73,12 @@ def scrape(url: str) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Per-group metrics keyed by group name, and process-wide metrics (summed over label sets)."""
     groups: dict[str, dict[str, float]] = {}
     totals: dict[str, float] = {}
-    for line in requests.get(url + "/metrics", timeout=10).text.splitlines():
+    try:
+        body = requests.get(url + "/metrics", timeout=SCRAPE_TIMEOUT).text
+    except requests.RequestException as exc:
+        raise RuntimeError(f"Prometheus at {url} did not answer /metrics within {SCRAPE_TIMEOUT:.0f}s "
+                           f"(overloaded, or short of memory?): {exc.__class__.__name__}") from exc
+    for line in body.splitlines():
         m = _LINE.match(line)
         if not m:
             if line.startswith("prometheus_rule_evaluation_failures_total{"):
