@@ -232,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
             for ranks in args.ranks:
                 spec = cluster.ClusterSpec(pods=pods, models=max(2, pods // args.pods_per_model),
                                            step=args.step, sglang_ranks=ranks, gpus=args.gpus)
-                results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
+                try:
+                    results.append(measure_size(spec, cfg, args, Path(tmp) / f"{pods}-{ranks}"))
+                except RuntimeError as exc:  # a Prometheus that failed, stalled or refused: say which, stop
+                    log(f"{pods} pods, {ranks} SGLang rank(s): {exc}")
+                    return 1
                 print(group_table(results[-1]) + "\n", flush=True)
     print(f"Machine: {machine()}\n")
     print(f"Raw side re-implements the {results[0].raw_set.compared}; evaluation interval {args.interval}s, "

@@ -31,7 +31,7 @@ def test_batches_split_whole_series() -> None:
 
 
 def test_push_lands_in_the_head() -> None:
-    """Samples, nasty label values and a long body (a 4-byte literal length) arrive as written; shared
+    """Samples, nasty label values and a long body (a 3-byte literal length) arrive as written; shared
     sample lists (the cluster's copies) are encoded once and still land under each series."""
     now = time.time()
     shared = [(now - 60 + 15 * i, float(i)) for i in range(5)]

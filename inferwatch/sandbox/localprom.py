@@ -102,13 +102,13 @@ class _Server:
 
     _name = "server"
 
-    def __init__(self, workdir: Path | None) -> None:
+    def __init__(self, workdir: Path | None, env: Mapping[str, str] | None = None) -> None:
         self._workdir_given = workdir is not None
         self.workdir: Path | None = Path(workdir) if workdir is not None else None
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._binary = ""
-        self.env: dict[str, str] = {}  # set on top of ours (e.g. GOGC for a benchmark)
+        self.env = dict(env or {})  # set on top of ours (e.g. GOGC for a benchmark)
 
     @property
     def url(self) -> str:
@@ -229,8 +229,7 @@ class LocalPrometheus(_Server):
                  evaluation_interval: str = "15s", retention: str = "100y",
                  extra_args: Sequence[str] = (), workdir: Path | None = None,
                  env: Mapping[str, str] | None = None) -> None:
-        super().__init__(workdir)
-        self.env = dict(env or {})
+        super().__init__(workdir, env)
         self.openmetrics = openmetrics
         self.rule_files = [Path(p).resolve() for p in rule_files]
         self.evaluation_interval = evaluation_interval

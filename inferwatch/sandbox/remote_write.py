@@ -1,9 +1,9 @@
 """Push series into a running Prometheus through its remote-write receiver, so they land in the head
 (bench/bench_rules.py --storage head).
 
-Why not backfill: a live Prometheus evaluates its rules on the head (the last two hours, in memory), where
-selecting a series costs a pointer; backfilled blocks make every selection decode the series' labels from
-the block index, which is what a rule benchmark would then mostly measure. Remote write 1.0 is a
+Why not backfill: a live Prometheus evaluates its rules on the head (the last hours, in memory), with
+every rate window full; backfilled blocks decode each selected series' labels from the block index and,
+loaded just before a run, hold partly filled windows (docs/benchmarks.md compares both). Remote write 1.0 is a
 snappy-compressed protobuf `WriteRequest`; both encodings are small enough to write here (no protobuf or
 snappy dependency for a benchmark): the body is one snappy literal, which every decoder accepts.
 """
@@ -47,18 +47,15 @@ def _samples(samples: Sequence[tuple[float, float]]) -> bytes:
 
 
 def timeseries(labels: dict[str, str], samples: Sequence[tuple[float, float]],
-               encoded: dict[int, tuple[object, bytes]] | None = None) -> bytes:
+               encoded: dict[int, tuple[object, bytes]]) -> bytes:
     """prometheus.TimeSeries: labels sorted by name (as Prometheus keeps them), samples in time order,
-    timestamps in milliseconds. `encoded` caches sample lists by identity: a simulated cluster's copies
-    share their template's lists (bench/cluster.py), so each is encoded once."""
-    if encoded is None:
-        body = _samples(samples)
-    else:
-        hit = encoded.get(id(samples))
-        if hit is None or hit[0] is not samples:
-            hit = encoded[id(samples)] = (samples, _samples(samples))
-        body = hit[1]
-    return b"".join([_label(k, v) for k, v in sorted(labels.items())]) + body
+    timestamps in milliseconds. `encoded` caches sample lists by identity (the list is kept, so its id
+    stays its own): a simulated cluster's copies share their template's lists (bench/cluster.py), so each
+    is encoded once."""
+    hit = encoded.get(id(samples))
+    if hit is None or hit[0] is not samples:
+        hit = encoded[id(samples)] = (samples, _samples(samples))
+    return b"".join([_label(k, v) for k, v in sorted(labels.items())]) + hit[1]
 
 
 def snappy_literal(data: bytes) -> bytes:
