@@ -188,23 +188,58 @@ def test_regex_escape_matches_exactly_the_value():
 
 def test_aggregate_once_sums_a_single_source_alternative_straight_to_the_outer_keys():
     """An engine whose signal has one source is summed to the model at once; an engine with two metric
-    names (an `or` of sources) stays per pod, so each pod keeps its own name."""
+    names (an `or` of sources) picks a name per pod, then is summed to the model under its label_replace,
+    which so labels one series per model and bucket instead of one per pod and bucket."""
     pod, model = ("namespace", "backend", "pod", "le"), ("namespace", "backend", "le")
     fill = lambda e, b: label_replace(e, "backend", b, "backend", "")  # noqa: E731
     two_names = fill(agg("sum", rate(Selector("sglang:x_bucket"), "5m"), pod).or_(
         agg("sum", rate(Selector("sglang_x_bucket"), "5m"), pod)), "sglang")
     one_name = fill(agg("sum", rate(Selector("vllm:x_bucket"), "5m"), pod), "vllm")
     got = aggregate_once(agg("sum", two_names.or_(one_name), model)).render()
-    assert got == ('sum by (namespace, backend, le) (label_replace(sum by (namespace, backend, pod, le) '
-                   '(rate(sglang:x_bucket[5m])) or sum by (namespace, backend, pod, le) (rate(sglang_x_bucket[5m])), '
-                   '"backend", "sglang", "backend", "") or label_replace(sum by (namespace, backend, le) '
-                   '(rate(vllm:x_bucket[5m])), "backend", "vllm", "backend", ""))')
+    kept = '"inferwatch_before_fill_backend", "$1", "backend", "(.+)"'
+    assert got == ('sum by (namespace, backend, le) (label_replace(label_replace(sum by (namespace, backend, le) '
+                   '(sum by (namespace, backend, pod, le) (rate(sglang:x_bucket[5m])) or sum by (namespace, backend, '
+                   f'pod, le) (rate(sglang_x_bucket[5m]))), {kept}), "backend", "sglang", "backend", "") or '
+                   f'label_replace(label_replace(sum by (namespace, backend, le) (rate(vllm:x_bucket[5m])), {kept}), '
+                   '"backend", "vllm", "backend", ""))')
     # a label_replace that writes a label the outer sum drops, or another operator, is left alone
     other = label_replace(agg("sum", Selector("x"), pod), "pod", "p", "pod", "")
     assert aggregate_once(agg("sum", other, model)) == agg("sum", other, model)
     assert aggregate_once(agg("sum", agg("max", Selector("x"), pod), model)) == agg("sum", agg("max", Selector("x"), pod), model)
     assert aggregate_once(agg("max", agg("max", Selector("x"), pod), model)) == agg("max", Selector("x"), model)
 
+
+
+def test_aggregating_once_keeps_the_values_prometheus_computes(tmp_path):
+    """promtool evaluates both forms on pods mid-upgrade: one on the old metric name, one on the new, one
+    exposing both (the new one wins for it), beside a vLLM pod and one mid-rollout that already carries
+    `backend` (summed with it, not refused as a duplicate label set). Summing once gives the same series
+    and values as summing per pod first. A counter from 0 at 1m steps: rate()[5m] at 2m is its rise / 300."""
+    pod, model = ("namespace", "backend", "pod", "le"), ("namespace", "backend", "le")
+    fill = lambda e, b: label_replace(e, "backend", b, "backend", "")  # noqa: E731
+    names = fill(agg("sum", rate(Selector("sglang:x_bucket"), "5m"), pod).or_(
+        agg("sum", rate(Selector("sglang_x_bucket"), "5m"), pod)), "sglang")
+    one = fill(agg("sum", rate(Selector("vllm:x_bucket"), "5m"), pod), "vllm")
+    per_pod = agg("sum", names.or_(one), model)
+    once = aggregate_once(per_pod)
+    assert once != per_pod
+    series = [("sglang:x_bucket", "a", "0 75 150"), ("sglang_x_bucket", "b", "0 37.5 75"),
+              ("sglang:x_bucket", "c", "0 37.5 75"), ("sglang_x_bucket", "c", "0 600 1200"),
+              ("vllm:x_bucket", "d", "0 150 300")]
+    inputs = [{"series": f'{name}{{namespace="n", pod="{p}", le="{le}"}}', "values": values}
+              for name, p, values in series for le in ("1", "+Inf")]
+    inputs.append({"series": 'vllm:x_bucket{namespace="n", pod="e", le="1", backend="vllm"}', "values": "0 37.5 75"})
+    expected = [{"labels": '{namespace="n", backend="sglang", le="%s"}' % le, "value": (150 + 75 + 75) / 300}
+                for le in ("1", "+Inf")] + [{"labels": '{namespace="n", backend="vllm", le="+Inf"}', "value": 300 / 300},
+                                           {"labels": '{namespace="n", backend="vllm", le="1"}', "value": 375 / 300}]
+    test = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": inputs,
+        "promql_expr_test": [{"expr": check(e), "eval_time": "2m", "exp_samples": expected}
+                             for e in (per_pod, once)]}]}
+    path = tmp_path / "once.test.yaml"
+    path.write_text(yaml.safe_dump(test, width=10_000))
+    out = subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 # ---- filters applied early: same answer from a real Prometheus --------------------------------------
 

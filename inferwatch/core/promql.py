@@ -352,9 +352,9 @@ def aggregate_once(expr: Expr) -> Expr:
     `sum by (M) (A or label_replace(sum by (P) (x), "l", ...))`, with M within P and `l` in M, the
     alternative becomes `label_replace(sum by (M) (x), ...)`. Same values; Prometheus builds a label set
     per M group instead of one per pod and bucket. An alternative that is itself an `or` (an engine's
-    metric names across versions) stays per pod, so each pod still picks its own name; a narrowed one has
-    no pod label, so it never shadows a per-pod alternative (those of other engines carry their own
-    `backend`, so they do not meet either)."""
+    metric names across versions) stays per pod, so each pod still picks its own name, and is summed to M
+    under its label_replace: `label_replace(sum by (M) (sum by (P) (x) or sum by (P) (y)), "l", ...)`.
+    Alternatives of different engines carry their own `backend` (in M), so they do not meet at M either."""
     def swap(node: Expr) -> Expr | None:
         if not _plain_agg(node):
             return None
@@ -374,10 +374,32 @@ def _aggregated_once(alternative: Expr, outer: Agg) -> Expr | None:
         if not {body.args[1].value, body.args[3].value} <= set(outer.by or ()):
             return None
         fill, body = body, _bare(body.args[0])
-    if not (_plain_agg(body) and body.op == outer.op and set(outer.by) < set(body.by)):
+    names = _or_chain(body)
+    if fill is not None and len(names) > 1 and all(_finer(n, outer) for n in names):
+        # an engine's metric names across versions: each pod picks its name, then one sum to the outer keys
+        return _refill(fill, replace(outer, expr=body))
+    if not _finer(body, outer):
         return None
     narrowed: Expr = replace(body, by=outer.by)
-    return replace(fill, args=(narrowed, *fill.args[1:])) if fill is not None else narrowed
+    return _refill(fill, narrowed) if fill is not None else narrowed
+
+
+def _refill(fill: Call, narrowed: Expr) -> Expr:
+    """`fill` (a label_replace) applied to groups instead of pods. Groups the fill would merge (pods
+    without the label beside pods that carry the value it writes, mid-rollout) must not become one label
+    set, which Prometheus refuses: the value a group had is kept aside in a label the outer aggregation
+    drops, so it adds them up instead."""
+    dst = fill.args[1].value
+    kept = label_replace(narrowed, f"{KEPT_PREFIX}{dst}", "$1", dst, "(.+)")
+    return replace(fill, args=(kept, *fill.args[1:]))
+
+
+KEPT_PREFIX = "inferwatch_before_fill_"
+
+
+def _finer(node: Expr, outer: Agg) -> bool:
+    """`node` aggregates like `outer`, to keys that include all of outer's and more."""
+    return _plain_agg(node) and node.op == outer.op and set(outer.by) < set(node.by)
 
 
 def _or_chain(expr: Expr) -> list[Expr]:
