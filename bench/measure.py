@@ -158,14 +158,12 @@ FLOOR_ROUNDS = 3  # a 5,000-pod floor measured once moved 12.9 -> 26.5 s between
 
 
 def _floors(prom: LocalPrometheus, floors: dict[str, tuple[Expr, ...]], at: float) -> dict[str, float]:
-    """Each floor's expressions, every one timed once per round and the least of FLOOR_ROUNDS rounds kept:
-    a host that slows down for a while raises one round, not the floor."""
-    best = {(name, i): float("inf") for name, exprs in floors.items() for i in range(len(exprs))}
-    for _ in range(FLOOR_ROUNDS):
-        for name, exprs in floors.items():
-            for i, e in enumerate(exprs):
-                best[name, i] = min(best[name, i], query_cpu(prom, e, at))
-    return {name: sum(best[name, i] for i in range(len(exprs))) for name, exprs in floors.items()}
+    """Each floor's CPU: the sum of its expressions' least of FLOOR_ROUNDS rounds (`least_cpu`)."""
+    names = [name for name, exprs in floors.items() for _ in exprs]
+    spent = dict.fromkeys(floors, 0.0)
+    for name, cpu in zip(names, least_cpu(prom, [e for exprs in floors.values() for e in exprs], at, FLOOR_ROUNDS)):
+        spent[name] += cpu
+    return spent
 
 
 def _needed(cycles: int, interval: float, group: dict[str, float]) -> int:
@@ -179,16 +177,23 @@ def _missed(groups: dict[str, dict[str, float]]) -> int:
     return int(sum(m.get(GROUP_METRICS[3], 0.0) for m in groups.values()))
 
 
-def query_cpu(prom: LocalPrometheus, expr: Expr, at: float, repeat: int = 3, rounds: int = 1) -> float:
+def query_cpu(prom: LocalPrometheus, expr: Expr, at: float, repeat: int = 3) -> float:
     """Prometheus CPU seconds of evaluating `count(expr)` at `at`: the mean over `repeat` runs (beats the
-    10 ms CPU clock), the least of `rounds` such means (on a shared machine, contention only adds CPU).
-    Counting keeps the answer one series, so encoding it costs nothing."""
-    best = float("inf")
+    10 ms CPU clock). Counting keeps the answer one series, so encoding it costs nothing."""
+    before = scrape(prom.url)[1][PROCESS_METRICS[3]]
+    for _ in range(repeat):
+        prom.client().query(check(agg("count", expr)), at, timeout=QUERY_TIMEOUT)
+    return (scrape(prom.url)[1][PROCESS_METRICS[3]] - before) / repeat
+
+
+def least_cpu(prom: LocalPrometheus, exprs: list[Expr], at: float, rounds: int, repeat: int = 3) -> list[float]:
+    """Each expression's least `query_cpu` over `rounds` rounds, every round timing every expression once:
+    on a shared machine contention only adds CPU, and a host that slows down for a while raises one round
+    of every expression, not every round of some."""
+    best = [float("inf")] * len(exprs)
     for _ in range(rounds):
-        before = scrape(prom.url)[1][PROCESS_METRICS[3]]
-        for _ in range(repeat):
-            prom.client().query(check(agg("count", expr)), at, timeout=QUERY_TIMEOUT)
-        best = min(best, (scrape(prom.url)[1][PROCESS_METRICS[3]] - before) / repeat)
+        for i, e in enumerate(exprs):
+            best[i] = min(best[i], query_cpu(prom, e, at, repeat))
     return best
 
 

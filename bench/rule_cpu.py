@@ -119,10 +119,7 @@ def profile(spec: cluster.ClusterSpec, groups: tuple[RuleGroup, ...], root: Path
     first_floor = len(items)
     items += floors + [rulesets.RAW_SERIES]
     with LocalPrometheus(None, workdir=workdir) as prom:  # same TSDB, no rules: nothing else runs
-        best = [float("inf")] * len(items)
-        for _ in range(rounds):  # every expression once per round: a machine that slows down meanwhile
-            for i, e in enumerate(items):  # weighs on the rules and the floors alike
-                best[i] = min(best[i], measure.query_cpu(prom, e, at, repeat))
+        best = measure.least_cpu(prom, items, at, rounds, repeat)  # rules and floors in the same rounds
     out = [RuleCpu(g, name, best[i], best[i + 1] if differs else None, share)
            for g, name, i, differs, share in rules]
     floor, instant = sum(best[first_floor:-1]), best[-1]

@@ -345,6 +345,7 @@ def transform(expr: Expr, fn: Callable[[Expr], Expr | None]) -> Expr:
 
 
 _NESTABLE = ("sum", "max", "min")  # op by (A) (op by (B) (x)) == op by (A) (x) for A within B
+_KEPT_PREFIX = "inferwatch_before_fill_"  # a group's own value of a label a fill writes (`_refill`)
 
 
 def aggregate_once(expr: Expr) -> Expr:
@@ -390,11 +391,8 @@ def _refill(fill: Call, narrowed: Expr) -> Expr:
     set, which Prometheus refuses: the value a group had is kept aside in a label the outer aggregation
     drops, so it adds them up instead."""
     dst = fill.args[1].value
-    kept = label_replace(narrowed, f"{KEPT_PREFIX}{dst}", "$1", dst, "(.+)")
+    kept = label_replace(narrowed, f"{_KEPT_PREFIX}{dst}", "$1", dst, "(.+)")
     return replace(fill, args=(kept, *fill.args[1:]))
-
-
-KEPT_PREFIX = "inferwatch_before_fill_"
 
 
 def _finer(node: Expr, outer: Agg) -> bool:
