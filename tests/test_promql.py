@@ -13,7 +13,7 @@ import promql_parser
 import pytest
 import yaml
 
-from inferwatch.core.promql import (At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, aggregate_once,
+from inferwatch.core.promql import (Agg, At, BinOp, Call, Matcher, Num, PromQLError, Selector, Str, agg, aggregate_once,
                                    check, inline, label_replace, matchers_from, narrow, number, rate, regex_escape,
                                    selectors, set_label, sift, transform)
 from inferwatch.sandbox.localprom import LocalPrometheus, write_openmetrics
@@ -186,16 +186,25 @@ def test_regex_escape_matches_exactly_the_value():
         assert re.fullmatch(regex_escape(value), value) and not re.fullmatch(regex_escape(value), value + "x")
 
 
-def test_aggregate_once_sums_a_single_source_alternative_straight_to_the_outer_keys():
-    """An engine whose signal has one source is summed to the model at once; an engine with two metric
-    names (an `or` of sources) picks a name per pod, then is summed to the model under its label_replace,
-    which so labels one series per model and bucket instead of one per pod and bucket."""
-    pod, model = ("namespace", "backend", "pod", "le"), ("namespace", "backend", "le")
+POD_KEYS, MODEL_KEYS = ("namespace", "backend", "pod", "le"), ("namespace", "backend", "le")
+
+
+def _two_engines_per_pod() -> Agg:
+    """A model-tier bucket rate as records inline it: SGLang under two metric names (an `or` per pod),
+    vLLM under one, each engine's pods given a `backend` where they lack one, then summed to the model."""
+    pod, model = POD_KEYS, MODEL_KEYS
     fill = lambda e, b: label_replace(e, "backend", b, "backend", "")  # noqa: E731
     two_names = fill(agg("sum", rate(Selector("sglang:x_bucket"), "5m"), pod).or_(
         agg("sum", rate(Selector("sglang_x_bucket"), "5m"), pod)), "sglang")
     one_name = fill(agg("sum", rate(Selector("vllm:x_bucket"), "5m"), pod), "vllm")
-    got = aggregate_once(agg("sum", two_names.or_(one_name), model)).render()
+    return agg("sum", two_names.or_(one_name), model)
+
+
+def test_aggregate_once_sums_a_single_source_alternative_straight_to_the_outer_keys():
+    """An engine whose signal has one source is summed to the model at once; an engine with two metric
+    names (an `or` of sources) picks a name per pod, then is summed to the model under its label_replace,
+    so the fill labels one series per model and bucket instead of one per pod and bucket."""
+    got = aggregate_once(_two_engines_per_pod()).render()
     kept = '"inferwatch_before_fill_backend", "$1", "backend", "(.+)"'
     assert got == ('sum by (namespace, backend, le) (label_replace(label_replace(sum by (namespace, backend, le) '
                    '(sum by (namespace, backend, pod, le) (rate(sglang:x_bucket[5m])) or sum by (namespace, backend, '
@@ -203,6 +212,7 @@ def test_aggregate_once_sums_a_single_source_alternative_straight_to_the_outer_k
                    f'label_replace(label_replace(sum by (namespace, backend, le) (rate(vllm:x_bucket[5m])), {kept}), '
                    '"backend", "vllm", "backend", ""))')
     # a label_replace that writes a label the outer sum drops, or another operator, is left alone
+    pod, model = POD_KEYS, MODEL_KEYS
     other = label_replace(agg("sum", Selector("x"), pod), "pod", "p", "pod", "")
     assert aggregate_once(agg("sum", other, model)) == agg("sum", other, model)
     assert aggregate_once(agg("sum", agg("max", Selector("x"), pod), model)) == agg("sum", agg("max", Selector("x"), pod), model)
@@ -215,12 +225,7 @@ def test_aggregating_once_keeps_the_values_prometheus_computes(tmp_path):
     exposing both (the new one wins for it), beside a vLLM pod and one mid-rollout that already carries
     `backend` (summed with it, not refused as a duplicate label set). Summing once gives the same series
     and values as summing per pod first. A counter from 0 at 1m steps: rate()[5m] at 2m is its rise / 300."""
-    pod, model = ("namespace", "backend", "pod", "le"), ("namespace", "backend", "le")
-    fill = lambda e, b: label_replace(e, "backend", b, "backend", "")  # noqa: E731
-    names = fill(agg("sum", rate(Selector("sglang:x_bucket"), "5m"), pod).or_(
-        agg("sum", rate(Selector("sglang_x_bucket"), "5m"), pod)), "sglang")
-    one = fill(agg("sum", rate(Selector("vllm:x_bucket"), "5m"), pod), "vllm")
-    per_pod = agg("sum", names.or_(one), model)
+    per_pod = _two_engines_per_pod()
     once = aggregate_once(per_pod)
     assert once != per_pod
     series = [("sglang:x_bucket", "a", "0 75 150"), ("sglang_x_bucket", "b", "0 37.5 75"),
