@@ -42,6 +42,7 @@ class SizeResult:
     data: tsdb.Backfill
     layered: measure.RunCost
     raw: measure.RunCost | None  # None with --skip-raw
+    floor: measure.RunCost  # the floor's expressions as rules (rulesets.floor_rules), measured like layered
     layered_set: rulesets.RuleSet
     raw_set: rulesets.RuleSet
 
@@ -52,33 +53,37 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
     phase = STARTUP_SECONDS + (args.warmup + args.cycles + 2) * args.interval
     name = f"{spec.pods} pods, {spec.sglang_ranks} SGLang rank(s)"
     window = duration_seconds(cfg.recording.rate_window)
-    floors = {"rate": rulesets.floor(sets[0].groups, cfg.recording.rate_window).exprs(), "instant": (rulesets.RAW_SERIES,)}
+    floor = rulesets.floor(sets[0].groups, cfg.recording.rate_window)
+    floors = {"rate": floor.exprs(), "instant": (rulesets.RAW_SERIES,)}
+    # the floor as rules first, measured like the layered set on a copy of its own; then layered, then raw
+    runs = [rulesets.floor_rules(floor, interval), sets[0]] + ([] if args.skip_raw else [sets[1]])
     env = {"GOGC": str(args.gogc)} if args.gogc else None
     copies: list[tsdb.Backfill] = []
     if args.storage == "blocks":
         log(f"{name}: synthesizing and backfilling")
         began = time.monotonic()
-        copies = tsdb.backfill(spec, root, gaps=[STARTUP_SECONDS] + ([] if args.skip_raw else [phase]))
+        copies = tsdb.backfill(spec, root, gaps=[STARTUP_SECONDS] + [phase] * (len(runs) - 1))
         log(f"{name}: {copies[0].series:,} series, {copies[0].samples:,} samples, "
             f"{time.monotonic() - began:.0f}s")
-    costs = []
-    for i, rs in enumerate(sets[:1] if args.skip_raw else sets):
-        layered = rs is sets[0]  # the raw set has no recording chains to fill: no warm-up
-        run = dict(interval=args.interval, window=window, warmup=args.warmup if layered else 0,
-                   cycles=args.cycles if layered else args.raw_cycles,
-                   timeout=600.0 if layered else args.raw_timeout, floors=floors if layered else None, env=env,
+    costs: dict[str, measure.RunCost] = {}
+    for i, rs in enumerate(runs):
+        layered = rs is sets[0]
+        warms = rs is not sets[1]  # the raw set has no recording chains to fill: no warm-up
+        run = dict(interval=args.interval, window=window, warmup=args.warmup if warms else 0,
+                   cycles=args.cycles if warms else args.raw_cycles,
+                   timeout=600.0 if warms else args.raw_timeout, floors=floors if layered else None, env=env,
                    profile_seconds=args.profile if layered else 0)
         if args.storage == "blocks":
             data = copies[i]
             # Prometheus accepts rule results only after the newest backfilled sample: start just before it.
             time.sleep(max(0.0, data.last_sample - STARTUP_SECONDS / 3 - time.time()))
             log(f"{name}: {rs.name} run")
-            costs.append(measure.run(data.blocks, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
-                                     not_before=max(time.time(), data.last_sample + 1),
-                                     last_sample=data.last_sample, **run))
+            costs[rs.name] = measure.run(data.blocks, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
+                                         not_before=max(time.time(), data.last_sample + 1),
+                                         last_sample=data.last_sample, **run)
             continue
         # head: the samples run on past the measurement, so every rate window it reads is full
-        ahead = LOAD_SECONDS + LOAD_SECONDS_PER_POD * spec.pods + phase + (run["timeout"] if not layered else 0)
+        ahead = LOAD_SECONDS + LOAD_SECONDS_PER_POD * spec.pods + phase + (run["timeout"] if not warms else 0)
         end = time.time() + ahead
         timed = replace(spec, duration=f"{math.ceil(window + 120 + ahead)}s")
 
@@ -88,9 +93,9 @@ def measure_size(spec: cluster.ClusterSpec, cfg: Config, args: argparse.Namespac
             copies.append(tsdb.load_head(timed, url, end))
             log(f"{name}: {copies[-1].series:,} series, {copies[-1].samples:,} samples, "
                 f"{time.monotonic() - began:.0f}s; {rs.name} run")
-        costs.append(measure.run(None, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
-                                 not_before=time.time(), last_sample=end, load=load, **run))
-    return SizeResult(spec, copies[0], costs[0], costs[1] if len(costs) > 1 else None, *sets)
+        costs[rs.name] = measure.run(None, rs.write(root / f"rules-{rs.name}"), root / f"run-{rs.name}",
+                                     not_before=time.time(), last_sample=end, load=load, **run)
+    return SizeResult(spec, copies[0], costs["layered"], costs.get("raw"), costs["floor"], *sets)
 
 
 def group_table(r: SizeResult) -> str:
@@ -123,23 +128,25 @@ def _ms(seconds: float, finished: bool) -> str:
 
 def summary_table(results: list[SizeResult]) -> str:
     rows = ["| pods | models | GPUs/pod | SGLang ranks | raw series | layered eval ms | layered CPU s/cycle "
-            "| rate floor CPU s | CPU / floor | instant floor CPU s | recorded series | per pod | recorded / raw | layered RSS MiB | raw eval ms | raw RSS MiB "
-            "| raw / layered | window filled | missed evaluations |",
-            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            "| floor as rules CPU s/cycle | CPU / floor | queried rate floor CPU s | CPU / queried floor "
+            "| instant floor CPU s | recorded series | per pod | recorded / raw | layered RSS MiB | raw eval ms "
+            "| raw RSS MiB | raw / layered | window filled | missed evaluations |",
+            "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        raw, fill = ("-", "-", "-"), r.layered.window_fill
+        raw, fill = ("-", "-", "-"), min(r.layered.window_fill, r.floor.window_fill)
         if r.raw is not None:
             ratio = f"{'≥ ' if not r.raw.finished else ''}{r.raw.seconds / r.layered.seconds:.1f}x"
             raw, fill = (_ms(r.raw.seconds, r.raw.finished), f"{r.raw.rss_bytes / 2**20:.0f}", ratio), \
                 min(fill, r.raw.window_fill)
-        fl = r.layered.floor_cpu or {}
-        floor = (f"{fl['rate']:.2f} | {r.layered.cpu_per_cycle / fl['rate']:.1f}x | {fl['instant']:.2f}"
-                 if fl.get("rate") else "- | - | -")
+        cpu, fl = r.layered.cpu_per_cycle, r.layered.floor_cpu or {}
+        queried = (f"{fl['rate']:.2f} | {cpu / fl['rate']:.1f}x | {fl['instant']:.2f}" if fl.get("rate")
+                   else "- | - | -")
         rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.spec.gpus} | {_ranks(r)} | {r.data.series:,} | "
-                    f"{r.layered.seconds * 1000:,.0f} | {r.layered.cpu_per_cycle:.2f} | {floor} | "
+                    f"{r.layered.seconds * 1000:,.0f} | {cpu:.2f} | {r.floor.cpu_per_cycle:.2f} | "
+                    f"{cpu / r.floor.cpu_per_cycle:.1f}x | {queried} | "
                     f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | "
                     f"{r.layered.samples / r.data.series:.0%} | {r.layered.rss_bytes / 2**20:.0f} | "
-                    f"{' | '.join(raw)} | {fill:.0%} | {r.layered.missed} |")
+                    f"{' | '.join(raw)} | {fill:.0%} | {r.layered.missed + r.floor.missed} |")
     return "\n".join(rows)
 
 
@@ -163,15 +170,18 @@ def log(msg: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.bench_rules", description=__doc__.split("\n\n")[0],
-        epilog="Each size, once per --sglang-ranks value: simulation, renaming and two backfills (about 3 min at 1,000 pods), the "
-               "layered run (a few minutes), then the raw run (capped by --raw-timeout). 1,000 pods take about "
-               "15 minutes per value and 5 GB of RAM at peak (the raw Prometheus) on 2 cores; --skip-raw halves "
-               "that. 'rate floor' is one 5m rate() of every raw series the rules rate plus one sample of every "
-               "other raw series they read (bench/rulesets.py): no rule set reading them spends less. 'instant "
-               "floor' selects every raw series once.",
+        epilog="Each size, once per --sglang-ranks value: simulation, renaming and three backfills (about 5 min at 1,000 pods), "
+               "the floor run, the layered run (a few minutes each), then the raw run (capped by --raw-timeout). "
+               "1,000 pods take about 20 minutes per value and 5 GB of RAM at peak (the raw Prometheus) on 2 cores; "
+               "--skip-raw saves a third. The floor is one 5m rate() of every raw series the rules rate plus one "
+               "sample of every other raw series they read (bench/rulesets.py): no rule set reading them spends "
+               "less. 'floor as rules' evaluates it as one rule group, measured exactly as the layered set (whole "
+               "process CPU per cycle, same warm-up and cycles, its own copy of the data); 'queried rate floor' is "
+               "the least of 3 rounds of each expression queried alone on an idle Prometheus. 'instant floor' "
+               "selects every raw series once.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", default="100,1000", help="comma-separated cluster sizes (default: 100,1000)")
-    p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (about 25 minutes with --skip-raw on 2 "
+    p.add_argument("--with-5000", action="store_true", help="also run 5,000 pods (about 45 minutes with --skip-raw on 2 "
                    "cores; give it an --interval no evaluation overruns, see 'missed evaluations')")
     p.add_argument("--pods-per-model", type=int, default=25, help="models = pods / this (default: 25)")
     p.add_argument("--gpus", type=int, default=8, choices=range(1, 9), metavar="1-8",

@@ -6,7 +6,8 @@ raw:     the same alert conditions with every recorded series inlined down to th
          the model-tier records stand in for them (what a dashboard or alert would read).
 
 `floor` is what no rule set reading the same series can spend less than: one 5-minute rate() of every
-raw counter and bucket series the rules read, one sample of every raw gauge.
+raw counter and bucket series the rules read, one sample of every raw gauge. `floor_rules` is that floor as
+a rule set, so a Prometheus evaluating it every cycle is measured exactly as one evaluating `layered`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from inferwatch.core.config import Config, duration_seconds
 from inferwatch.generate.writer import rule_groups
-from inferwatch.core.promql import Call, Expr, Matcher, PromQLError, Selector, inline, rate, walk
+from inferwatch.core.promql import Call, Expr, Matcher, PromQLError, Selector, agg, inline, rate, walk
 from inferwatch.core.rules import AlertingRule, RecordingRule, RuleGroup, record_index, rule_file
 from inferwatch.core.signals import MODEL
 
@@ -111,3 +112,11 @@ def floor(groups: tuple[RuleGroup, ...], window: str) -> Floor:
     sampled = "|".join(sorted(read - rated))
     return Floor(tuple(rate(Selector(name), window) for name in sorted(rated)),
                  Selector("", (Matcher("__name__", sampled, "=~"),)) if sampled else None)
+
+
+def floor_rules(floor: Floor, interval: str) -> RuleSet:
+    """The floor's expressions as recording rules of one group, each counted (one series written, as the
+    queried floor counts them): what the rule manager spends on them per cycle, in the same process
+    conditions (garbage collection, head, evaluation timing) as the layered set, with nothing more."""
+    rules = tuple(RecordingRule(f"inferwatch_floor:expr_{i}", agg("count", e)) for i, e in enumerate(floor.exprs()))
+    return RuleSet("floor", (RuleGroup("inferwatch-floor", interval, rules, "inferwatch-floor"),), "the floor")
