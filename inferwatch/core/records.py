@@ -65,14 +65,18 @@ def source_expr(src: Source, sig: Signal, keys: tuple[str, ...], window: str, pa
 
 
 LABEL_NUMBERS = 32  # label_count / label_value read numbers 0..32 (adapters, LoRA slots)
+NUMBER_BASE = 64    # > LABEL_NUMBERS: a series' number rides in the lowest base-64 digit of its scaled value
 
 
 def label_number(src: Source, keys: tuple[str, ...]) -> Expr:
     """The number an info label of the newest series per target holds: a count of comma-joined names
     (label_count) or the label's number (label_value). PromQL cannot turn a label into a value, so each
-    possible number is one matcher, kept where its series is the target's newest (largest timestamp)."""
+    possible number is one matcher; its series carry the number in the lowest digit of their value
+    (a timestamp, in whole milliseconds, times NUMBER_BASE), and one max per target keeps the newest
+    series' number. Every series is selected once: comparing each number's series with the target's
+    newest selected all of them once per number (33 times), and a LoRA engine keeps a series for every
+    adapter set it has run. Seconds since 1970 in milliseconds, times 64, stay exact in a float64."""
     sel = src.selector()
-    newest = agg("max", sel, keys)
     branches = []
     for k in range(LABEL_NUMBERS + 1):
         if src.kind == "label_value":
@@ -80,8 +84,8 @@ def label_number(src: Source, keys: tuple[str, ...]) -> Expr:
         else:
             pattern = "" if k == 0 else "[^,]+" + "(,[^,]+)" * (k - 1)
         one = sel.with_matchers(Matcher(src.label, pattern, "=~"))
-        branches.append(BinOp("==", one, newest, on=keys, group_left=()) * 0 + k)
-    return agg("max", any_of(branches), keys)
+        branches.append(Call("floor", (one * 1000,)) * NUMBER_BASE + k)
+    return BinOp("%", agg("max", any_of(branches), keys), Num(NUMBER_BASE))
 
 
 # ---- pod tier, one group per engine -------------------------------------------------------
