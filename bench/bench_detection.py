@@ -52,7 +52,7 @@ from .incidents import DURATION_MIN, Incident, incidents
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 GROUP_ORDER = ("inferwatch-vllm", "inferwatch-sglang", "inferwatch-vllm-pd", "inferwatch-sglang-pd",
-               "inferwatch-pod", "inferwatch-model", "inferwatch-gpu-info", "inferwatch-gpu", "inferwatch-slo",
+               "inferwatch-pod", "inferwatch-model", "inferwatch-model-histograms", "inferwatch-gpu-info", "inferwatch-gpu", "inferwatch-slo",
                "inferwatch-alerts-model", "inferwatch-alerts-pod", "inferwatch-alerts-gpu")
 SLIS = 'llm_model:slo_(errors|ttft_slow|itl_slow):ratio_rate5m'
 SHORT_SLIS = 'llm_model:slo_(errors|ttft_slow|itl_slow):ratio_rate2m'  # the page-outage tier's short window

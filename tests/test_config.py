@@ -64,6 +64,7 @@ def test_a_full_config_is_read_into_typed_values():
     ("labels:\n  cluster: my cluster\n", "inferwatch.yaml:2: labels.cluster:", "is not a valid label name"),
     ("labels:\n  namespace: pod\n", "inferwatch.yaml:1: labels:", "two roles use the same label name"),
     ("gpu:\n  info_interval: 5m\n", "inferwatch.yaml:2: gpu.info_interval:", "shorter than 5m"),
+    ("recording:\n  histogram_interval: 5m\n", "inferwatch.yaml:2: recording.histogram_interval:", "shorter than 5m"),
     ("recording: {interval: 1m}\ngpu: {info_interval: 30s}\n", "inferwatch.yaml:2: gpu.info_interval:",
      "at least recording.interval (1m)"),
     # duplicate keys and broken YAML

@@ -82,6 +82,25 @@ def test_no_written_rule_reads_a_record_computed_at_query_time():
     assert not later & {s.metric for g in groups for r in g.rules for s in promql.selectors(r.expr)}
 
 
+def test_model_histograms_run_in_their_own_group_never_faster_than_the_cycle():
+    """Bucket, sum and count rates and their quantiles and means move to `inferwatch-model-histograms`,
+    every `recording.histogram_interval` but never more often than `recording.interval`; no rule of the
+    every-cycle model group reads them (it would see a value up to one histogram interval old)."""
+    from dataclasses import replace
+    from inferwatch.core.config import Duration
+    for interval, every, expected in (("30s", "1m", "1m"), ("30s", "30s", "30s"), ("2m", "1m", "2m")):
+        cfg = replace(Config(), recording=replace(Config().recording, interval=Duration(interval),
+                                                  histogram_interval=Duration(every)))
+        groups = {g.name: g for g in recording_groups(cfg)}
+        hist, model = groups["inferwatch-model-histograms"], groups["inferwatch-model"]
+        assert (hist.interval, model.interval) == (expected, interval)
+        written = {r.record for r in hist.rules}
+        assert {"llm_model:ttft_seconds_bucket:rate5m", "llm_model:ttft_seconds_count:rate5m",
+                "llm_model:itl_seconds:histogram_quantile_rate5m", "llm_model:e2e_latency_seconds:mean_rate5m"} <= written
+        assert not any(r.record in written for r in model.rules)
+        assert not written & {s.metric for r in model.rules for s in promql.selectors(r.expr)}
+
+
 def test_subqueries_only_replay_recorded_series():
     """A subquery re-evaluates its body at every step: over raw series (an inlined record read over time)
     it would cost a rule that many evaluations each cycle; GPU_BY_ID fields are recorded for that."""

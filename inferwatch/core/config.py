@@ -151,6 +151,12 @@ class Recording:
     # buckets over hours, `diagnose` their quantiles for every model); the others, and every pod's, are
     # computed when a panel or diagnosis reads them.
     model_histograms: tuple[str, ...] = ("ttft_seconds", "itl_seconds", "e2e_latency_seconds")
+    # How often those histograms' model-tier records (bucket, sum and count rates, quantiles, means) are
+    # recomputed: the rules' costliest reads (a bucket series per pod), over 5m windows that move little
+    # in 30s. No alert waits on them (the SLO's short windows rate the raw buckets every cycle; its long
+    # windows sum these records over 30m and more); panels and `diagnose` see a minute's freshness.
+    # Never more often than `interval`.
+    histogram_interval: Duration = Duration("1m")
 
 
 @dataclass(frozen=True)
@@ -410,6 +416,9 @@ class Config:
         self._check_kubernetes()
         self._check_numbers()
         info, each = duration_seconds(self.gpu.info_interval), duration_seconds(self.recording.interval)
+        if not duration_seconds(self.recording.histogram_interval) < 300.0:
+            raise ConfigError(f"recording.histogram_interval: {self.recording.histogram_interval} must be shorter "
+                              "than 5m (Prometheus' lookback)")
         if not each <= info < min(300.0, duration_seconds(self.gpu.owner_memory)):
             raise ConfigError(f"gpu.info_interval: {self.gpu.info_interval} must be at least recording.interval "
                               f"({self.recording.interval}) and shorter than 5m (Prometheus' lookback) and "

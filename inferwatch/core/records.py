@@ -4,6 +4,8 @@ Groups, evaluated in this order of dependency:
   inferwatch-<engine>     pod tier from one engine's raw series (vllm, sglang; -pd adds transfer signals)
   inferwatch-pod          pod-tier ratios, quantiles and means, from the normalized pod series
   inferwatch-model        model tier: a model's pods summed (prefill and decode kept apart by role)
+  inferwatch-model-histograms  every `recording.histogram_interval`: the model tier's latency histograms
+                          (bucket, sum and count rates, quantiles, means)
   inferwatch-gpu-info     every `gpu.info_interval`: `llm_gpu:info`, one series per GPU naming the
                           inference pod that uses it, built on `llm_gpu:owner:info`, which outlives the
                           engine while the pod holds the GPU
@@ -222,20 +224,24 @@ def _qlabel(q: float) -> str:
 
 # ---- model tier --------------------------------------------------------------------------
 
-def model_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
+def model_groups(cfg: Config, catalogs: list[Catalog]) -> list[RuleGroup]:
+    """The model tier: counters and gauges every cycle; the histograms' bucket, sum and count rates and
+    their quantiles and means every `recording.histogram_interval` (at most every cycle), in a group of
+    their own."""
     lb, w = cfg.labels, cfg.recording.rate_window
     keys = lb.model_keys()
     names = info_names()
     rules = [RecordingRule(names["model_pods"], agg("count", Selector(names["pod_model"]), keys))]
+    histograms: list[RecordingRule] = []
     for sig in SIGNALS:
         if sig.tier != "pod" or sig.kind == "ratio" or not any(c.of(sig.name) for c in catalogs):
             continue
         pod, model = record_names(sig, POD, w), record_names(sig, MODEL, w)
         extra = _kept_labels(sig, catalogs)
         if sig.kind == "histogram":
-            rules.append(RecordingRule(model["bucket"], agg("sum", Selector(pod["bucket"]), keys + ("le",))))
+            histograms.append(RecordingRule(model["bucket"], agg("sum", Selector(pod["bucket"]), keys + ("le",))))
             for part in ("sum", "count"):
-                rules.append(RecordingRule(model[part], agg("sum", Selector(pod[part]), keys)))
+                histograms.append(RecordingRule(model[part], agg("sum", Selector(pod[part]), keys)))
         elif sig.kind == "counter":
             rules.append(RecordingRule(model["rate"], agg("sum", Selector(pod["rate"]), keys + extra)))
         else:
@@ -243,8 +249,10 @@ def model_group(cfg: Config, catalogs: list[Catalog]) -> RuleGroup:
             if "avg" in model:
                 rules.append(RecordingRule(model["avg"], agg("avg", Selector(pod["value"]), keys + extra)))
     rules += _ratio_rules(cfg, MODEL, catalogs)
-    rules += _histogram_summaries(cfg, MODEL)
-    return RuleGroup("inferwatch-model", cfg.recording.interval, tuple(rules), "inferwatch-model")
+    histograms += _histogram_summaries(cfg, MODEL)
+    every = max(cfg.recording.interval, cfg.recording.histogram_interval, key=duration_seconds)
+    return [RuleGroup("inferwatch-model", cfg.recording.interval, tuple(rules), "inferwatch-model"),
+            RuleGroup("inferwatch-model-histograms", every, tuple(histograms), "inferwatch-model-histograms")]
 
 
 def _kept_labels(sig: Signal, catalogs: list[Catalog]) -> tuple[str, ...]:
@@ -487,7 +495,7 @@ def layered_groups(cfg: Config) -> list[RuleGroup]:
     groups = [g for g in groups if g.rules]
     pd = [load_catalog(b) for b in cfg.backends if b.endswith("-pd")]
     groups.append(derived_pod_group(cfg, catalogs))
-    groups.append(model_group(cfg, catalogs + pd))
+    groups += model_groups(cfg, catalogs + pd)
     if cfg.gpu.enabled:
         groups += gpu_groups(cfg)
     return groups

@@ -5,7 +5,7 @@ data are written with `promtool tsdb create-blocks-from rules`, in passes, since
 output. Each rule is evaluated once, in the pass after every record it reads was written (its level:
 pass 1 reads engine series, pass 2 the pod records and the GPU owner mapping, ...), so a group whose later
 rules read its earlier ones is split over passes rather than evaluated again in each. Every group is
-evaluated every `interval`, the GPU mapping included.
+evaluated every `interval`, the GPU mapping and the model histograms included.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def record_history(prom: LocalPrometheus, start: float, end: float, cfg: Config,
     """Write the rules' output between start and end every `interval` into the data of `prom` (whose
     workdir is `workdir`) and return it restarted on the same data."""
     every = Duration(interval)
-    groups = recording_groups(replace(cfg, recording=replace(cfg.recording, interval=every),
+    groups = recording_groups(replace(cfg, recording=replace(cfg.recording, interval=every, histogram_interval=every),
                                       gpu=replace(cfg.gpu, info_interval=every)))
     for n, batch in enumerate(passes(groups)):
         rules_dir, out = workdir / f"rules-{n}", workdir / f"blocks-{n}"
