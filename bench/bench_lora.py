@@ -19,8 +19,8 @@ from pathlib import Path
 
 from inferwatch.core.catalog import Source, load_catalog
 from inferwatch.core.config import Config
-from inferwatch.core.promql import BinOp, Expr, Matcher, agg, any_of, check
-from inferwatch.core.records import LABEL_NUMBERS, label_number
+from inferwatch.core.promql import BinOp, Expr, agg, any_of, check
+from inferwatch.core.records import label_number, number_matchers
 from inferwatch.sandbox.localprom import LocalPrometheus
 
 from . import measure
@@ -32,15 +32,10 @@ STEP, SPAN = 30, 600  # sample spacing and history, seconds
 
 def ladder(src: Source, keys: tuple[str, ...]) -> Expr:
     """The baseline: each number's series compared with the target's newest, one comparison per number."""
-    sel, branches = src.selector(), []
+    sel = src.selector()
     newest = agg("max", sel, keys)
-    for k in range(LABEL_NUMBERS + 1):
-        if src.kind == "label_value":
-            pattern = str(k)
-        else:
-            pattern = "" if k == 0 else "[^,]+" + "(,[^,]+)" * (k - 1)
-        one = sel.with_matchers(Matcher(src.label, pattern, "=~"))
-        branches.append(BinOp("==", one, newest, on=keys, group_left=()) * 0 + k)
+    branches = [BinOp("==", sel.with_matchers(m), newest, on=keys, group_left=()) * 0 + k
+                for k, m in number_matchers(src)]
     return agg("max", any_of(branches), keys)
 
 

@@ -70,6 +70,19 @@ LABEL_NUMBERS = 32  # label_count / label_value read numbers 0..32 (adapters, Lo
 NUMBER_BASE = 64    # > LABEL_NUMBERS: a series' number rides in the lowest base-64 digit of its scaled value
 
 
+def number_matchers(src: Source) -> list[tuple[int, Matcher]]:
+    """Each number 0..LABEL_NUMBERS with the matcher on `src.label` that selects the series holding it:
+    the number itself (label_value) or that many comma-joined names (label_count)."""
+    out = []
+    for k in range(LABEL_NUMBERS + 1):
+        if src.kind == "label_value":
+            pattern = str(k)
+        else:
+            pattern = "" if k == 0 else "[^,]+" + "(,[^,]+)" * (k - 1)
+        out.append((k, Matcher(src.label, pattern, "=~")))
+    return out
+
+
 def label_number(src: Source, keys: tuple[str, ...]) -> Expr:
     """The number an info label of the newest series per target holds: a count of comma-joined names
     (label_count) or the label's number (label_value). PromQL cannot turn a label into a value, so each
@@ -77,16 +90,10 @@ def label_number(src: Source, keys: tuple[str, ...]) -> Expr:
     (a timestamp, in whole milliseconds, times NUMBER_BASE), and one max per target keeps the newest
     series' number. Every series is selected once: comparing each number's series with the target's
     newest selected all of them once per number (33 times), and a LoRA engine keeps a series for every
-    adapter set it has run. Seconds since 1970 in milliseconds, times 64, stay exact in a float64."""
+    adapter set it has run (bench/bench_lora.py). Seconds since 1970 in milliseconds, times 64, stay
+    exact in a float64."""
     sel = src.selector()
-    branches = []
-    for k in range(LABEL_NUMBERS + 1):
-        if src.kind == "label_value":
-            pattern = str(k)
-        else:
-            pattern = "" if k == 0 else "[^,]+" + "(,[^,]+)" * (k - 1)
-        one = sel.with_matchers(Matcher(src.label, pattern, "=~"))
-        branches.append(Call("floor", (one * 1000,)) * NUMBER_BASE + k)
+    branches = [Call("floor", (sel.with_matchers(m) * 1000,)) * NUMBER_BASE + k for k, m in number_matchers(src)]
     return BinOp("%", agg("max", any_of(branches), keys), Num(NUMBER_BASE))
 
 
