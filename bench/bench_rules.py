@@ -143,7 +143,7 @@ def summary_table(results: list[SizeResult]) -> str:
                    else "- | - | -")
         rows.append(f"| {r.spec.pods:,} | {r.spec.models} | {r.spec.gpus} | {_ranks(r)} | {r.data.series:,} | "
                     f"{r.layered.seconds * 1000:,.0f} | {cpu:.2f} | {r.floor.cpu_per_cycle:.2f} | "
-                    f"{cpu / r.floor.cpu_per_cycle:.1f}x | {queried} | "
+                    f"{cpu / r.floor.cpu_per_cycle:.2f}x | {queried} | "
                     f"{r.layered.samples:,} | {r.layered.samples / r.spec.pods:.0f} | "
                     f"{r.layered.samples / r.data.series:.0%} | {r.layered.rss_bytes / 2**20:.0f} | "
                     f"{' | '.join(raw)} | {fill:.0%} | {r.layered.missed + r.floor.missed} |")

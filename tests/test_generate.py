@@ -9,12 +9,13 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import promql_parser
 import yaml
 
-from inferwatch.core.config import Config
+from inferwatch.core.config import Config, Duration
 from inferwatch.generate.docs import render_schema
 from inferwatch.generate.writer import render
 from inferwatch.core import promql, schema
@@ -86,8 +87,6 @@ def test_model_histograms_run_in_their_own_group_never_faster_than_the_cycle():
     """Bucket, sum and count rates and their quantiles and means move to `inferwatch-model-histograms`,
     every `recording.histogram_interval` but never more often than `recording.interval`; no rule of the
     every-cycle model group reads them (it would see a value up to one histogram interval old)."""
-    from dataclasses import replace
-    from inferwatch.core.config import Duration
     for interval, every, expected in (("30s", "1m", "1m"), ("30s", "30s", "30s"), ("2m", "1m", "2m")):
         cfg = replace(Config(), recording=replace(Config().recording, interval=Duration(interval),
                                                   histogram_interval=Duration(every)))
