@@ -154,9 +154,9 @@ class Recording:
     # How often those histograms' model-tier records (bucket, sum and count rates, quantiles, means) are
     # recomputed: the rules' costliest reads (a bucket series per pod), over 5m windows that move little
     # in 30s. No alert waits on them (the SLO's short windows rate the raw buckets every cycle; its long
-    # windows sum these records over 30m and more); panels and `diagnose` see a minute's freshness.
-    # Never more often than `interval`.
-    histogram_interval: Duration = Duration("1m")
+    # windows sum these records over 30m and more); panels and `diagnose` see them at most 2m old, within
+    # the 5m window they average. Never more often than `interval`.
+    histogram_interval: Duration = Duration("2m")
 
 
 @dataclass(frozen=True)
