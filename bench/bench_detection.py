@@ -45,15 +45,15 @@ from inferwatch.core.config import duration_seconds, load_config
 from inferwatch.core.failures import BY_ID
 from inferwatch.core.promql import regex_escape
 from inferwatch.generate.slo import LATENCY_SIGNAL, le_pattern, variants
-from inferwatch.generate.writer import render
+from inferwatch.generate.writer import render, rule_groups
 from inferwatch.sandbox import scenario
 
 from .incidents import DURATION_MIN, Incident, incidents
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-GROUP_ORDER = ("inferwatch-vllm", "inferwatch-sglang", "inferwatch-vllm-pd", "inferwatch-sglang-pd",
-               "inferwatch-pod", "inferwatch-model", "inferwatch-model-histograms", "inferwatch-gpu-info", "inferwatch-gpu", "inferwatch-slo",
-               "inferwatch-alerts-model", "inferwatch-alerts-pod", "inferwatch-alerts-gpu")
+# promtool evaluates groups in this order: the shipped dependency order (records, then alerts), also for
+# --rules files of another version; a group inferwatch no longer ships runs last.
+GROUP_ORDER = tuple(g.name for g in rule_groups(load_config(None)))
 SLIS = 'llm_model:slo_(errors|ttft_slow|itl_slow):ratio_rate5m'
 SHORT_SLIS = 'llm_model:slo_(errors|ttft_slow|itl_slow):ratio_rate2m'  # the page-outage tier's short window
 PAGE_WITHIN, CAUSE_WITHIN, OUTAGE_SHARE = 3.0, 5.0, 0.5
